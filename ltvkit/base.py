@@ -1,0 +1,366 @@
+"""The estimator contract shared by every ltvkit model.
+
+Every ltvkit regressor inherits :class:`LTVRegressorMixin` and routes its input through
+:meth:`LTVRegressorMixin._validate_fit_input` / :meth:`~LTVRegressorMixin._validate_predict_input`.
+That gives all models the same behaviour, documented in ``docs/contract.md``:
+
+- ``X`` may be a pandas DataFrame (numeric, ``bool``, ``category``, ``object`` or string
+  columns) or anything array-like of numbers. NaN in features is allowed; inf is not.
+- ``y`` is 1-D, finite, non-negative and has at least one positive value (multi-horizon
+  models: 2-D and non-decreasing along the horizons).
+- Categorical columns are recorded at ``fit``; at ``predict`` a category never seen in
+  ``fit`` is treated as a missing value (documented handling, never an error).
+- ``predict`` returns a float64 array of finite, non-negative expected values.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sklearn.base import RegressorMixin
+from sklearn.utils import check_array
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+
+__all__ = [
+    "LTVRegressorMixin",
+    "TabularSchema",
+    "check_predictions",
+    "validate_ltv_target",
+]
+
+# Largest prediction ltvkit ever returns; anything above it means a model diverged.
+_PREDICTION_LIMIT = 1e15
+
+
+def validate_ltv_target(
+    y: object, *, multi_horizon: bool = False, allow_no_positive: bool = False
+) -> np.ndarray:
+    """Check an LTV target and return it as a float64 array.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_horizons)
+        Customer value. 1-D unless ``multi_horizon`` is True.
+    multi_horizon : bool, default=False
+        Accept a 2-D target whose columns are cumulative horizons; each row must be
+        non-decreasing along the horizons.
+    allow_no_positive : bool, default=False
+        Skip the "at least one positive value" check.
+
+    Returns
+    -------
+    y : ndarray of float64
+
+    Raises
+    ------
+    ValueError
+        If ``y`` is empty, has the wrong shape, contains NaN or inf, contains a negative
+        value, has no positive value, or (multi-horizon) decreases along the horizons.
+
+    Examples
+    --------
+    >>> validate_ltv_target([0.0, 3.5, 0.0])
+    array([0. , 3.5, 0. ])
+    """
+    if sparse.issparse(y):
+        raise ValueError("ltvkit: the target y must be dense, got a sparse matrix.")
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"ltvkit: the target y must be numeric ({exc}).") from exc
+    if multi_horizon:
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"ltvkit: a multi-horizon target must be 2-D (n_samples, n_horizons), "
+                f"got shape {arr.shape}."
+            )
+    else:
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr.ravel()
+        if arr.ndim != 1:
+            raise ValueError(
+                f"ltvkit: the target y must be 1-D, got shape {arr.shape}. "
+                "Multi-horizon targets need a multi-horizon model (ODMNRegressor)."
+            )
+    if arr.shape[0] == 0:
+        raise ValueError("ltvkit: the target y is empty (0 samples).")
+    n_nan = int(np.isnan(arr).sum())
+    if n_nan:
+        raise ValueError(f"ltvkit: the target y contains {n_nan} NaN value(s).")
+    n_inf = int(np.isinf(arr).sum())
+    if n_inf:
+        raise ValueError(f"ltvkit: the target y contains {n_inf} infinite value(s).")
+    n_neg = int((arr < 0).sum())
+    if n_neg:
+        raise ValueError(
+            f"ltvkit: the target y contains {n_neg} negative value(s) (min {arr.min():g}); "
+            "customer value must be >= 0 (net out refunds before modelling)."
+        )
+    if not allow_no_positive and not (arr > 0).any():
+        raise ValueError(
+            "ltvkit: the target y has no positive value; an LTV model needs at least one "
+            "customer who spends."
+        )
+    if multi_horizon and arr.shape[1] > 1:
+        n_dec = int((np.diff(arr, axis=1) < 0).any(axis=1).sum())
+        if n_dec:
+            raise ValueError(
+                f"ltvkit: the multi-horizon target decreases along the horizons in {n_dec} "
+                "row(s); columns must be cumulative spend (non-decreasing)."
+            )
+    return arr
+
+
+def check_predictions(pred: np.ndarray, estimator_name: str) -> np.ndarray:
+    """Guard a model's output: float64, finite, non-negative and not astronomically large.
+
+    Models produce non-negative output by construction; this is the last line of
+    defence, so a failure here is a bug or a diverged fit, reported loudly instead of
+    passed on to a budget allocation.
+
+    Parameters
+    ----------
+    pred : ndarray
+        Raw predictions.
+    estimator_name : str
+        Used in the error message.
+
+    Returns
+    -------
+    pred : ndarray of float64
+
+    Examples
+    --------
+    >>> check_predictions(np.array([0.0, 1.5]), "MyModel")
+    array([0. , 1.5])
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        raise RuntimeError(
+            f"{estimator_name} produced {int(bad.sum())} non-finite prediction(s); the fit "
+            "probably diverged (try a lower learning rate or stronger regularization)."
+        )
+    if (pred < 0).any():
+        raise RuntimeError(f"{estimator_name} produced negative predictions (min {pred.min():g}).")
+    if (pred > _PREDICTION_LIMIT).any():
+        raise RuntimeError(
+            f"{estimator_name} produced astronomically large predictions (max {pred.max():g}); "
+            "the fit probably diverged."
+        )
+    return pred
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    return (
+        isinstance(series.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(series.dtype)
+        or pd.api.types.is_string_dtype(series.dtype)
+    )
+
+
+@dataclass
+class TabularSchema:
+    """Column kinds and category levels learned from the training ``X``.
+
+    ``fit`` records, for a DataFrame, which columns are numeric and which categorical
+    (``category``, ``object`` or string dtype) and the levels of each categorical
+    column; array input is all numeric. ``transform`` returns a DataFrame with float64
+    numeric columns and ``category`` columns with exactly the training levels, so a
+    level never seen in ``fit`` becomes a missing value.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"spend": [1.0, 2.0], "country": ["UK", "FR"]})
+    >>> schema = TabularSchema().fit(X)
+    >>> schema.categorical_columns
+    ['country']
+    >>> schema.transform(pd.DataFrame({"spend": [3.0], "country": ["DE"]}))["country"].isna().item()
+    True
+    """
+
+    columns: list[str] = field(default_factory=list)
+    numeric_columns: list[str] = field(default_factory=list)
+    categorical_columns: list[str] = field(default_factory=list)
+    categories: dict[str, pd.Index] = field(default_factory=dict)
+    from_frame: bool = False
+    _string_levels: set[str] = field(default_factory=set)
+
+    def fit(self, X: object) -> TabularSchema:
+        frame = _to_frame(X)
+        self.from_frame = isinstance(X, pd.DataFrame)
+        self.columns = [str(c) for c in frame.columns]
+        self.categorical_columns = [str(c) for c in frame.columns if _is_categorical(frame[c])]
+        self.numeric_columns = [c for c in self.columns if c not in self.categorical_columns]
+        self.categories = {}
+        self._string_levels = set()
+        for col in self.categorical_columns:
+            values = frame[col]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                levels = values.cat.categories
+            else:
+                # object/string columns: levels are compared as strings
+                self._string_levels.add(col)
+                levels = pd.Index(sorted(set(values.dropna().astype("string"))), dtype=object)
+            self.categories[col] = pd.Index(levels)
+        return self
+
+    def transform(self, X: object) -> pd.DataFrame:
+        frame = _to_frame(X)
+        frame.columns = [str(c) for c in frame.columns]
+        if self.from_frame and isinstance(X, pd.DataFrame):
+            missing = [c for c in self.columns if c not in frame.columns]
+            if missing:
+                raise ValueError(f"ltvkit: X is missing the column(s) {missing} seen in fit.")
+            frame = frame[self.columns]
+        else:
+            frame.columns = self.columns
+        out = {}
+        for col in self.numeric_columns:
+            values = frame[col]
+            if _is_categorical(values):
+                raise ValueError(
+                    f"ltvkit: column {col!r} was numeric in fit but is not numeric now."
+                )
+            out[col] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        for col in self.categorical_columns:
+            values = frame[col]
+            levels = self.categories[col]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                if values.cat.categories.equals(levels):
+                    out[col] = values.array  # fast path: same levels as in fit
+                    continue
+                values = values.astype(object)
+            elif col in self._string_levels:
+                values = values.astype("string")  # compare as strings, keep missing
+            # get_indexer gives -1 (missing) for NaN and for levels never seen in fit
+            codes = levels.get_indexer(pd.Index(values, dtype=object))
+            out[col] = pd.Categorical.from_codes(codes, categories=levels)
+        return pd.DataFrame(out, index=frame.index)[self.columns]
+
+
+def _to_frame(X: object) -> pd.DataFrame:
+    """Return ``X`` as a DataFrame after the checks every ltvkit model shares."""
+    if sparse.issparse(X):
+        raise TypeError(
+            "ltvkit: sparse input is not supported; pass a dense array or a DataFrame."
+        )
+    if isinstance(X, pd.DataFrame):
+        if X.shape[0] == 0:
+            raise ValueError("ltvkit: X is empty (0 samples).")
+        if X.shape[1] == 0:
+            raise ValueError("ltvkit: X has no columns (0 features).")
+        for col in X.columns:
+            series = X[col]
+            if _is_categorical(series):
+                continue
+            if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(
+                series.dtype
+            ):
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                if np.isinf(values).any():
+                    raise ValueError(f"ltvkit: column {col!r} of X contains infinite values.")
+                continue
+            raise ValueError(
+                f"ltvkit: column {col!r} of X has dtype {series.dtype}, which is neither "
+                "numeric nor categorical; convert it (e.g. dates to days since an event)."
+            )
+        return X.copy(deep=False)
+    arr = check_array(
+        X,
+        dtype="numeric",
+        ensure_all_finite="allow-nan",
+        ensure_min_samples=1,
+        ensure_min_features=1,
+    )
+    if np.isinf(arr).any():  # pragma: no cover - check_array already refuses inf
+        raise ValueError("ltvkit: X contains infinite values.")
+    return pd.DataFrame(arr.astype(np.float64, copy=False), columns=[f"x{i}" for i in range(arr.shape[1])])
+
+
+class LTVRegressorMixin(RegressorMixin):
+    """Mixin that carries ltvkit's estimator contract (see ``docs/contract.md``).
+
+    Subclasses implement ``fit``/``predict``/``predict_nonzero_proba`` and call
+    :meth:`_validate_fit_input` and :meth:`_validate_predict_input` so input checks,
+    feature-name bookkeeping and category handling are the same for every model.
+    The default score is R² (sklearn's); pass an ltvkit scorer such as
+    ``scoring=ltvkit.metrics.get_scorer("normalized_gini")`` to rank models the way LTV
+    users do (sklearn does not know ltvkit's scorer names as plain strings).
+    """
+
+    #: Multi-horizon models (2-D ``y``) set this to True.
+    _multi_horizon: bool = False
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        tags.target_tags.positive_only = True
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = True
+        tags.non_deterministic = False
+        if self._multi_horizon:
+            tags.target_tags.multi_output = True
+            tags.target_tags.single_output = False
+        return tags
+
+    def _validate_fit_input(
+        self, X: object, y: object, sample_weight: object = None
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+        """Validate ``(X, y, sample_weight)`` at fit; learn the schema.
+
+        Returns the DataFrame view of ``X`` (see :class:`TabularSchema`), ``y`` as float64
+        and the sample weights as float64 (or None).
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        validate_data(self, X, reset=True, skip_check_array=True)
+        schema = TabularSchema().fit(X)
+        frame = schema.transform(X)
+        y_arr = validate_ltv_target(y, multi_horizon=self._multi_horizon)
+        check_consistent_length(frame, y_arr)
+        self.schema_ = schema
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, np.empty((len(frame), 0)), dtype=np.float64,
+                ensure_non_negative=True,
+            )
+            if not np.isfinite(sample_weight).all():
+                raise ValueError("ltvkit: sample_weight contains NaN or infinite values.")
+            if sample_weight.sum() <= 0:
+                raise ValueError("ltvkit: sample_weight sums to zero.")
+        return frame, y_arr, sample_weight
+
+    def _validate_predict_input(self, X: object) -> pd.DataFrame:
+        """Check fittedness and ``X`` at predict time; return the DataFrame view."""
+        check_is_fitted(self, "schema_")
+        validate_data(self, X, reset=False, skip_check_array=True)
+        frame = _to_frame(X)
+        if frame.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"ltvkit: X has {frame.shape[1]} features, but {type(self).__name__} was "
+                f"fitted with {self.n_features_in_} features."
+            )
+        return self.schema_.transform(X)
+
+    def predict_nonzero_proba(self, X: object) -> np.ndarray:  # pragma: no cover - abstract
+        """Probability that each customer spends anything, P(y > 0 | x)."""
+        raise NotImplementedError
+
+
+def _as_int(value: object, name: str) -> int:
+    if not isinstance(value, numbers.Integral):
+        raise ValueError(f"ltvkit: {name} must be an integer, got {value!r}.")
+    return int(value)
