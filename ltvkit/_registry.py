@@ -10,6 +10,7 @@ import importlib
 
 #: Public estimator name -> module that defines it. Order = order in benchmarks.
 ESTIMATOR_LOCATIONS: dict[str, str] = {
+    "ZILNRegressor": "ltvkit.nn",
     "LTVBucketizer": "ltvkit.preprocessing",
     "QuantileBucketizer": "ltvkit.preprocessing",
 }

@@ -16,12 +16,14 @@ That gives all models the same behaviour, documented in ``docs/contract.md``:
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import RegressorMixin
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_array
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -87,6 +89,12 @@ def validate_ltv_target(
             )
     else:
         if arr.ndim == 2 and arr.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change "
+                "the shape of y to (n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=2,
+            )
             arr = arr.ravel()
         if arr.ndim != 1:
             raise ValueError(
@@ -186,7 +194,8 @@ class TabularSchema:
     >>> schema = TabularSchema().fit(X)
     >>> schema.categorical_columns
     ['country']
-    >>> schema.transform(pd.DataFrame({"spend": [3.0], "country": ["DE"]}))["country"].isna().item()
+    >>> new = pd.DataFrame({"spend": [3.0], "country": ["DE"]})
+    >>> schema.transform(new)["country"].isna().item()
     True
     """
 
@@ -286,7 +295,8 @@ def _to_frame(X: object) -> pd.DataFrame:
     )
     if np.isinf(arr).any():  # pragma: no cover - check_array already refuses inf
         raise ValueError("ltvkit: X contains infinite values.")
-    return pd.DataFrame(arr.astype(np.float64, copy=False), columns=[f"x{i}" for i in range(arr.shape[1])])
+    columns = [f"x{i}" for i in range(arr.shape[1])]
+    return pd.DataFrame(arr.astype(np.float64, copy=False), columns=columns)
 
 
 class LTVRegressorMixin(RegressorMixin):
@@ -303,7 +313,7 @@ class LTVRegressorMixin(RegressorMixin):
     #: Multi-horizon models (2-D ``y``) set this to True.
     _multi_horizon: bool = False
 
-    def __sklearn_tags__(self):  # noqa: D105
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.positive_only = True
         tags.target_tags.required = True
@@ -326,8 +336,8 @@ class LTVRegressorMixin(RegressorMixin):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
+        schema = TabularSchema().fit(X)  # shape and dtype checks first (clear messages)
         validate_data(self, X, reset=True, skip_check_array=True)
-        schema = TabularSchema().fit(X)
         frame = schema.transform(X)
         y_arr = validate_ltv_target(y, multi_horizon=self._multi_horizon)
         check_consistent_length(frame, y_arr)
@@ -346,12 +356,24 @@ class LTVRegressorMixin(RegressorMixin):
     def _validate_predict_input(self, X: object) -> pd.DataFrame:
         """Check fittedness and ``X`` at predict time; return the DataFrame view."""
         check_is_fitted(self, "schema_")
+        if not isinstance(X, pd.DataFrame) and not sparse.issparse(X):
+            X = np.asarray(X)
+            shape = X.shape
+            if len(shape) == 2 and shape[1] != self.n_features_in_:
+                raise ValueError(  # sklearn's wording, which its checks look for
+                    f"X has {shape[1]} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            if len(shape) == 2 and shape[0] > 0 and self.schema_.categorical_columns:
+                # an array holding category labels: give it the training column names
+                X = pd.DataFrame(X.astype(object), columns=self.schema_.columns)
+                X = X.infer_objects()
+        frame = _to_frame(X)  # 1-D / empty / sparse input fails here with a clear message
         validate_data(self, X, reset=False, skip_check_array=True)
-        frame = _to_frame(X)
         if frame.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"ltvkit: X has {frame.shape[1]} features, but {type(self).__name__} was "
-                f"fitted with {self.n_features_in_} features."
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
             )
         return self.schema_.transform(X)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+from sklearn.exceptions import DataConversionWarning
 
 from ltvkit.base import TabularSchema, check_predictions, validate_ltv_target
 
@@ -28,7 +29,8 @@ def test_validate_ltv_target_names_the_problem(y, pattern):
 
 
 def test_validate_ltv_target_accepts_column_vector_and_ints():
-    out = validate_ltv_target(np.array([[0], [3]]))
+    with pytest.warns(DataConversionWarning, match="column-vector"):
+        out = validate_ltv_target(np.array([[0], [3]]))
     assert out.dtype == np.float64 and out.shape == (2,)
 
 

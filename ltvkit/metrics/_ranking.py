@@ -93,7 +93,8 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     Customers are sorted by ``y_pred`` descending and the gain curve is the cumulative
     share of total ``y_true`` against the population share, starting at (0, 0).
     ``Gini = 2 * mean(gain) - 1`` over its ``n`` points (as in ``google/lifetime_value``);
-    it is divided by the Gini of the perfect order (sort by ``y_true``). Customers with tied ``y_pred`` each contribute the mean
+    it is divided by the Gini of the perfect order (sort by ``y_true``). Customers with
+    tied ``y_pred`` each contribute the mean
     ``y_true`` of their tie group, so the value does not depend on the row order.
 
     Parameters
@@ -108,7 +109,8 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     gini : float
         At most 1 for non-negative ``y_true``; higher is better, 1 is the perfect order.
         A constant prediction scores ``1 / (n * Gini_perfect)`` (not exactly 0: the
-        mean-of-points definition carries a ``1/n`` offset that vanishes for large n). 0.0 when ``sum(y_true) == 0`` or all
+        mean-of-points definition carries a ``1/n`` offset that vanishes for large n).
+        0.0 when ``sum(y_true) == 0`` or all
         ``y_true`` are equal (the perfect Gini is 0).
 
     Examples

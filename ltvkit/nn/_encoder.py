@@ -1,0 +1,315 @@
+"""Tabular encoder of ltvkit's deep models: DataFrame -> float32 / int64 arrays, once.
+
+Numeric columns: optional signed ``log1p`` (``sign(x) * log1p(|x|)``, i.e. ``log1p`` for
+non-negative values) for right-skewed columns such as spend and counts, then
+:class:`~sklearn.preprocessing.StandardScaler`, then missing values imputed with the
+training mean (0 after scaling) plus one 0/1 indicator column per numeric column that
+had missing values in training.
+
+Categorical columns: :class:`~sklearn.preprocessing.OrdinalEncoder` with
+``handle_unknown="use_encoded_value"`` and ``min_frequency``, remapped so that index 0
+is one shared "other" slot for missing, unseen and rare categories and the frequent
+training levels are 1..k. The deep models embed each column with ``nn.Embedding``
+(see :func:`embedding_dim_rule`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+__all__ = ["EncodedSpec", "TabularEncoder", "embedding_dim_rule"]
+
+# Rows encoded at a time: bounds the float64 working copies in fit and transform.
+_CHUNK_ROWS = 65_536
+# Skewness above which log_transform="auto" applies the signed log1p to a column.
+_AUTO_LOG_SKEW = 1.0
+
+
+def embedding_dim_rule(cardinality: int) -> int:
+    """Embedding width for a column with ``cardinality`` rows: ``min(50, ceil(card / 2))``.
+
+    The rule of CC-OR-Net. ``cardinality`` counts the "other" slot (index 0) too, so
+    a binary column (2 levels + slot) gets 2 dimensions.
+
+    Examples
+    --------
+    >>> embedding_dim_rule(3), embedding_dim_rule(1000)
+    (2, 50)
+    """
+    return int(min(50, math.ceil(cardinality / 2)))
+
+
+@dataclass(frozen=True)
+class EncodedSpec:
+    """What a module needs to know about the encoded input (built by the encoder).
+
+    Attributes
+    ----------
+    n_numeric : int
+        Width of the float32 block ``x_num`` (scaled columns + missing indicators).
+    cardinalities : tuple of int
+        Rows of the embedding table of each categorical column (levels + 1 slot).
+    embedding_dims : tuple of int
+        Embedding width of each categorical column.
+    numeric_features : tuple of str
+        Names of the ``x_num`` columns (indicators are named ``"<col>__missing"``).
+    categorical_features : tuple of str
+        Names of the ``x_cat`` columns.
+    """
+
+    n_numeric: int
+    cardinalities: tuple[int, ...]
+    embedding_dims: tuple[int, ...]
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+
+    @property
+    def n_categorical(self) -> int:
+        """Number of categorical columns."""
+        return len(self.cardinalities)
+
+    @property
+    def n_inputs(self) -> int:
+        """Width of ``[x_num, embeddings]``, the input of the shared bottom."""
+        return self.n_numeric + sum(self.embedding_dims)
+
+
+class TabularEncoder:
+    """Encode a validated DataFrame into ``{"x_num": float32, "x_cat": int64}`` arrays.
+
+    Fitted inside :meth:`BaseDeepRegressor.fit` on the DataFrame returned by
+    ``_validate_fit_input`` (float64 numeric columns, ``category`` columns with the
+    training levels, unseen levels already NaN). Not a public sklearn transformer: it
+    has no hyperparameter search surface of its own; the estimators expose
+    ``log_transform``, ``min_category_frequency`` and ``embedding_dim``.
+
+    Parameters
+    ----------
+    log_transform : {"auto", True, False}, default="auto"
+        Apply ``sign(x) * log1p(|x|)`` (``log1p`` for non-negative values) before
+        scaling. ``"auto"``: to right-skewed numeric columns (training skewness > 1),
+        e.g. spend and order counts, also when a few values are negative (refunds).
+        ``True``: to every numeric column. ``False``: never.
+    min_category_frequency : int, default=5
+        Categories seen fewer times in training share the "other" slot (index 0) with
+        missing and unseen values.
+    embedding_dim : int or None, default=None
+        Embedding width for every categorical column; ``None`` uses
+        :func:`embedding_dim_rule`.
+
+    Attributes
+    ----------
+    spec_ : EncodedSpec
+    log_columns_ : list of str
+        Numeric columns that get the signed ``log1p``.
+    indicator_columns_ : list of str
+        Numeric columns that get a missing-value indicator.
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"spend": [0.0, 10.0, np.nan, 500.0],
+    ...                   "country": pd.Categorical(["UK", "UK", "FR", None])})
+    >>> enc = TabularEncoder(min_category_frequency=1).fit(X)
+    >>> out = enc.transform(X)
+    >>> out["x_num"].dtype, out["x_cat"].ravel().tolist()
+    (dtype('float32'), [2, 2, 1, 0])
+    """
+
+    def __init__(
+        self,
+        log_transform: bool | str = "auto",
+        min_category_frequency: int = 5,
+        embedding_dim: int | None = None,
+    ) -> None:
+        self.log_transform = log_transform
+        self.min_category_frequency = min_category_frequency
+        self.embedding_dim = embedding_dim
+
+    def fit(self, frame: pd.DataFrame, sample_weight: np.ndarray | None = None) -> TabularEncoder:
+        """Learn scaling, log columns, indicators and category codes from ``frame``.
+
+        ``sample_weight`` (frequency weights) weights the skewness test and the
+        scaler's mean and variance; category frequencies are counted unweighted.
+        """
+        num_cols = [
+            c for c in frame.columns if not isinstance(frame[c].dtype, pd.CategoricalDtype)
+        ]
+        cat_cols = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+        self.numeric_columns_ = num_cols
+        self.categorical_columns_ = cat_cols
+
+        # the skewness only decides a yes/no: a strided subsample of ~100k rows is plenty
+        step = max(1, len(frame) // 100_000)
+        sub_w = None if sample_weight is None else sample_weight[::step]
+        self._log_mask = self._log_mask_for(
+            self._numeric_block(frame.iloc[::step], num_cols), sub_w
+        )
+        self.log_columns_ = [c for c, m in zip(num_cols, self._log_mask, strict=True) if m]
+        # scaling statistics and missing-value flags in row chunks: the float64 working
+        # copy never exceeds one chunk, whatever the number of rows
+        has_nan = np.zeros(len(num_cols), dtype=bool)
+        self.scaler_ = StandardScaler(copy=False) if num_cols else None
+        for start in range(0, len(frame) if num_cols else 0, _CHUNK_ROWS):
+            stop = start + _CHUNK_ROWS
+            block = self._apply_log(self._numeric_block(frame.iloc[start:stop], num_cols))
+            has_nan |= np.isnan(block).any(axis=0)
+            w = None if sample_weight is None else sample_weight[start:stop]
+            if w is not None and not (w > 0).any():
+                continue  # a chunk of zero weights carries no information
+            self.scaler_.partial_fit(block, sample_weight=w)
+        self.indicator_columns_ = [c for j, c in enumerate(num_cols) if has_nan[j]]
+        self._indicator_mask = has_nan
+        if self.scaler_ is not None:
+            if not hasattr(self.scaler_, "mean_"):  # every weight was zero
+                self.scaler_.fit(np.zeros((1, len(num_cols))))
+            # an all-NaN training column has a NaN mean; make it a constant 0 column
+            self.scaler_.mean_ = np.nan_to_num(self.scaler_.mean_, nan=0.0)
+            self.scaler_.scale_ = np.nan_to_num(self.scaler_.scale_, nan=1.0)
+            self.scaler_.scale_[self.scaler_.scale_ == 0] = 1.0
+
+        self._fit_categories(frame, cat_cols)
+        dims = self._embedding_dims()
+        self.spec_ = EncodedSpec(
+            n_numeric=len(num_cols) + len(self.indicator_columns_),
+            cardinalities=tuple(self.cardinalities_),
+            embedding_dims=tuple(dims),
+            numeric_features=tuple(num_cols)
+            + tuple(f"{c}__missing" for c in self.indicator_columns_),
+            categorical_features=tuple(cat_cols),
+        )
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Return ``{"x_num": (n, n_numeric) float32, "x_cat": (n, n_cat) int64}``.
+
+        Works through the rows in chunks of 65,536 and writes straight into the float32
+        output, so the float64 working copies never exceed one chunk.
+        """
+        n = len(frame)
+        x_num = np.empty((n, self.spec_.n_numeric), dtype=np.float32)
+        x_cat = np.zeros((n, len(self.categorical_columns_)), dtype=np.int64)
+        n_cols = len(self.numeric_columns_)
+        for start in range(0, n, _CHUNK_ROWS):
+            stop = min(start + _CHUNK_ROWS, n)
+            part = frame.iloc[start:stop]
+            if n_cols:
+                num = self._apply_log(self._numeric_block(part, self.numeric_columns_))
+                missing = np.isnan(num)
+                num = self.scaler_.transform(num)  # in place (copy=False); NaN passes
+                num[missing] = 0.0  # the training mean after scaling
+                x_num[start:stop, :n_cols] = num
+                x_num[start:stop, n_cols:] = missing[:, self._indicator_mask]
+            if self.ordinal_ is not None:
+                codes = self.ordinal_.transform(self._level_codes(part)).astype(np.int64) + 1
+                for j_enc, j in enumerate(self._encoded_cat_idx):
+                    x_cat[start:stop, j] = self._code_maps[j_enc][codes[:, j_enc]]
+        return {"x_num": x_num, "x_cat": x_cat}
+
+    def transform_tensors(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        """:meth:`transform`, as torch tensors sharing the arrays' memory."""
+        return {k: torch.from_numpy(v) for k, v in self.transform(frame).items()}
+
+    # -- numeric --------------------------------------------------------------------------
+    @staticmethod
+    def _numeric_block(frame: pd.DataFrame, cols: list[str]) -> np.ndarray:
+        if not cols:
+            return np.empty((len(frame), 0), dtype=np.float64)
+        # always a fresh array (copy=True): the log and the imputation below write into
+        # it, and under pandas copy-on-write a plain to_numpy() may be a read-only view
+        return frame[cols].to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+
+    def _log_mask_for(self, num: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+        """Which columns get the signed log1p (see ``log_transform``)."""
+        n_cols = num.shape[1]
+        if self.log_transform is False or n_cols == 0:
+            return np.zeros(n_cols, dtype=bool)
+        has_value = ~np.isnan(num).all(axis=0)
+        if self.log_transform is True:
+            return has_value
+        sub = num
+        w = np.ones(sub.shape[0]) if sample_weight is None else sample_weight
+        mask = ~np.isnan(sub)
+        wm = mask * w[:, None]
+        total = wm.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            filled = np.where(mask, sub, 0.0)
+            mean = (wm * filled).sum(axis=0) / total
+            dev = np.where(mask, sub - mean, 0.0)
+            var = (wm * dev**2).sum(axis=0) / total
+            skew = (wm * dev**3).sum(axis=0) / total / var**1.5
+        return has_value & (total > 0) & (var > 0) & (np.nan_to_num(skew) > _AUTO_LOG_SKEW)
+
+    def _apply_log(self, num: np.ndarray) -> np.ndarray:
+        if self._log_mask.any():
+            # signed log1p: log1p for non-negative values, and a few refunds (negative
+            # spend) do not disqualify a heavy-tailed spend column
+            block = num[:, self._log_mask]
+            num[:, self._log_mask] = np.sign(block) * np.log1p(np.abs(block))
+        return num
+
+    # -- categorical ----------------------------------------------------------------------
+    def _level_codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """Position of each value among the training levels (NaN: missing or unseen).
+
+        The schema already fixed every categorical column to the training levels, so
+        pandas' category codes identify the level; the OrdinalEncoder then works on
+        numbers (fast ``np.unique`` paths) instead of Python objects.
+        """
+        out = np.empty((len(frame), len(self._encoded_cat_cols)), dtype=np.float64)
+        for j_enc, col in enumerate(self._encoded_cat_cols):
+            values = frame[col]
+            if not values.cat.categories.equals(self._levels[j_enc]):
+                values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
+            codes = np.asarray(values.cat.codes if hasattr(values, "cat") else values.codes)
+            out[:, j_enc] = np.where(codes < 0, np.nan, codes)
+        return out
+
+    def _fit_categories(self, frame: pd.DataFrame, cat_cols: list[str]) -> None:
+        self.cardinalities_ = [1] * len(cat_cols)
+        self._code_maps: list[np.ndarray] = []
+        self._encoded_cat_cols = []
+        self._encoded_cat_idx = []
+        self._levels = []
+        for j, col in enumerate(cat_cols):
+            cats = frame[col].cat.categories
+            if len(cats) and frame[col].notna().any():
+                self._encoded_cat_cols.append(col)
+                self._encoded_cat_idx.append(j)
+                self._levels.append(cats)
+        if not self._encoded_cat_cols:
+            self.ordinal_ = None
+            return
+        min_freq = self.min_category_frequency if self.min_category_frequency > 1 else None
+        self.ordinal_ = OrdinalEncoder(
+            categories=[np.arange(len(lv), dtype=np.float64) for lv in self._levels],
+            handle_unknown="use_encoded_value",
+            unknown_value=-1,
+            encoded_missing_value=-1,
+            min_frequency=min_freq,
+            dtype=np.float64,
+        ).fit(self._level_codes(frame))
+        infrequent = getattr(self.ordinal_, "infrequent_categories_", [None] * len(self._levels))
+        for j_enc, j in enumerate(self._encoded_cat_idx):
+            n_levels = len(self.ordinal_.categories_[j_enc])
+            rare = infrequent[j_enc]
+            n_rare = 0 if rare is None else len(rare)
+            n_frequent = n_levels - n_rare
+            # OrdinalEncoder codes: -1 missing/unseen, 0..n_frequent-1 frequent levels,
+            # n_frequent = the infrequent group. Shift by one and send -1 and the
+            # infrequent group to the shared slot 0.
+            n_codes = n_frequent + (1 if n_rare else 0)
+            code_map = np.zeros(n_codes + 1, dtype=np.int64)
+            code_map[1 : n_frequent + 1] = np.arange(1, n_frequent + 1)
+            self._code_maps.append(code_map)
+            self.cardinalities_[j] = n_frequent + 1
+
+    def _embedding_dims(self) -> list[int]:
+        if self.embedding_dim is None:
+            return [embedding_dim_rule(c) for c in self.cardinalities_]
+        return [int(self.embedding_dim)] * len(self.cardinalities_)
