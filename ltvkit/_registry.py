@@ -10,7 +10,9 @@ import importlib
 
 #: Public estimator name -> module that defines it. Order = order in benchmarks.
 ESTIMATOR_LOCATIONS: dict[str, str] = {
+    "TwoStageRegressor": "ltvkit.boosting",
     "ZILNRegressor": "ltvkit.nn",
+    "MEANRegressor": "ltvkit.nn.mean",
     "LTVBucketizer": "ltvkit.preprocessing",
     "QuantileBucketizer": "ltvkit.preprocessing",
 }

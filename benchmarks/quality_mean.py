@@ -1,0 +1,237 @@
+"""Quality of MEANRegressor and its ablations on CDNOW and UCI Online Retail.
+
+Run from the repository root::
+
+    OMP_NUM_THREADS=1 python benchmarks/quality_mean.py                   # all tables
+    OMP_NUM_THREADS=1 python benchmarks/quality_mean.py --seeds 1 --datasets CDNOW
+    OMP_NUM_THREADS=1 python benchmarks/quality_mean.py --size paper --models MEAN
+
+Protocol (ltvkit convention): ``train_test_split(X, y, test_size=0.3, random_state=0)``;
+one fit per ``random_state`` in ``0 .. seeds-1`` (the split is fixed; the seed changes
+initialisation, shuffling and the validation split); mean ± sd over seeds on the 30%
+test split. Metrics: the paper's (percentile MAPE, normalized Gini, Spearman, AUC of
+the top-10% customers, ``ltvkit.metrics.high_value_auc``) and two calibration metrics
+(decile MAPE, AMBE).
+
+Rows:
+
+- ``MEAN``: ``MEANRegressor`` defaults except the network sizes (``--size small``:
+  ``hidden_units=(64, 32), expert_units=(32,), dam_units=(32,)``; ``--size paper``:
+  the defaults, i.e. the paper's ``[512, 256]`` shared layer, 128-wide experts and the
+  ``[256, 128, 64]`` DAM);
+- the paper's three ablations (Tables 2-3): ``w/o L_kl`` (``kl=False``),
+  ``w/o L_dis_2`` (``distillation=False``), ``MVFE only`` (``dam=False``);
+- ``MEAN (linear)``: ``label_transform="linear"``, the paper's scaling of the labels
+  to ``[0, 20]``;
+- ``ZILN`` and ``OptDist``: ``ZILNRegressor`` and ``OptDistRegressor`` with their
+  default hyperparameters (``OptDist`` is skipped if it is not installed);
+- ``calibration spend``: ranking by ``X["monetary_total"]``; for the error metrics it
+  predicts ``monetary_total * mean(y_train) / mean(monetary_total_train)``.
+
+A second table per dataset compares ``bias_correction`` for the default ``MEAN``
+models: the same fitted networks, only the retransformation refitted on the training
+rows (so the comparison is paired). Online Retail is skipped when its file is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+import ltvkit
+from ltvkit.datasets import load_cdnow, load_online_retail
+from ltvkit.metrics import (
+    ambe,
+    decile_mape,
+    high_value_auc,
+    normalized_gini,
+    percentile_mape,
+    spearman,
+)
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "percentile MAPE ↓": percentile_mape,
+    "GINI ↑": normalized_gini,
+    "Spearman ↑": spearman,
+    "AUC top-10% ↑": high_value_auc,
+    "decile MAPE ↓": decile_mape,
+    "AMBE ↓": ambe,
+}
+SIZES = {
+    "small": dict(hidden_units=(64, 32), expert_units=(32,), dam_units=(32,)),
+    "paper": {},
+}
+MEAN_VARIANTS = {
+    "MEAN": {},
+    "w/o L_kl": dict(kl=False),
+    "w/o L_dis_2": dict(distillation=False),
+    "MVFE only": dict(dam=False),
+    "MEAN (linear)": dict(label_transform="linear"),
+}
+CORRECTIONS = ("isotonic", "mean", "smearing", "none")
+
+
+def _estimator(name: str) -> type | None:
+    """``ltvkit.<name>`` once registered, else the model's own module; None if absent."""
+    try:
+        return getattr(ltvkit, name)
+    except AttributeError:
+        pass
+    module = {
+        "ZILNRegressor": "ltvkit.nn.ziln",
+        "OptDistRegressor": "ltvkit.nn.optdist",
+        "MEANRegressor": "ltvkit.nn.mean",
+    }[name]
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _load(name: str) -> tuple[pd.DataFrame, pd.Series] | None:
+    if name == "CDNOW":
+        return load_cdnow()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # refunds netted to 0
+            return load_online_retail()
+    except FileNotFoundError:
+        return None
+
+
+def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {name: float(fn(y_true, pred)) for name, fn in METRICS.items()}
+
+
+def _fmt(values: pd.Series) -> str:
+    sd = values.std(ddof=1) if len(values) > 1 else 0.0
+    big = values.abs().mean() >= 10
+    return f"{values.mean():.2f} ± {sd:.2f}" if big else f"{values.mean():.4f} ± {sd:.4f}"
+
+
+def _models(size: str, wanted: list[str]) -> dict[str, Callable[[int], object]]:
+    mean_cls = _estimator("MEANRegressor")
+    out: dict[str, Callable[[int], object]] = {}
+    for label, extra in MEAN_VARIANTS.items():
+        params = {**SIZES[size], **extra}
+        out[label] = lambda seed, p=params: mean_cls(random_state=seed, **p)
+    for label, cls_name in (("ZILN", "ZILNRegressor"), ("OptDist", "OptDistRegressor")):
+        cls = _estimator(cls_name)
+        if cls is None:
+            print(f"{label}: {cls_name} not available, skipped")
+            continue
+        out[label] = lambda seed, c=cls: c(random_state=seed)
+    return {k: v for k, v in out.items() if not wanted or k in wanted}
+
+
+def evaluate(name: str, seeds: int, size: str, wanted: list[str]) -> None:
+    data = _load(name)
+    if data is None:
+        print(f"{name}: data not found, skipped\n")
+        return
+    X, y = data
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
+    y_tr = np.asarray(y_tr, dtype=float)
+    y_te = np.asarray(y_te, dtype=float)
+    rows: dict[str, list[dict[str, float]]] = {}
+    timing: dict[str, list[tuple[float, int]]] = {}
+    corrections: dict[str, list[dict[str, float]]] = {c: [] for c in CORRECTIONS}
+    dam_accuracy: list[float] = []
+    majority = 0.0
+    for label, make in _models(size, wanted).items():
+        for seed in range(seeds):
+            model = make(seed)
+            t0 = time.perf_counter()
+            model.fit(X_tr, y_tr)
+            timing.setdefault(label, []).append((time.perf_counter() - t0, model.n_iter_))
+            rows.setdefault(label, []).append(_scores(y_te, model.predict(X_te)))
+            if label == "MEAN":
+                # the DAM's range classification on its own training data
+                z = model.bucketizer_.transform(y_tr.reshape(-1, 1)).ravel()
+                b = model.predict_distribution_proba(X_tr)
+                dam_accuracy.append(float((b.argmax(axis=1) == z).mean()))
+                majority = float(np.bincount(z).max() / len(z))
+                # paired comparison: refit only the retransformation of this network
+                # (private helpers, the same ones MEANRegressor.fit uses)
+                s_hat = model._forward_outputs(X_tr, model._scaled_prediction)
+                for corr in CORRECTIONS:
+                    model.bias_correction = corr
+                    model.bias_correction_ = model._fit_bias_correction(
+                        y_tr, s_hat, np.ones_like(y_tr)
+                    )
+                    corrections[corr].append(_scores(y_te, model.predict(X_te)))
+    spend_tr = X_tr["monetary_total"].to_numpy(dtype=float)
+    spend_te = X_te["monetary_total"].to_numpy(dtype=float)
+    base = _scores(y_te, np.clip(spend_te, 0, None) * (y_tr.mean() / spend_tr.mean()))
+
+    print(
+        f"### {name}: {len(X_tr):,} train / {len(X_te):,} test customers, "
+        f"{(y_te == 0).mean():.0%} zeros in test; MEAN sizes: {size} {SIZES[size] or '(defaults)'}"
+        f"; {seeds} seed(s)\n"
+    )
+    table = pd.DataFrame(
+        {label: [_fmt(pd.DataFrame(res)[m]) for m in METRICS] for label, res in rows.items()},
+        index=list(METRICS),
+    )
+    table["calibration spend"] = [
+        f"{base[m]:.2f}" if abs(base[m]) >= 10 else f"{base[m]:.4f}" for m in METRICS
+    ]
+    print(table.T.to_markdown())
+    print()
+    fit = {
+        label: f"{np.mean([t for t, _ in v]):.1f} s, {np.mean([e for _, e in v]):.0f} epochs"
+        for label, v in timing.items()
+    }
+    print("mean fit time and epochs: " + "; ".join(f"{k} {v}" for k, v in fit.items()))
+    print()
+    if dam_accuracy:
+        print(
+            f"MEAN's DAM, accuracy on the training rows: {np.mean(dam_accuracy):.4f} "
+            f"(seeds: {', '.join(f'{a:.4f}' for a in dam_accuracy)}); majority range: "
+            f"{majority:.4f}\n"
+        )
+    if corrections["isotonic"]:
+        corr_table = pd.DataFrame(
+            {c: [_fmt(pd.DataFrame(res)[m]) for m in METRICS] for c, res in corrections.items()},
+            index=list(METRICS),
+        )
+        corr_table.columns = [f"bias_correction={c!r}" for c in corr_table.columns]
+        print(f"MEAN, {name}: retransformation of the same fitted networks\n")
+        print(corr_table.T.to_markdown())
+        print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        default=[],
+        help="subset of rows, e.g. MEAN ZILN (default: all)",
+    )
+    parser.add_argument(
+        "--datasets", nargs="*", default=["CDNOW", "Online Retail"], help="CDNOW, Online Retail"
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"quality_mean.py, {datetime.date.today()}, torch {torch.__version__}\n")
+    for name in args.datasets:
+        evaluate(name, args.seeds, args.size, args.models)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,795 @@
+"""MEAN: the Multi-Expert Adaptive Network of Liu et al. (WeChat Pay).
+
+The label range is pre-divided into ``n`` ordered *distributions* (value ranges, the
+zero value being its own range; :class:`~ltvkit.preprocessing.LTVBucketizer`). Two
+branches read the customer's features:
+
+- **MVFE** (multi-view feature express, eqs. 2-7): ``M`` view experts on the shared
+  representation and ``n`` softmax gates (an MMoE whose "tasks" are the distributions)
+  give one embedding per distribution; an attention layer over these ``n`` embeddings,
+  read as an ordered sequence of tokens, mixes them into one embedding ``e``; a linear
+  layer maps ``e`` to the scaled label. Loss: Huber (eq. 8).
+- **DAM** (distribution approximation module, eqs. 9-11): a separate shared layer and
+  MLP classify the customer into the ``n`` distributions, ``b = softmax(k)``.
+
+The constrained attention joint alignment (eqs. 12-16) ties them together: the mean
+row of the attention matrix, ``theta``, is pulled towards ``b`` (KL) and the DAM is
+distilled towards ``softmax(theta / tau)`` (soft-label cross-entropy). ``predict``
+inverts the label scaling and corrects its retransformation bias, so it returns
+expected values in the original units (see ``docs/models/mean.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.isotonic import IsotonicRegression
+from sklearn.utils.metaestimators import available_if
+from torch import nn
+
+from ltvkit.base import validate_ltv_target
+from ltvkit.nn._base import BaseDeepRegressor
+from ltvkit.nn._encoder import EncodedSpec
+from ltvkit.nn._layers import MLP, SharedBottom
+from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
+
+__all__ = ["MEANLoss", "MEANModule", "MEANRegressor", "ParallelMLP"]
+
+#: The small constant xi of eq. 15 inside ``log(q + xi)``; also used in the KL term
+#: (eq. 13), where a float32 softmax can underflow to an exact 0.
+XI = 1e-8
+
+_LABEL_TRANSFORMS = ("linear", "log1p", "sqrt", "none")
+#: "linear" maps the largest training label to this value: the paper scales the labels
+#: to [0, 20].
+_LINEAR_MAX = 20.0
+_BIAS_CORRECTIONS = ("isotonic", "smearing", "mean", "none")
+
+
+# -- label scaling -------------------------------------------------------------------------
+def _scale(y: np.ndarray, kind: str, unit: float) -> np.ndarray:
+    """The scaled label; ``unit`` is the label unit of ``"linear"`` (ignored otherwise)."""
+    if kind == "linear":
+        return y / unit
+    if kind == "log1p":
+        return np.log1p(y)
+    if kind == "sqrt":
+        return np.sqrt(y)
+    return y.copy()
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """``np.interp`` in torch: piecewise-linear through ``(xp, fp)``, constant outside."""
+    xp, fp = xp.to(x.device), fp.to(x.device)
+    if xp.numel() == 1:
+        return fp.expand_as(x).clone()
+    i = torch.searchsorted(xp, x.contiguous()).clamp(1, xp.numel() - 1)
+    x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    t = ((x - x0) / (x1 - x0)).clamp(0.0, 1.0)
+    return f0 + t * (f1 - f0)
+
+
+def _unscale(s: torch.Tensor, kind: str, unit: float) -> torch.Tensor:
+    """Inverse of :func:`_scale` for ``s >= 0`` (callers clip first)."""
+    if kind == "linear":
+        return s * unit
+    if kind == "log1p":
+        return torch.expm1(s)
+    if kind == "sqrt":
+        return s * s
+    return s
+
+
+# -- modules ---------------------------------------------------------------------------------
+class ParallelMLP(nn.Module):
+    """``n_models`` independent MLPs on the same input, run as batched matrix products.
+
+    Equivalent to ``n_models`` separate :class:`~ltvkit.nn.MLP` towers (``Linear ->
+    ReLU -> Dropout`` per layer) but with one ``einsum`` per layer instead of a Python
+    loop over the towers. Weights are initialised like ``nn.Linear`` (uniform in
+    ``+-1/sqrt(fan_in)``), tower by tower.
+
+    Parameters
+    ----------
+    in_features : int
+    hidden_units : sequence of int
+        Widths of every tower (at least one layer).
+    n_models : int
+    dropout : float, default=0.0
+
+    Examples
+    --------
+    >>> experts = ParallelMLP(8, (16,), n_models=5)
+    >>> experts(torch.zeros(3, 8)).shape, experts.out_features
+    (torch.Size([3, 5, 16]), 16)
+    """
+
+    def __init__(
+        self, in_features: int, hidden_units: Sequence[int], n_models: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if not len(hidden_units):
+            raise ValueError("ltvkit: ParallelMLP needs at least one hidden layer.")
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        width = int(in_features)
+        for units in hidden_units:
+            bound = 1.0 / math.sqrt(width)
+            self.weights.append(nn.Parameter(torch.empty(n_models, width, int(units))))
+            self.biases.append(nn.Parameter(torch.empty(n_models, int(units))))
+            nn.init.uniform_(self.weights[-1], -bound, bound)
+            nn.init.uniform_(self.biases[-1], -bound, bound)
+            width = int(units)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.n_models = int(n_models)
+        self.out_features = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # first layer: every tower reads the same (batch, in) input
+        h = torch.einsum("bi,mio->bmo", x, self.weights[0]) + self.biases[0]
+        h = self.dropout(torch.relu(h))
+        for w, b in zip(self.weights[1:], self.biases[1:], strict=True):
+            h = self.dropout(torch.relu(torch.einsum("bmi,mio->bmo", h, w) + b))
+        return h  # (batch, n_models, out_features)
+
+
+class MEANModule(nn.Module):
+    """MVFE (experts, gates, attention over distributions, linear output) + DAM.
+
+    ``forward`` returns a dict with
+
+    - ``"y_hat"`` ``(B,)``: the prediction on the scaled-label scale, ``FC(e)`` (eq. 7);
+    - ``"attention"`` ``(B, n, n)``: the attention matrix ``A`` (rows sum to 1);
+    - ``"dam_logits"`` ``(B, n)``: the DAM logits ``k`` (eq. 9), only with a DAM.
+
+    Parameters
+    ----------
+    bottom : SharedBottom
+        Shared layer of the MVFE branch.
+    dam_bottom : SharedBottom or None
+        Separate shared layer of the DAM (None: no DAM, the "MVFE only" ablation).
+    n_distributions : int
+    n_experts : int
+    expert_units : sequence of int
+        Widths of each view expert (at least one layer).
+    dam_units : sequence of int
+        MLP of the DAM between its shared layer and the ``n`` logits.
+    dropout : float, default=0.0
+    init_output : float, default=0.0
+        Starting bias of the output layer (the mean scaled label).
+    init_dam_logits : sequence of float or None, default=None
+        Starting biases of the DAM logits (log class priors).
+
+    Examples
+    --------
+    >>> from ltvkit.nn._encoder import EncodedSpec
+    >>> spec = EncodedSpec(3, (), (), ("a", "b", "c"), ())
+    >>> module = MEANModule(SharedBottom(spec, (8,)), SharedBottom(spec, (8,)),
+    ...                     n_distributions=4, n_experts=3, expert_units=(6,), dam_units=(5,))
+    >>> out = module(torch.zeros(2, 3), torch.zeros(2, 0, dtype=torch.long))
+    >>> out["y_hat"].shape, out["attention"].shape, out["dam_logits"].shape
+    (torch.Size([2]), torch.Size([2, 4, 4]), torch.Size([2, 4]))
+    """
+
+    def __init__(
+        self,
+        bottom: SharedBottom,
+        dam_bottom: SharedBottom | None,
+        *,
+        n_distributions: int,
+        n_experts: int,
+        expert_units: Sequence[int],
+        dam_units: Sequence[int],
+        dropout: float = 0.0,
+        init_output: float = 0.0,
+        init_dam_logits: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        n, m = int(n_distributions), int(n_experts)
+        self.n_distributions = n
+        self.n_experts = m
+        self.bottom = bottom
+        # MVFE, eqs. 2-3: M view experts, n gates (one per distribution) over the experts
+        self.experts = ParallelMLP(bottom.out_features, expert_units, m, dropout)
+        self.gates = nn.Linear(bottom.out_features, n * m)
+        d = self.experts.out_features
+        # eqs. 4-5: g'_t = tanh(W_q h_t + W_k h_t + b_g'), alpha_t = softmax(g'_t W_a + b_a);
+        # W_q and W_k are kept as the paper writes them (their sum is one linear map)
+        self.w_q = nn.Linear(d, d, bias=False)
+        self.w_k = nn.Linear(d, d)
+        self.w_a = nn.Linear(d, n)
+        self.output = nn.Linear(d, 1)  # eq. 7: FC without activation
+        with torch.no_grad():
+            self.output.bias.fill_(float(init_output))
+        self.dam_bottom = dam_bottom
+        if dam_bottom is not None:
+            # eq. 9: k = MLP(ReLU(W_s x + b_s)), last layer of width n
+            self.dam_mlp = MLP(dam_bottom.out_features, dam_units, dropout)
+            self.dam_head = nn.Linear(self.dam_mlp.out_features, n)
+            if init_dam_logits is not None:
+                with torch.no_grad():
+                    self.dam_head.bias.copy_(torch.as_tensor(init_dam_logits))
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.bottom(x_num, x_cat)
+        experts = self.experts(h)  # (B, M, d)
+        gates = torch.softmax(
+            self.gates(h).view(-1, self.n_distributions, self.n_experts), dim=-1
+        )  # (B, n, M): G_i = softmax(W_g x), one gate per distribution
+        tokens = torch.bmm(gates, experts)  # (B, n, d): f_i = sum_j G_ij E_j(x), eq. 2
+        # attention over the ordered distribution tokens, all n tokens at once
+        g = torch.tanh(self.w_q(tokens) + self.w_k(tokens))  # (B, n, d), eq. 4
+        attention = torch.softmax(self.w_a(g), dim=-1)  # (B, n, n): row t = alpha_t, eq. 5
+        e = torch.bmm(attention, tokens).mean(dim=1)  # (B, d): (1/n) sum_i (A H)_i, eq. 6
+        out = {"y_hat": self.output(e).squeeze(-1), "attention": attention}
+        if self.dam_bottom is not None:
+            out["dam_logits"] = self.dam_head(self.dam_mlp(self.dam_bottom(x_num, x_cat)))
+        return out
+
+
+def soft_cross_entropy(p: torch.Tensor, q: torch.Tensor, xi: float = XI) -> torch.Tensor:
+    """``H(p, q) = -sum_i p_i log(q_i + xi)`` over the last axis (eq. 15).
+
+    Examples
+    --------
+    >>> p = torch.tensor([[0.0, 1.0]]); q = torch.tensor([[0.5, 0.5]])
+    >>> round(float(soft_cross_entropy(p, q)), 4)
+    0.6931
+    """
+    return -(p * torch.log(q + xi)).sum(dim=-1)
+
+
+class MEANLoss(nn.Module):
+    """Per-sample MEAN loss, eq. 17: ``L_cltv + L_kl + L_dis``.
+
+    - ``L_cltv``: Huber loss with threshold ``huber_delta`` between ``y_hat`` and the
+      scaled label (eq. 8);
+    - ``L_kl = KL(b || theta)`` with ``b = softmax(k)`` and ``theta`` the mean row of the
+      attention matrix (eqs. 12-13), if ``kl``;
+    - ``L_dis = beta * H(z, softmax(k)) + gamma * H(softmax(theta / tau), softmax(k / tau))``
+      (eq. 14), the soft-label term only if ``distillation``.
+
+    Without a DAM (the "MVFE only" ablation) the loss is ``L_cltv`` alone. No gradient
+    is stopped: as in the paper's equations, ``L_kl`` moves both the attention and the
+    DAM, and so does the soft-label term.
+
+    The target is a dict with ``"s"`` (scaled label, float) and ``"z"`` (distribution
+    id, int64).
+
+    Examples
+    --------
+    >>> out = {"y_hat": torch.zeros(2), "attention": torch.full((2, 3, 3), 1 / 3),
+    ...        "dam_logits": torch.zeros(2, 3)}
+    >>> target = {"s": torch.tensor([0.0, 2.0]), "z": torch.tensor([0, 2])}
+    >>> MEANLoss()(out, target).shape
+    torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        *,
+        huber_delta: float = 1.0,
+        kl: bool = True,
+        distillation: bool = True,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        temperature: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.huber_delta = float(huber_delta)
+        self.kl = bool(kl)
+        self.distillation = bool(distillation)
+        self.beta = float(beta)
+        self.gamma = float(gamma)
+        self.temperature = float(temperature)
+
+    def forward(
+        self, output: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        loss = F.huber_loss(output["y_hat"], target["s"], reduction="none", delta=self.huber_delta)
+        logits = output.get("dam_logits")
+        if logits is None:
+            return loss
+        theta = output["attention"].mean(dim=1)  # (B, n), eq. 12; a distribution
+        b = torch.softmax(logits, dim=-1)
+        one_hot = F.one_hot(target["z"], logits.shape[-1]).to(b.dtype)
+        loss = loss + self.beta * soft_cross_entropy(one_hot, b)  # eqs. 11 / 14, hard labels
+        if self.kl:  # eq. 13
+            log_b = torch.log_softmax(logits, dim=-1)
+            loss = loss + (b * (log_b - torch.log(theta + XI))).sum(dim=-1)
+        if self.distillation and self.gamma:  # eq. 14, soft labels at temperature tau
+            tau = self.temperature
+            loss = loss + self.gamma * soft_cross_entropy(
+                torch.softmax(theta / tau, dim=-1), torch.softmax(logits / tau, dim=-1)
+            )
+        return loss
+
+
+# -- estimator -------------------------------------------------------------------------------
+def _has_dam(estimator: MEANRegressor) -> bool:
+    if not estimator.dam:
+        raise AttributeError(
+            "this MEANRegressor was built with dam=False (the 'MVFE only' ablation), which "
+            "has no distribution classifier."
+        )
+    return True
+
+
+def _weighted_cuts(y: np.ndarray, w: np.ndarray, model: MEANRegressor) -> np.ndarray:
+    """LTVBucketizer's default cut rule on weighted labels.
+
+    Cuts at the weighted ``1 - 2**-j`` quantiles (``j = 1 .. n - 2``) of the positive
+    labels, ``method="inverted_cdf"``; tied cuts and a cut at the maximum are merged.
+    """
+    positive = (y > 1e-6) & (w > 0)  # LTVBucketizer's default zero_tol
+    pos, w_pos = y[positive], w[positive]
+    if not pos.size:
+        return np.empty(0)
+    qs = 1.0 - 0.5 ** np.arange(1, int(model.n_distributions) - 1, dtype=np.float64)
+    cuts = np.unique(np.quantile(pos, qs, method="inverted_cdf", weights=w_pos))
+    return cuts[cuts < pos.max()]
+
+
+def _check_units(value: object, name: str, allow_empty: bool) -> None:
+    ok = (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(
+            isinstance(u, numbers.Integral) and not isinstance(u, bool) and u >= 1 for u in value
+        )
+        and (allow_empty or len(value) > 0)
+    )
+    if not ok:
+        need = "a tuple of positive ints" + ("" if allow_empty else " (at least one)")
+        raise ValueError(f"ltvkit: {name} must be {need}, got {value!r}.")
+
+
+def _check_number(value: object, name: str, *, low: float, strict: bool) -> None:
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(value)
+        and (value > low if strict else value >= low)
+    )
+    if not ok:
+        raise ValueError(
+            f"ltvkit: {name} must be a number {'>' if strict else '>='} {low}, got {value!r}."
+        )
+
+
+class MEANRegressor(BaseDeepRegressor):
+    """Multi-Expert Adaptive Network (MEAN) for customer lifetime value.
+
+    Liu, Zhou, Liu, Su & Chen, "MEAN: Multi-Expert Adaptive Network for Customer
+    Lifetime Value Prediction" (WeChat Pay). The label range is split into
+    ``n_distributions`` ordered ranges (zero is its own range;
+    :class:`~ltvkit.preprocessing.LTVBucketizer`). The MVFE branch (an MMoE with one
+    gate per range, then an attention layer over the range embeddings) regresses the
+    scaled label with a Huber loss; the DAM branch classifies the range; the KL and
+    soft-label distillation terms align the attention with the DAM. ``predict``
+    inverts the label scaling, corrects its retransformation bias and returns expected
+    values in the original units.
+
+    Parameters
+    ----------
+    n_distributions : int, default=5
+        Number of label ranges including the zero range (the paper's ``n = 5``),
+        passed to ``LTVBucketizer(n_buckets=...)``: positive cuts at the 50th, 75th and
+        87.5th percentiles of the positive training labels. Tied cuts are merged, so
+        ``n_distributions_`` may be smaller. Ignored when ``boundaries`` is given.
+    boundaries : sequence of float or None, default=None
+        Business cut points between the positive ranges (``len(boundaries) + 2``
+        ranges), as in ``LTVBucketizer(boundaries=...)``.
+    n_experts : int, default=5
+        Number of view experts ``M``.
+    expert_units : tuple of int, default=(128,)
+        Widths of each view expert (the paper: "only one layer"; its width is not
+        given).
+    dam_units : tuple of int, default=(256, 128, 64)
+        MLP of the DAM on top of its own shared layer (the paper's sizes).
+    huber_delta : float, default=1.0
+        Threshold ``delta`` of the Huber loss on the scaled label (eq. 8).
+    kl : bool, default=True
+        Use the KL alignment term ``KL(b || theta)`` (eq. 13). False: the paper's
+        "without L_kl" ablation.
+    distillation : bool, default=True
+        Use the soft-label distillation term of ``L_dis`` (eq. 14). False: the
+        "without L_dis_2" ablation.
+    dam : bool, default=True
+        Build the DAM. False: the "MVFE only" ablation (no DAM, no ``L_dis``, no
+        ``L_kl``; ``kl`` and ``distillation`` are ignored). Without a DAM there is no
+        range classifier, so ``predict_nonzero_proba`` and
+        ``predict_distribution_proba`` are not available.
+    beta, gamma : float, default=1.0
+        Weights of the hard-label and soft-label terms of ``L_dis`` (eq. 14).
+    temperature : float, default=2.0
+        Distillation temperature ``tau`` (eq. 14).
+    label_transform : {"log1p", "linear", "sqrt", "none"}, default="log1p"
+        Scaling of the label before the Huber loss; inverted at predict time.
+        ``"log1p"``: ``log(1 + y)``, robust to extreme whales. ``"linear"``:
+        ``20 * y / max(y_train)``, the paper's "scaled the labels ... to the range
+        [0, 20]" (without truncation, so it stays invertible); the Huber loss is then
+        close to a squared error and ranks by the mean, which helps on CDNOW and hurts
+        when one whale dwarfs everyone (Online Retail); see ``docs/models/mean.md``.
+        ``"sqrt"``: ``sqrt(y)``; ``"none"``: labels already on the scale you want.
+        The scaled prediction is clipped to ``[0, label_max_]`` (the largest scaled
+        training label) before anything else, so predictions are non-negative and
+        never extrapolate beyond the training range.
+    bias_correction : {"isotonic", "mean", "smearing", "none"}, default="isotonic"
+        How the scaled prediction ``s_hat`` becomes an expected value in the original
+        units. A Huber fit on ``log1p(y)`` estimates something between the mean and
+        the median of ``log1p(y)``; its plain inverse ``expm1(s_hat)`` is far below
+        ``E[y | x]`` (about 40% of it on CDNOW). All options are fitted on the training
+        rows after training and keep the network's ranking.
+        ``"isotonic"``: ``E[y | s_hat]`` by isotonic regression of ``y`` on ``s_hat``
+        (a non-parametric smearing that allows the residual spread to change with
+        ``s_hat``, as it does with zero inflation); ties between its steps are broken
+        by ``s_hat`` with a term of at most 1e-4 of the mean label. ``"mean"``:
+        ``c * T^-1(s_hat)`` with ``c`` matching the training mean. ``"smearing"``:
+        Duan's ``mean_i T^-1(s_hat + r_i)`` over the training residuals (assumes one
+        residual distribution for everybody; badly over-predicts zero-inflated data,
+        kept for comparison). ``"none"``: ``T^-1(s_hat)``, a median-like value.
+    hidden_units : tuple of int, default=(512, 256)
+        The MVFE shared layer (the paper's ``[512, 256]``); the DAM has its own shared
+        layer of the same widths.
+    dropout : float, default=0.0
+    embedding_dim : int or None, default=None
+    log_transform : {"auto", True, False}, default="auto"
+    min_category_frequency : int, default=5
+    batch_size : int, default=1024
+        The paper's batch size.
+    max_epochs : int, default=100
+    lr : float, default=1e-3
+        The paper's Adam learning rate.
+    weight_decay : float, default=0.0
+    optimizer : str or torch optimizer class, default="adam"
+    lr_schedule : {"cosine", "none"} or None, default="cosine"
+    early_stopping : bool, default=True
+    validation_fraction : float, default=0.1
+    patience : int, default=10
+    gradient_clip : float or None, default=None
+    random_state : int, RandomState or None, default=None
+    verbose : int, default=0
+    callbacks : list or None, default=None
+    device : str, default="cpu"
+        See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
+
+    Attributes
+    ----------
+    net_ : skorch NeuralNet
+        Trained net; ``net_.history`` holds the loss curves.
+    encoder_ : TabularEncoder
+    n_iter_ : int
+    best_epoch_ : int
+    bucketizer_ : LTVBucketizer
+        Defines the label ranges (``bucketizer_.boundaries_``).
+    n_distributions_ : int
+        Number of label ranges actually used.
+    label_max_ : float
+        Largest scaled training label; scaled predictions are clipped to
+        ``[0, label_max_]``.
+    label_transform_ : str
+        The label transform the network was trained with.
+    label_unit_ : float
+        ``max(y_train) / 20`` for ``label_transform="linear"``, 1 otherwise.
+    bias_correction_ : dict
+        Fitted retransformation: its ``kind``; the isotonic knots ``x``, ``y`` and
+        ``tie_break``; ``factor`` for ``"mean"`` and for smearing of ``log1p``;
+        residual moments ``m1``, ``m2`` for other smearings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ltvkit.nn.mean import MEANRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 3))
+    >>> y = (rng.random(500) < 0.4) * np.exp(1 + X[:, 0] + 0.5 * rng.normal(size=500))
+    >>> model = MEANRegressor(hidden_units=(32,), max_epochs=5, random_state=0).fit(X, y)
+    >>> model.predict(X[:2]).shape
+    (2,)
+    >>> model.predict_distribution_proba(X[:2]).shape
+    (2, 5)
+    """
+
+    def __init__(
+        self,
+        *,
+        n_distributions: int = 5,
+        boundaries: Sequence[float] | None = None,
+        n_experts: int = 5,
+        expert_units: Sequence[int] = (128,),
+        dam_units: Sequence[int] = (256, 128, 64),
+        huber_delta: float = 1.0,
+        kl: bool = True,
+        distillation: bool = True,
+        dam: bool = True,
+        beta: float = 1.0,
+        gamma: float = 1.0,
+        temperature: float = 2.0,
+        label_transform: str = "log1p",
+        bias_correction: str = "isotonic",
+        hidden_units: Sequence[int] = (512, 256),
+        dropout: float = 0.0,
+        embedding_dim: int | None = None,
+        log_transform: bool | str = "auto",
+        min_category_frequency: int = 5,
+        batch_size: int = 1024,
+        max_epochs: int = 100,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: str | type = "adam",
+        lr_schedule: str | None = "cosine",
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        gradient_clip: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self._store_params(locals())
+
+    # -- hooks ------------------------------------------------------------------------
+    def _validate_hyperparameters(self) -> None:
+        super()._validate_hyperparameters()
+        for name, low in (("n_distributions", 2), ("n_experts", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"ltvkit: {name} must be an integer >= {low}, got {value!r}.")
+        _check_units(self.expert_units, "expert_units", allow_empty=False)
+        _check_units(self.dam_units, "dam_units", allow_empty=True)
+        _check_number(self.huber_delta, "huber_delta", low=0.0, strict=True)
+        _check_number(self.temperature, "temperature", low=0.0, strict=True)
+        _check_number(self.beta, "beta", low=0.0, strict=False)
+        _check_number(self.gamma, "gamma", low=0.0, strict=False)
+        for name in ("kl", "distillation", "dam"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(
+                    f"ltvkit: {name} must be True or False, got {getattr(self, name)!r}."
+                )
+        if self.label_transform not in _LABEL_TRANSFORMS:
+            raise ValueError(
+                f"ltvkit: label_transform must be one of {_LABEL_TRANSFORMS}, got "
+                f"{self.label_transform!r}."
+            )
+        if self.bias_correction not in _BIAS_CORRECTIONS:
+            raise ValueError(
+                f"ltvkit: bias_correction must be one of {_BIAS_CORRECTIONS}, got "
+                f"{self.bias_correction!r}."
+            )
+
+    def _prepare_targets(
+        self, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        weighted = sample_weight is not None and not np.all(sample_weight == sample_weight[0])
+        if self.boundaries is not None:
+            bucketizer = LTVBucketizer(boundaries=self.boundaries)
+        elif weighted:
+            # LTVBucketizer has no sample weights: cut at the weighted quantiles here
+            # and hand them over as boundaries (same rule, so integer weights give the
+            # ranges of the repeated rows)
+            bucketizer = LTVBucketizer(boundaries=_weighted_cuts(y, sample_weight, self))
+        else:
+            bucketizer = LTVBucketizer(n_buckets=int(self.n_distributions))
+        with warnings.catch_warnings():
+            # a merged range is reported once, below, in terms of this model
+            warnings.simplefilter("ignore", BucketMergeWarning)
+            z = bucketizer.fit_transform(y.reshape(-1, 1)).ravel()
+        self.bucketizer_ = bucketizer
+        self.n_distributions_ = int(bucketizer.n_buckets_)
+        if self.boundaries is None and self.n_distributions_ < self.n_distributions:
+            warnings.warn(
+                f"MEANRegressor: tied label quantiles, {self.n_distributions_} distributions "
+                f"instead of n_distributions={self.n_distributions}.",
+                BucketMergeWarning,
+                stacklevel=3,
+            )
+        w = np.ones_like(y) if sample_weight is None else sample_weight
+        y_max = float(y[w > 0].max())  # rows of weight 0 do not count as training data
+        self.label_transform_ = self.label_transform
+        self.label_unit_ = y_max / _LINEAR_MAX if self.label_transform == "linear" else 1.0
+        s = _scale(y, self.label_transform, self.label_unit_)
+        self.label_max_ = float(
+            _scale(np.array([y_max]), self.label_transform, self.label_unit_)[0]
+        )
+        # starting values: the output layer at the mean scaled label, the DAM at the
+        # range priors (smoothed so an empty business range keeps a finite logit)
+        self._init_output = float(np.average(s, weights=w))
+        counts = np.bincount(z, weights=w, minlength=self.n_distributions_)
+        self._init_dam_logits = np.log((counts + 1.0) / (counts.sum() + self.n_distributions_))
+        return {"s": s, "z": z.astype(np.int64)}
+
+    def _build_module(self, spec: EncodedSpec) -> MEANModule:
+        return MEANModule(
+            self._make_bottom(spec),
+            self._make_bottom(spec) if self.dam else None,
+            n_distributions=self.n_distributions_,
+            n_experts=int(self.n_experts),
+            expert_units=tuple(int(u) for u in self.expert_units),
+            dam_units=tuple(int(u) for u in self.dam_units),
+            dropout=float(self.dropout),
+            init_output=self._init_output,
+            init_dam_logits=self._init_dam_logits.tolist(),
+        )
+
+    def _build_criterion(self) -> MEANLoss:
+        return MEANLoss(
+            huber_delta=float(self.huber_delta),
+            kl=bool(self.kl),
+            distillation=bool(self.distillation),
+            beta=float(self.beta),
+            gamma=float(self.gamma),
+            temperature=float(self.temperature),
+        )
+
+    def _scaled_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        # clip at 0 (no negative spend) and at the training maximum (no extrapolation)
+        return output["y_hat"].double().clamp(0.0, self.label_max_)
+
+    def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        s_hat = self._scaled_prediction(output)
+        # the fitted kinds, not the hyperparameters: set_params after fit changes nothing
+        params = self.bias_correction_
+        kind = self.label_transform_
+        correction = params["kind"]
+        if correction == "isotonic":
+            calibrated = _interp(s_hat, params["x"], params["y"])
+            # the isotonic map is a step function: break its ties by the network's own
+            # score (adds at most tie_break * label_max_, 1e-4 of the mean label)
+            return calibrated + params["tie_break"] * s_hat
+        if correction == "mean":
+            return params["factor"] * _unscale(s_hat, kind, self.label_unit_)
+        if correction == "none":
+            return _unscale(s_hat, kind, self.label_unit_)
+        # smearing: mean over residuals r_i of T^-1(s_hat + r_i), in closed form
+        if kind == "log1p":  # mean(exp(s_hat + r)) - 1 = exp(s_hat) * mean(exp(r)) - 1
+            return (torch.exp(s_hat) * params["factor"] - 1.0).clamp_min(0.0)
+        if kind == "sqrt":  # mean((s_hat + r)**2)
+            return (s_hat * s_hat + 2.0 * s_hat * params["m1"] + params["m2"]).clamp_min(0.0)
+        return ((s_hat + params["m1"]) * self.label_unit_).clamp_min(0.0)  # linear, none
+
+    # -- fit --------------------------------------------------------------------------
+    def fit(self, X: object, y: object, sample_weight: object = None) -> MEANRegressor:
+        """Train MEAN, then fit the retransformation (bias) correction.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Numeric and categorical features; NaN allowed.
+        y : array-like of shape (n_samples,)
+            Non-negative customer value.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-customer weights of the loss and of the bias correction.
+
+        Returns
+        -------
+        self
+        """
+        super().fit(X, y, sample_weight)
+        # the correction is fitted on every training row (the early-stopping rows
+        # included): a one-dimensional monotone map needs many rows more than it needs
+        # out-of-sample scores (docs/models/mean.md compares both)
+        y_arr = validate_ltv_target(y)
+        w = np.ones_like(y_arr) if sample_weight is None else np.asarray(sample_weight, float)
+        s_hat = self._forward_outputs(X, self._scaled_prediction)
+        self.bias_correction_ = self._fit_bias_correction(y_arr, s_hat, w)
+        return self
+
+    def _fit_bias_correction(
+        self, y: np.ndarray, s_hat: np.ndarray, w: np.ndarray
+    ) -> dict[str, Any]:
+        kind = self.label_transform_
+        correction = self.bias_correction
+        if correction == "none":
+            return {"kind": correction}
+        if correction == "isotonic":
+            keep = w > 0
+            iso = IsotonicRegression(y_min=0.0, out_of_bounds="clip", increasing=True)
+            iso.fit(s_hat[keep], y[keep], sample_weight=w[keep])
+            scale = max(self.label_max_, 1e-12)
+            return {
+                "kind": correction,
+                "x": torch.from_numpy(np.asarray(iso.X_thresholds_, dtype=np.float64)),
+                "y": torch.from_numpy(np.asarray(iso.y_thresholds_, dtype=np.float64)),
+                "tie_break": 1e-4 * float(np.average(y, weights=w)) / scale,
+            }
+        if correction == "mean":
+            back = _unscale(torch.from_numpy(s_hat), kind, self.label_unit_).numpy()
+            denom = float(np.average(back, weights=w))
+            factor = float(np.average(y, weights=w)) / denom if denom > 0 else 1.0
+            return {"kind": correction, "factor": factor}
+        r = _scale(y, kind, self.label_unit_) - s_hat
+        if kind == "log1p":
+            # exp(r) with r <= label_max_ (s_hat >= 0), so this cannot overflow
+            return {"kind": correction, "factor": float(np.average(np.exp(r), weights=w))}
+        return {
+            "kind": correction,
+            "m1": float(np.average(r, weights=w)),
+            "m2": float(np.average(r * r, weights=w)),
+        }
+
+    # -- public API -------------------------------------------------------------------
+    @available_if(_has_dam)
+    def predict_distribution_proba(self, X: object) -> np.ndarray:
+        """The DAM's probabilities of the label ranges, ``b = softmax(k)`` (eq. 10).
+
+        Column ``i`` is range ``i`` of ``bucketizer_`` (column 0: zero spend).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_distributions_)
+            Rows sum to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1); y = np.r_[np.zeros(30), np.arange(1.0, 31)]
+        >>> model = MEANRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> model.predict_distribution_proba(X).sum(axis=1).round(6).min()
+        np.float64(1.0)
+        """
+        return self._forward_outputs(
+            X, lambda out: torch.softmax(out["dam_logits"].double(), dim=-1)
+        )
+
+    @available_if(_has_dam)
+    def predict_nonzero_proba(self, X: object) -> np.ndarray:
+        """Probability that each customer spends anything: ``1 - b[zero range]``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1); y = np.r_[np.zeros(30), np.arange(1.0, 31)]
+        >>> model = MEANRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> p = model.predict_nonzero_proba(X)
+        >>> bool(((p > 0) & (p < 1)).all())
+        True
+        """
+        return self._forward_outputs(
+            X, lambda out: 1.0 - torch.softmax(out["dam_logits"].double(), dim=-1)[:, 0]
+        )
+
+    def predict_attention(self, X: object) -> np.ndarray:
+        """The attention matrix ``A`` of each customer (eq. 5), for inspection.
+
+        Row ``t`` is ``alpha_t``, how the embedding of range ``t`` mixes the range
+        embeddings; the mean row ``theta`` is what the KL term aligns with the DAM.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_distributions_, n_distributions_)
+            Every row sums to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1); y = np.r_[np.zeros(30), np.arange(1.0, 31)]
+        >>> model = MEANRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> model.predict_attention(X[:3]).shape
+        (3, 5, 5)
+        """
+        return self._forward_outputs(X, lambda out: out["attention"].double())
