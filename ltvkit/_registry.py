@@ -13,6 +13,7 @@ ESTIMATOR_LOCATIONS: dict[str, str] = {
     "TwoStageRegressor": "ltvkit.boosting",
     "ZILNRegressor": "ltvkit.nn",
     "MEANRegressor": "ltvkit.nn.mean",
+    "CCORNetRegressor": "ltvkit.nn.ccornet",
     "LTVBucketizer": "ltvkit.preprocessing",
     "QuantileBucketizer": "ltvkit.preprocessing",
 }

@@ -43,7 +43,20 @@ GRIDS: dict[str, dict] = {
 DEEP_GRID = {"model__lr": [3e-3, 1e-2]}
 
 # Checks a model cannot pass, with the reason. Keep this short; every entry is a debt.
-EXPECTED_FAILURES: dict[str, dict[str, str]] = {}
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {
+    "CCORNetRegressor": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "Batch norm (the paper's Algorithm 3), classifier dropout, the augmentation's "
+            "feature noise and the label-smoothing noise are drawn per row of a batch, so a "
+            "row repeated k times is not the same fit as one row with weight k."
+        ),
+        "check_regressors_train": (
+            "The paper's hard output predicts bucket values, and its negative-class weights "
+            "lambda = (3, 5, 8) push bucket probabilities down, so R^2 on sklearn's all-positive "
+            "toy data stays below 0.5 (0.41 even with lambda = 1)."
+        ),
+    },
+}
 
 
 def _fast(cls: type, **extra: object) -> object:

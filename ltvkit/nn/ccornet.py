@@ -1,0 +1,1198 @@
+"""CC-OR-Net: the Conditional Cascaded Ordinal-Residual Network (Zhao et al., WWW 2026).
+
+Customer value is cut into ``K`` ordered buckets (bucket 0 = no spend, the positives cut
+at their 50th and 75th percentiles for ``K = 4``, :class:`~ltvkit.preprocessing.LTVBucketizer`).
+A cascade of ``K - 1`` binary classifiers gives the conditional exceedance probabilities
+``p_k = P(y > tau_k | y > tau_{k-1}, x)`` and, by the chain rule (eq. 1), a bucket
+distribution that sums to one and is ordinal by construction. A residual network,
+conditioned on the bucket through a gated feature alignment, places the customer inside
+the bucket (``v = v_norm * r_b + c_b``, eq. 4), and a dedicated network refines the top
+bucket ("whales"), trained with attention-guided feature noise.
+
+Where the paper is ambiguous, the reading implemented here is written down in
+``docs/models/ccornet.md`` ("Reading of the paper") and in the comments below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+from torch import nn
+from torch.func import functional_call
+
+from ltvkit.base import check_predictions
+from ltvkit.nn._base import BaseDeepRegressor, LTVNeuralNet, _check_float, _check_int
+from ltvkit.nn._encoder import EncodedSpec
+from ltvkit.nn._layers import MLP, SharedBottom
+from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
+
+__all__ = ["CCORNetLoss", "CCORNetModule", "CCORNetRegressor", "bucket_log_proba"]
+
+# Bound of the initial cascade logits (a bucket that is empty in training would
+# otherwise ask for an infinite bias).
+_MAX_INIT_LOGIT = 8.0
+# tanh outputs are initialised at most this close to +-1 (atanh stays finite).
+_MAX_INIT_TANH = 0.995
+
+
+def bucket_log_proba(logits: torch.Tensor) -> torch.Tensor:
+    """Log bucket probabilities from the cascade logits (eq. 1), in log space.
+
+    With ``p_k = sigmoid(z_k)`` the conditional probability of passing stage ``k``:
+    ``P(b = 0) = 1 - p_1``, ``P(b = k) = (1 - p_{k+1}) * prod_{j<=k} p_j`` for the middle
+    buckets and ``P(b = K - 1) = prod_j p_j`` (0-based bucket ids). The probabilities
+    sum to one (a telescoping sum) and each bucket needs every earlier stage passed.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (n, K - 1)
+        Stage logits ``z_k``.
+
+    Returns
+    -------
+    Tensor of shape (n, K)
+        ``log P(bucket = b | x)``.
+
+    Examples
+    --------
+    >>> lp = bucket_log_proba(torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64))
+    >>> lp.exp()
+    tensor([[0.5000, 0.2500, 0.1250, 0.1250]], dtype=torch.float64)
+    """
+    log_pass = F.logsigmoid(logits)
+    log_stop = F.logsigmoid(-logits)
+    # log of the probability of reaching stage k: sum of the earlier log p_j
+    reach = torch.cumsum(log_pass, dim=1) - log_pass
+    return torch.cat([reach + log_stop, reach[:, -1:] + log_pass[:, -1:]], dim=1)
+
+
+# -- building blocks -----------------------------------------------------------------------
+class _SafeBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm that falls back to its running statistics on a 1-row training batch.
+
+    The last training batch can hold a single row (``n_train % batch_size == 1``), on
+    which batch statistics are undefined; torch raises there, ltvkit must not.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] < 2:
+            return F.batch_norm(
+                x,
+                self.running_mean,
+                self.running_var,
+                self.weight,
+                self.bias,
+                False,
+                0.0,
+                self.eps,
+            )
+        return super().forward(x)
+
+
+class _Cascade(nn.Module):
+    """Algorithm 1: a shared layer, then one small MLP classifier per threshold.
+
+    ``h_shared = Dense(ReLU(Dense(h, u_1)), u_2)`` (no activation on the last layer, as
+    in the paper's pseudo-code), then classifier ``k``: ``depth_k`` hidden layers of
+    ``width`` units with ReLU and dropout ``dropout_k``, and a 1-unit output.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        shared_units: Sequence[int],
+        width: int,
+        depths: Sequence[int],
+        dropouts: Sequence[float],
+        l2: Sequence[float],
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = in_features
+        for i, units in enumerate(shared_units):
+            if i:
+                layers.append(nn.ReLU())
+            layers.append(nn.Linear(d, int(units)))
+            d = int(units)
+        self.shared = nn.Sequential(*layers)
+        self.classifiers = nn.ModuleList()
+        for depth, drop in zip(depths, dropouts, strict=True):
+            mlp = MLP(d, [width] * int(depth), float(drop))
+            self.classifiers.append(nn.Sequential(mlp, nn.Linear(mlp.out_features, 1)))
+        self.l2 = tuple(float(v) for v in l2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        shared = self.shared(h)
+        # K - 1 towers of different depths: a loop over a handful of small MLPs
+        return torch.cat([clf(shared) for clf in self.classifiers], dim=1)
+
+    def l2_penalty(self) -> torch.Tensor:
+        """The level-specific L2 penalty on the classifiers' kernels (Keras-style)."""
+        total = self.classifiers[0][-1].weight.new_zeros(())
+        for coef, clf in zip(self.l2, self.classifiers, strict=True):
+            if coef > 0:
+                for layer in clf.modules():
+                    if isinstance(layer, nn.Linear):
+                        total = total + coef * layer.weight.square().sum()
+        return total
+
+
+class _Alignment(nn.Module):
+    """Algorithm 2: ``sigmoid(Dense_g(h_base)) * ReLU(Dense_c(h_base))``.
+
+    ``h_base = [h, p_cascade, E(b)]``. The dense layers are split into the part that reads
+    ``[h, p]`` and the part that reads the bucket embedding, which is the same linear map;
+    the split lets the values of all ``K`` buckets be computed with one ``[h, p]`` product.
+    """
+
+    def __init__(self, in_features: int, embedding_dim: int, out_features: int) -> None:
+        super().__init__()
+        self.base = nn.Linear(in_features, 2 * out_features)  # gate and content, stacked
+        self.embedding = nn.Linear(embedding_dim, 2 * out_features, bias=False)
+
+    @staticmethod
+    def _glu(pre: torch.Tensor) -> torch.Tensor:
+        gate, content = pre.chunk(2, dim=-1)
+        return torch.sigmoid(gate) * F.relu(content)
+
+    def forward(self, hp: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """``hp``: (n, d) ``[h, p]``; ``emb``: (n, e), the bucket embedding of each row."""
+        return self._glu(self.base(hp) + self.embedding(emb))
+
+    def all_buckets(self, hp: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """Aligned features for every bucket: ``table`` (K, e) -> (n, K, d)."""
+        return self._glu(self.base(hp)[:, None, :] + self.embedding(table)[None, :, :])
+
+
+class _ResidualNet(nn.Module):
+    """Algorithm 3: two residual blocks, the first with batch norm; output in [-1, 1]."""
+
+    def __init__(self, in_features: int, units: Sequence[int]) -> None:
+        super().__init__()
+        d_h, d_r = (int(u) for u in units)
+        self.proj = nn.Linear(in_features, d_h)
+        self.res1 = nn.Linear(d_h, d_h)
+        self.bn1 = _SafeBatchNorm1d(d_h)
+        self.res2 = nn.Linear(d_h, d_r)
+        self.skip2 = nn.Linear(d_h, d_r)
+        self.out = nn.Linear(d_r, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h0 = self.proj(x)
+        h1 = F.relu(self.bn1(self.res1(F.relu(h0))) + h0)
+        h2 = F.relu(self.res2(F.relu(h1)) + self.skip2(h1))
+        return torch.tanh(self.out(h2)).squeeze(-1)
+
+
+class _HighValueNet(nn.Module):
+    """Algorithm 4 and eq. 5: attention-guided noise, then an MLP with two heads."""
+
+    def __init__(
+        self,
+        in_features: int,
+        embedding_dim: int,
+        attention_units: int,
+        units: Sequence[int],
+        noise_std: float,
+    ) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Linear(in_features + 4 + embedding_dim, int(attention_units)),
+            nn.ReLU(),
+            nn.Linear(int(attention_units), in_features),
+        )
+        self.trunk = MLP(in_features, units)
+        self.heads = nn.Linear(self.trunk.out_features, 2)  # value, confidence logit
+        self.noise_std = float(noise_std)
+
+    def forward(
+        self, h: torch.Tensor, emb: torch.Tensor, perturb: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if perturb is not None and self.noise_std > 0:
+            stats = torch.stack([h.mean(1), h.std(1, unbiased=False), h.amax(1), h.amin(1)], dim=1)
+            weight = torch.sigmoid(self.attention(torch.cat([h, stats, emb], dim=1)))
+            noise = torch.randn_like(h) * self.noise_std
+            # only rows predicted in the top bucket are perturbed (section 3.6)
+            h = h + noise * weight * perturb[:, None]
+        out = self.heads(self.trunk(h))
+        return out[:, 0], out[:, 1]
+
+
+# -- the module ----------------------------------------------------------------------------
+class CCORNetModule(nn.Module):
+    """The CC-OR-Net network: shared bottom, cascade, alignment, residual and whale towers.
+
+    ``forward(x_num, x_cat, bucket=None)``. With ``bucket`` (the training and validation
+    passes; the true bucket ids) it returns what :class:`CCORNetLoss` needs: the stage
+    ``logits``, ``v_norm`` (the normalized residual of the conditioning bucket),
+    ``v_high``/``conf_logit`` (top-bucket tower) and, in training, the classifiers' L2
+    penalty ``l2``. Without ``bucket`` (prediction) it returns ``logits``, the predicted
+    bucket ``bucket`` and ``values``: the value of the predicted bucket (``value_mode =
+    "hard"``), of every bucket (``"all"``, shape (n, K)) or nothing (``"none"``).
+
+    Parameters
+    ----------
+    bottom : SharedBottom
+    n_buckets : int
+    centers, half_widths : sequence of float
+        ``c_b`` and ``r_b`` of every bucket (eq. 4).
+    cascade_units, classifier_units, classifier_depths, classifier_dropouts, classifier_l2
+        The cascade (Algorithm 1); see :class:`CCORNetRegressor`.
+    bucket_embedding_dim, residual_units, attention_units, high_value_units, noise_std
+        See :class:`CCORNetRegressor`.
+    residual, augmentation, teacher_forcing : bool
+        Ablation switches and the conditioning bucket of the residual branch in training.
+    distillation : bool
+        Also return ``distill_logits`` in training: the cascade applied to ``h`` with
+        its parameters detached, so the distillation loss reaches only the encoder.
+    init_stage_logits : sequence of float or None
+        Starting biases of the classifiers' outputs.
+    init_high_norm : float
+        Starting normalized value of the top-bucket tower.
+
+    Examples
+    --------
+    >>> spec = EncodedSpec(3, (), (), ("a", "b", "c"), ())
+    >>> module = CCORNetModule(
+    ...     SharedBottom(spec, (8,)), n_buckets=4, centers=[0, 1, 3, 10],
+    ...     half_widths=[0, 1, 1, 6], cascade_units=(8, 8), residual_units=(8, 4),
+    ...     high_value_units=(8,),
+    ... ).eval()
+    >>> out = module(torch.zeros(5, 3), torch.zeros(5, 0, dtype=torch.long))
+    >>> out["logits"].shape, out["values"].shape
+    (torch.Size([5, 3]), torch.Size([5]))
+    """
+
+    def __init__(
+        self,
+        bottom: SharedBottom,
+        *,
+        n_buckets: int,
+        centers: Sequence[float],
+        half_widths: Sequence[float],
+        cascade_units: Sequence[int] = (128, 64),
+        classifier_units: int = 64,
+        classifier_depths: Sequence[int] = (2, 1, 2),
+        classifier_dropouts: Sequence[float] = (0.2, 0.1, 0.1),
+        classifier_l2: Sequence[float] = (0.01, 0.01, 0.008),
+        bucket_embedding_dim: int = 8,
+        residual_units: Sequence[int] = (200, 100),
+        attention_units: int = 100,
+        high_value_units: Sequence[int] = (300, 200),
+        noise_std: float = 0.1,
+        residual: bool = True,
+        augmentation: bool = True,
+        teacher_forcing: bool = True,
+        distillation: bool = False,
+        init_stage_logits: Sequence[float] | None = None,
+        init_high_norm: float = 0.0,
+    ) -> None:
+        super().__init__()
+        n_stages = int(n_buckets) - 1
+        self.n_buckets = int(n_buckets)
+        self.bottom = bottom
+        d_h = bottom.out_features
+        self.cascade = _Cascade(
+            d_h,
+            cascade_units,
+            int(classifier_units),
+            _levels(classifier_depths, n_stages),
+            _levels(classifier_dropouts, n_stages),
+            _levels(classifier_l2, n_stages),
+        )
+        if init_stage_logits is not None:
+            with torch.no_grad():
+                for clf, b in zip(self.cascade.classifiers, init_stage_logits, strict=True):
+                    clf[-1].bias.fill_(float(b))
+        self.residual = bool(residual)
+        self.augmentation = bool(augmentation)
+        self.teacher_forcing = bool(teacher_forcing)
+        self.distillation = bool(distillation)
+        self.register_buffer("centers", torch.as_tensor(centers, dtype=torch.float32))
+        self.register_buffer("half_widths", torch.as_tensor(half_widths, dtype=torch.float32))
+        self.bucket_embedding = nn.Embedding(self.n_buckets, int(bucket_embedding_dim))
+        if self.residual:
+            self.alignment = _Alignment(
+                d_h + n_stages, int(bucket_embedding_dim), int(residual_units[0])
+            )
+            self.residual_net = _ResidualNet(int(residual_units[0]), residual_units)
+        if self.augmentation:
+            self.high_value = _HighValueNet(
+                d_h, int(bucket_embedding_dim), int(attention_units), high_value_units, noise_std
+            )
+            with torch.no_grad():  # start the whale tower at the typical whale value
+                self.high_value.heads.bias[0] = math.atanh(init_high_norm)
+        #: what the prediction pass computes: "hard", "all" or "none" (see class docs)
+        self.value_mode = "hard"
+
+    # -- pieces --------------------------------------------------------------------------
+    def _residual_values(
+        self, h: torch.Tensor, p: torch.Tensor, bucket: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Normalized residual ``v_norm`` for one bucket per row, or (n, K) for all."""
+        hp = torch.cat([h, p], dim=1)
+        if bucket is None:
+            aligned = self.alignment.all_buckets(hp, self.bucket_embedding.weight)
+            n, k, d = aligned.shape
+            return self.residual_net(aligned.reshape(n * k, d)).reshape(n, k)
+        return self.residual_net(self.alignment(hp, self.bucket_embedding(bucket)))
+
+    def _high_value(
+        self, h: torch.Tensor, b_hat: torch.Tensor, perturb: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        top = self.n_buckets - 1
+        mask = (b_hat == top).to(h.dtype) if perturb else None
+        emb = self.bucket_embedding(b_hat) if perturb else h.new_zeros((h.shape[0], 0))
+        raw, conf_logit = self.high_value(h, emb, mask)
+        v_high = self.centers[top] + self.half_widths[top] * torch.tanh(raw)
+        return v_high, conf_logit
+
+    # -- forward -------------------------------------------------------------------------
+    def forward(
+        self, x_num: torch.Tensor, x_cat: torch.Tensor, bucket: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        h = self.bottom(x_num, x_cat)
+        logits = self.cascade(h)
+        with torch.no_grad():
+            # float64 so that predict_bucket and argmax(predict_bucket_proba) agree exactly
+            b_hat = bucket_log_proba(logits.double()).argmax(dim=1)
+        # the regression branch reads the cascade's probabilities but does not train the
+        # classifiers through them (the paper's stop-gradient between the modules)
+        p = torch.sigmoid(logits).detach()
+        out: dict[str, torch.Tensor] = {"logits": logits}
+        if bucket is not None:  # training / validation pass
+            if self.residual:
+                cond = bucket if self.teacher_forcing else b_hat
+                out["v_norm"] = self._residual_values(h, p, cond)
+            if self.augmentation:
+                out["v_high"], out["conf_logit"] = self._high_value(h, b_hat, self.training)
+            if self.training:
+                out["l2"] = self.cascade.l2_penalty()
+                if self.distillation:
+                    # the paper's stop-gradient between cascade and distillation: the same
+                    # classifiers, their parameters detached; the gradient reaches h only
+                    frozen = {k: v.detach() for k, v in self.cascade.named_parameters()}
+                    out["distill_logits"] = functional_call(self.cascade, frozen, (h,))
+            return out
+
+        out["bucket"] = b_hat
+        mode = self.value_mode
+        if mode == "none":
+            return out
+        top = self.n_buckets - 1
+        if mode == "all":
+            if self.residual:
+                v = self._residual_values(h, p, None) * self.half_widths + self.centers
+            else:
+                v = self.centers.expand(h.shape[0], -1)
+            if self.augmentation:
+                v = torch.cat([v[:, :top], self._high_value(h, b_hat, False)[0][:, None]], 1)
+        else:
+            if self.residual:
+                v = self._residual_values(h, p, b_hat) * self.half_widths[b_hat]
+                v = v + self.centers[b_hat]
+            else:
+                v = self.centers[b_hat]
+            if self.augmentation:
+                v = torch.where(b_hat == top, self._high_value(h, b_hat, False)[0], v)
+        # c_b - r_b is the bucket's lower edge (>= 0); clamp float rounding below 0
+        out["values"] = v.clamp(min=0.0)
+        return out
+
+
+def _levels(values: Sequence[Any], n: int) -> list[Any]:
+    """The first ``n`` per-level settings; levels beyond the list reuse its last entry."""
+    vals = list(values)
+    return (vals + [vals[-1]] * n)[:n]
+
+
+# -- the loss ------------------------------------------------------------------------------
+class CCORNetLoss(nn.Module):
+    """Per-sample CC-OR-Net loss (eqs. 2, 3, 6, 7, 8).
+
+    ``L_i = gamma * L_main,i + (1 - gamma) * 1[b_i = K-1] * L_high,i`` with
+    ``L_main = a_cascade * L_cascade + a_residual * L_residual + a_distill * L_distill``.
+
+    - ``L_cascade``: stage ``k`` is a weighted BCE on the rows that passed stage ``k - 1``
+      (target ``1[y > tau_k]``, negatives up-weighted by ``lambda_k``), times the stage
+      weight ``w_k`` and divided by the training share of rows that reach the stage, so
+      ``w_k`` weights a per-stage mean as in eq. 2.
+    - ``L_distill``: ``KL(Q_true || Q_pred)`` between the batch's bucket shares and the
+      batch mean of the predicted bucket distributions sharpened by a temperature
+      (``softmax(log P / T)``), computed from ``distill_logits`` when the module gives
+      them (the cascade run with its parameters behind a stop-gradient, so distillation
+      trains the shared encoder, never the classifiers). Added to every row.
+    - ``L_residual``: ``(v_hat - v)**2 * sigmoid(beta * v)`` on the normalized residual;
+      in training, zero-bucket targets are drawn from ``U(-theta, theta)``.
+    - ``L_high``: focal confidence loss ``-(1 - p_conf)**g log p_conf`` plus
+      ``lambda_reg * |v_high - y| / max(y, 1)``, on the rows truly in the top bucket.
+
+    The temperature and ``theta`` decay linearly with ``progress`` (0 at the first
+    epoch, 1 at the last), which :class:`TrainingProgress` sets every epoch.
+
+    Examples
+    --------
+    >>> loss = CCORNetLoss(stage_weights=[1.0], negative_weights=[1.0], pass_rates=[1.0],
+    ...                    residual=False, augmentation=False, distillation=False)
+    >>> out = {"logits": torch.zeros(2, 1)}
+    >>> target = {"bucket": torch.tensor([0, 1]), "y": torch.tensor([0.0, 2.0])}
+    >>> loss(out, target).shape
+    torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        *,
+        stage_weights: Sequence[float],
+        negative_weights: Sequence[float],
+        pass_rates: Sequence[float],
+        gamma: float = 0.8,
+        cascade_weight: float = 3.0,
+        residual_weight: float = 3.0,
+        distill_weight: float = 0.2,
+        value_beta: float = 0.5,
+        focal_gamma: float = 2.0,
+        relative_weight: float = 0.5,
+        label_smoothing: tuple[float, float] = (1.0, 0.1),
+        distill_temperature: tuple[float, float] = (1.0, 0.2),
+        residual: bool = True,
+        augmentation: bool = True,
+        distillation: bool = True,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("stage_weights", torch.as_tensor(stage_weights, dtype=torch.float32))
+        self.register_buffer(
+            "negative_weights", torch.as_tensor(negative_weights, dtype=torch.float32)
+        )
+        # divide by the share of rows a stage sees: its BCE becomes a per-stage mean
+        scale = torch.as_tensor(stage_weights, dtype=torch.float32) / torch.as_tensor(
+            pass_rates, dtype=torch.float32
+        ).clamp(min=1e-6)
+        self.register_buffer("stage_scale", scale)
+        self.n_stages = len(stage_weights)
+        self.gamma = float(gamma)
+        self.cascade_weight = float(cascade_weight)
+        self.residual_weight = float(residual_weight)
+        self.distill_weight = float(distill_weight)
+        self.value_beta = float(value_beta)
+        self.focal_gamma = float(focal_gamma)
+        self.relative_weight = float(relative_weight)
+        self.label_smoothing = (float(label_smoothing[0]), float(label_smoothing[1]))
+        self.distill_temperature = (float(distill_temperature[0]), float(distill_temperature[1]))
+        self.residual = bool(residual)
+        self.augmentation = bool(augmentation)
+        self.distillation = bool(distillation)
+        #: training progress in [0, 1], set each epoch by TrainingProgress
+        self.progress = 0.0
+
+    def _schedule(self, bounds: tuple[float, float]) -> float:
+        start, end = bounds
+        return start + (end - start) * min(max(float(self.progress), 0.0), 1.0)
+
+    @property
+    def theta(self) -> float:
+        """Current half-width of the zero-bucket label smoothing."""
+        return self._schedule(self.label_smoothing)
+
+    @property
+    def temperature(self) -> float:
+        """Current distillation temperature."""
+        return self._schedule(self.distill_temperature)
+
+    def _distill(
+        self, logits: torch.Tensor, bucket: torch.Tensor, weight: torch.Tensor | None
+    ) -> torch.Tensor:
+        # the temperature is a training device: the validation loss (early stopping)
+        # measures the model's own distribution, so it does not drift with the schedule
+        temperature = self.temperature if self.training else 1.0
+        q = torch.softmax(bucket_log_proba(logits) / temperature, dim=1)
+        onehot = F.one_hot(bucket, q.shape[1]).to(q.dtype)
+        if weight is None:
+            q_pred, q_true = q.mean(0), onehot.mean(0)
+        else:
+            w = (weight / weight.sum().clamp(min=1e-12)).to(q.dtype)
+            q_pred, q_true = w @ q, w @ onehot
+        present = q_true > 0  # 0 * log 0 = 0
+        kl = q_true[present] * (q_true[present].log() - q_pred[present].clamp(min=1e-12).log())
+        return kl.sum()
+
+    def forward(
+        self, output: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        logits = output["logits"]
+        bucket = target["bucket"]
+        stages = torch.arange(self.n_stages, device=logits.device)
+        reached = (bucket[:, None] >= stages).to(logits.dtype)
+        passed = (bucket[:, None] > stages).to(logits.dtype)
+        # negatives up-weighted by lambda_k: weight 1 for positives, lambda_k for negatives
+        elem_w = passed + (1.0 - passed) * self.negative_weights
+        bce = F.binary_cross_entropy_with_logits(logits, passed, weight=elem_w, reduction="none")
+        main = self.cascade_weight * (bce * reached * self.stage_scale).sum(dim=1)
+
+        if self.residual:
+            v_true = target["v_norm"]
+            if self.training and self.theta > 0:
+                noise = (torch.rand_like(v_true) * 2.0 - 1.0) * self.theta
+                v_true = torch.where(bucket == 0, noise, v_true)
+            v_hat = output["v_norm"]
+            weighted = (v_hat - v_true).square() * torch.sigmoid(self.value_beta * v_true)
+            main = main + self.residual_weight * weighted
+        if self.distillation:
+            distill_logits = output.get("distill_logits", logits)
+            distill = self._distill(distill_logits, bucket, target.get("w"))
+            main = main + self.distill_weight * distill
+        loss = self.gamma * main
+        if self.augmentation:
+            in_top = (bucket == self.n_stages).to(logits.dtype)
+            conf_logit = output["conf_logit"]
+            p_conf = torch.sigmoid(conf_logit)
+            focal = -((1.0 - p_conf) ** self.focal_gamma) * F.logsigmoid(conf_logit)
+            y = target["y"]
+            relative = (output["v_high"] - y).abs() / y.clamp(min=1.0)
+            loss = loss + (1.0 - self.gamma) * in_top * (focal + self.relative_weight * relative)
+        if "l2" in output:
+            loss = loss + output["l2"]
+        return loss
+
+
+class TrainingProgress(Callback):
+    """Set ``criterion_.progress`` to the share of training done, at each epoch start.
+
+    ``(epoch - 1) / (max_epochs - 1)``: 0 in the first epoch, 1 in the last, so the
+    linear schedules of :class:`CCORNetLoss` (distillation temperature, label smoothing)
+    run from their start to their end value over ``max_epochs``, like the cosine
+    learning-rate schedule. Stateless, hence deterministic and picklable.
+
+    Examples
+    --------
+    >>> TrainingProgress()
+    TrainingProgress()
+    """
+
+    def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
+        epoch = len(net.history)  # skorch has already opened this epoch's history row
+        net.criterion_.progress = (epoch - 1) / max(int(net.max_epochs) - 1, 1)
+
+    def __repr__(self) -> str:
+        return "TrainingProgress()"
+
+
+class _CCORNeuralNet(LTVNeuralNet):
+    """Passes the true bucket ids to the module in training and validation steps.
+
+    The residual branch is conditioned on a bucket; the training and validation passes
+    give the module the batch's true buckets (teacher forcing, or the targets of the
+    whale tower), the prediction passes do not.
+    """
+
+    @staticmethod
+    def _with_bucket(batch: Any) -> tuple[Any, Any]:
+        Xi, yi = unpack_data(batch)
+        return {**Xi, "bucket": yi["target"]["bucket"]}, yi
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        return super().train_step_single(self._with_bucket(batch), **fit_params)
+
+    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        return super().validation_step(self._with_bucket(batch), **fit_params)
+
+
+# -- the estimator -------------------------------------------------------------------------
+class CCORNetRegressor(BaseDeepRegressor):
+    """Conditional Cascaded Ordinal-Residual Network for customer lifetime value.
+
+    Zhao et al. (WWW 2026), "CC-OR-Net". The customer's value bucket (zero, then the
+    positives cut at their 50th and 75th percentiles for ``n_buckets=4``) is predicted by
+    a cascade of binary classifiers ``p_k = P(y > tau_k | y > tau_{k-1}, x)`` chained into
+    an ordinal bucket distribution (eq. 1); a residual network conditioned on the bucket
+    places the customer inside it (``v = v_norm * r_b + c_b``); a dedicated tower refines
+    the top bucket, trained with attention-guided feature noise. Defaults are the paper's
+    (Appendix B.2) except the batch size (see ``docs/models/ccornet.md``).
+
+    Parameters
+    ----------
+    n_buckets : int, default=4
+        Buckets including the zero bucket (``LTVBucketizer``); tied quantiles are merged
+        (fewer buckets, ``n_buckets_``).
+    prediction : {"hard", "expected"}, default="hard"
+        ``"hard"`` (the paper's output): the residual value of the most probable bucket,
+        and the top-bucket tower's value for customers predicted in the top bucket; 0 for
+        the zero bucket. Not a mean. ``"expected"``: ``sum_b P(b | x) * v_b``, the mean of
+        the fitted bucket mixture (not in the paper).
+    distillation, residual, augmentation : bool, default=True
+        The paper's ablation switches (Table 3). Without ``residual`` a bucket's value is
+        its center ``c_b``; without ``augmentation`` the top bucket uses the residual
+        network like the others.
+    teacher_forcing : bool, default=True
+        Condition the residual branch on the true bucket in training (its target is
+        normalized by that bucket) and on the predicted one at prediction. False: on the
+        predicted bucket in training too (Algorithm 2 read literally).
+    cascade_units : tuple of int, default=(128, 64)
+        The cascade's shared layer (Algorithm 1; widths not given in the paper).
+    classifier_units : int, default=64
+        Width of each classifier's hidden layers (not given in the paper).
+    classifier_depths : tuple of int, default=(2, 1, 2)
+        Hidden layers per level (Appendix B.2); levels beyond the tuple reuse its last
+        entry, entries beyond ``n_buckets_ - 1`` are unused.
+    classifier_dropouts : tuple of float, default=(0.2, 0.1, 0.1)
+    classifier_l2 : tuple of float, default=(0.01, 0.01, 0.008)
+        L2 penalty on each classifier's weights, added to the loss.
+    stage_weights : tuple of float, default=(5.0, 2.5, 3.0)
+        ``w_k`` of eq. 2.
+    negative_weights : tuple of float, default=(3.0, 5.0, 8.0)
+        ``lambda_k``: BCE weight of a stage's negatives. Values above 1 make ``p_k``
+        (and ``predict_nonzero_proba``) conservative, i.e. lower than calibrated.
+    bucket_embedding_dim : int, default=8
+        Width of the learned bucket embedding ``E(b)`` (not given in the paper).
+    residual_units : tuple of 2 ints, default=(200, 100)
+        Widths of the two residual blocks (the alignment outputs the first).
+    attention_units : int, default=100
+        Hidden width of the augmentation's attention MLP.
+    high_value_units : tuple of int, default=(300, 200)
+        The top-bucket tower.
+    noise_std : float, default=0.1
+        ``sigma_noise`` of the feature perturbation (training only).
+    gamma : float, default=0.8
+        Weight of the main loss; ``1 - gamma`` weighs the top-bucket loss (eq. 6).
+    cascade_weight, residual_weight, distill_weight : float, default=3.0, 3.0, 0.2
+        ``alpha_1, alpha_2, alpha_3``.
+    value_beta : float, default=0.5
+        ``beta`` of the value-weighted MSE (eq. 7).
+    focal_gamma : float, default=2.0
+        ``beta_focal`` of the confidence loss (eq. 8b).
+    relative_weight : float, default=0.5
+        ``lambda_reg`` of eq. 8a.
+    label_smoothing : tuple of 2 floats, default=(1.0, 0.1)
+        ``theta`` at the first and the last epoch (linear decay).
+    distill_temperature : tuple of 2 floats, default=(1.0, 0.2)
+        Distillation temperature at the first and the last epoch (linear decay; the
+        paper gives no values).
+    hidden_units : tuple of int, default=(400, 300, 200)
+        Shared encoder (Appendix B.2).
+    dropout : float, default=0.0
+    embedding_dim : int or None, default=None
+        None: ``min(50, ceil(cardinality / 2))`` per categorical column (the paper's rule).
+    log_transform : {"auto", True, False}, default="auto"
+    min_category_frequency : int, default=5
+    batch_size : int, default=1024
+        The paper used 100,000 on 14 cores and hundreds of millions of rows; on data of
+        ltvkit's size that gives a handful of steps per epoch (see the model page).
+    max_epochs : int, default=100
+    lr : float, default=5e-4
+    weight_decay : float, default=1e-4
+    optimizer : str or torch optimizer class, default="adamw"
+    lr_schedule : {"cosine", "none"} or None, default="cosine"
+    early_stopping : bool, default=True
+        Stops on the validation loss; the split is stratified on the buckets.
+    validation_fraction : float, default=0.1
+    patience : int, default=10
+    gradient_clip : float or None, default=None
+    random_state : int, RandomState or None, default=None
+    verbose : int, default=0
+    callbacks : list or None, default=None
+    device : str, default="cpu"
+        See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
+
+    Attributes
+    ----------
+    bucketizer_ : LTVBucketizer
+        Fitted on the training labels.
+    n_buckets_ : int
+        Buckets after merging tied quantiles.
+    thresholds_ : ndarray of shape (n_buckets_ - 1,)
+        ``tau_k``: ``[zero_tol, *bucketizer_.boundaries_]``; stage ``k`` asks ``y > tau_k``.
+    bucket_centers_, bucket_half_widths_ : ndarray of shape (n_buckets_,)
+        ``c_b`` and ``r_b`` (eq. 4).
+    stage_pass_rates_ : ndarray of shape (n_buckets_ - 1,)
+        Share of training rows that reach each stage (``y > tau_{k-1}``).
+    net_, encoder_, n_iter_, best_epoch_
+        See :class:`~ltvkit.nn.BaseDeepRegressor`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ltvkit.nn.ccornet import CCORNetRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(600, 3))
+    >>> y = (rng.random(600) < 0.4) * np.exp(1 + X[:, 0] + 0.5 * rng.normal(size=600))
+    >>> model = CCORNetRegressor(hidden_units=(16,), residual_units=(16, 8),
+    ...                          high_value_units=(16,), max_epochs=3, random_state=0)
+    >>> model.fit(X, y).predict_bucket_proba(X[:2]).shape
+    (2, 4)
+    >>> bool(np.allclose(model.predict_bucket_proba(X).sum(axis=1), 1.0))
+    True
+    """
+
+    _net_class = _CCORNeuralNet
+
+    def __init__(
+        self,
+        *,
+        n_buckets: int = 4,
+        prediction: str = "hard",
+        distillation: bool = True,
+        residual: bool = True,
+        augmentation: bool = True,
+        teacher_forcing: bool = True,
+        cascade_units: Sequence[int] = (128, 64),
+        classifier_units: int = 64,
+        classifier_depths: Sequence[int] = (2, 1, 2),
+        classifier_dropouts: Sequence[float] = (0.2, 0.1, 0.1),
+        classifier_l2: Sequence[float] = (0.01, 0.01, 0.008),
+        stage_weights: Sequence[float] = (5.0, 2.5, 3.0),
+        negative_weights: Sequence[float] = (3.0, 5.0, 8.0),
+        bucket_embedding_dim: int = 8,
+        residual_units: Sequence[int] = (200, 100),
+        attention_units: int = 100,
+        high_value_units: Sequence[int] = (300, 200),
+        noise_std: float = 0.1,
+        gamma: float = 0.8,
+        cascade_weight: float = 3.0,
+        residual_weight: float = 3.0,
+        distill_weight: float = 0.2,
+        value_beta: float = 0.5,
+        focal_gamma: float = 2.0,
+        relative_weight: float = 0.5,
+        label_smoothing: tuple[float, float] = (1.0, 0.1),
+        distill_temperature: tuple[float, float] = (1.0, 0.2),
+        hidden_units: Sequence[int] = (400, 300, 200),
+        dropout: float = 0.0,
+        embedding_dim: int | None = None,
+        log_transform: bool | str = "auto",
+        min_category_frequency: int = 5,
+        batch_size: int = 1024,
+        max_epochs: int = 100,
+        lr: float = 5e-4,
+        weight_decay: float = 1e-4,
+        optimizer: str | type = "adamw",
+        lr_schedule: str | None = "cosine",
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        gradient_clip: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self._store_params(locals())
+
+    # -- hyperparameters -----------------------------------------------------------------
+    def _validate_hyperparameters(self) -> None:
+        super()._validate_hyperparameters()
+        _check_int(self.n_buckets, "n_buckets", 2)
+        if self.prediction not in ("hard", "expected"):
+            raise ValueError(
+                f"ltvkit: prediction must be 'hard' or 'expected', got {self.prediction!r}."
+            )
+        for name in ("distillation", "residual", "augmentation", "teacher_forcing"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(
+                    f"ltvkit: {name} must be True or False, got {getattr(self, name)!r}."
+                )
+        n_stages = int(self.n_buckets) - 1
+        _check_units(self.cascade_units, "cascade_units", allow_empty=True)
+        _check_int(self.classifier_units, "classifier_units", 1)
+        _check_int(self.bucket_embedding_dim, "bucket_embedding_dim", 1)
+        _check_int(self.attention_units, "attention_units", 1)
+        _check_units(self.high_value_units, "high_value_units", allow_empty=True)
+        _check_units(self.residual_units, "residual_units", allow_empty=False)
+        if len(self.residual_units) != 2:
+            raise ValueError(
+                "ltvkit: residual_units must be two widths (the two residual blocks), got "
+                f"{self.residual_units!r}."
+            )
+        per_level = {
+            "classifier_depths": (0, None, True),
+            "classifier_dropouts": (0.0, 1.0, False),
+            "classifier_l2": (0.0, None, False),
+            "stage_weights": (0.0, None, False),
+            "negative_weights": (0.0, None, False),
+        }
+        for name, (low, high, integer) in per_level.items():
+            _check_levels(getattr(self, name), name, n_stages, low, high, integer)
+        for name in (
+            "noise_std",
+            "cascade_weight",
+            "residual_weight",
+            "distill_weight",
+            "relative_weight",
+            "focal_gamma",
+        ):
+            _check_float(getattr(self, name), name, 0.0, None)
+        _check_float(self.gamma, "gamma", 0.0, 1.0)
+        _check_float(self.value_beta, "value_beta", None, None)
+        _check_pair(self.label_smoothing, "label_smoothing", 0.0, 1.0, left_open=False)
+        _check_pair(self.distill_temperature, "distill_temperature", 0.0, None, left_open=True)
+
+    # -- hooks ---------------------------------------------------------------------------
+    def _prepare_targets(
+        self, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        weighted = sample_weight is not None and not np.all(sample_weight == sample_weight[0])
+        self.bucketizer_ = self._fit_bucketizer(y, sample_weight if weighted else None)
+        bk = self.bucketizer_
+        self.n_buckets_ = int(bk.n_buckets_)
+        self.thresholds_ = np.concatenate(([float(bk.zero_tol)], bk.boundaries_))
+        self.bucket_centers_ = np.asarray(bk.centers_, dtype=np.float64)
+        self.bucket_half_widths_ = np.asarray(bk.half_widths_, dtype=np.float64)
+        bucket = bk.transform(y.reshape(-1, 1)).ravel().astype(np.int64)
+        self._train_buckets = bucket  # for the stratified validation split
+        w = sample_weight if weighted else np.ones_like(y)
+        n_stages = self.n_buckets_ - 1
+        share = np.bincount(bucket, weights=w, minlength=self.n_buckets_) / w.sum()
+        reach = share[::-1].cumsum()[::-1]  # reach[s] = P(bucket >= s)
+        self.stage_pass_rates_ = reach[:n_stages].copy()
+        # starting logits: the optimum of the lambda-weighted BCE for a constant p_k
+        negw = np.asarray(_levels(self.negative_weights, n_stages), dtype=np.float64)
+        cond = reach[1:] / np.maximum(reach[:-1], 1e-12)
+        opt = cond / np.maximum(cond + negw * (1.0 - cond), 1e-12)
+        opt = np.clip(opt, 1e-6, 1 - 1e-6)
+        self._init_stage_logits = np.clip(
+            np.log(opt / (1 - opt)), -_MAX_INIT_LOGIT, _MAX_INIT_LOGIT
+        ).tolist()
+        # normalized residual target v = (y - c_b) / r_b, 0 in the zero bucket
+        c = self.bucket_centers_[bucket]
+        r = self.bucket_half_widths_[bucket]
+        v_norm = np.where(r > 0, (y - c) / np.where(r > 0, r, 1.0), 0.0)
+        v_norm = np.clip(v_norm, -1.0, 1.0)
+        top = self.n_buckets_ - 1
+        in_top = bucket == top
+        self._init_high_norm = float(
+            np.clip(
+                np.median(v_norm[in_top]) if in_top.any() else 0.0, -_MAX_INIT_TANH, _MAX_INIT_TANH
+            )
+        )
+        targets = {"bucket": bucket, "v_norm": v_norm, "y": y}
+        if weighted:
+            targets["w"] = sample_weight / sample_weight.mean()
+        return targets
+
+    def _fit_bucketizer(self, y: np.ndarray, sample_weight: np.ndarray | None) -> LTVBucketizer:
+        if sample_weight is None:
+            return LTVBucketizer(n_buckets=int(self.n_buckets)).fit(y.reshape(-1, 1))
+        # weighted quantiles of the positive values (same cut rule as LTVBucketizer:
+        # 1 - 2**-j, observed values, ties and a cut at the maximum merged)
+        keep = sample_weight > 0
+        pos_mask = keep & (y > 1e-6)
+        pos, w_pos = y[pos_mask], sample_weight[pos_mask]
+        qs = 1.0 - 0.5 ** np.arange(1, int(self.n_buckets) - 1, dtype=np.float64)
+        if pos.size and qs.size:
+            cuts = np.unique(np.quantile(pos, qs, weights=w_pos, method="inverted_cdf"))
+            cuts = cuts[cuts < pos.max()]
+        else:
+            cuts = np.empty(0)
+        if cuts.size < qs.size:
+            warnings.warn(
+                f"CCORNetRegressor: tied positive-value quantiles were merged, "
+                f"{qs.size + 2} -> {cuts.size + 2} buckets. See n_buckets_.",
+                BucketMergeWarning,
+                stacklevel=3,
+            )
+        return LTVBucketizer(boundaries=cuts.tolist()).fit(y[keep].reshape(-1, 1))
+
+    def _validation_strata(self, y: np.ndarray) -> np.ndarray | None:
+        return self._train_buckets
+
+    def _build_module(self, spec: EncodedSpec) -> CCORNetModule:
+        return CCORNetModule(
+            self._make_bottom(spec),
+            n_buckets=self.n_buckets_,
+            centers=self.bucket_centers_.tolist(),
+            half_widths=self.bucket_half_widths_.tolist(),
+            cascade_units=tuple(int(u) for u in self.cascade_units),
+            classifier_units=int(self.classifier_units),
+            classifier_depths=list(self.classifier_depths),
+            classifier_dropouts=list(self.classifier_dropouts),
+            classifier_l2=list(self.classifier_l2),
+            bucket_embedding_dim=int(self.bucket_embedding_dim),
+            residual_units=tuple(int(u) for u in self.residual_units),
+            attention_units=int(self.attention_units),
+            high_value_units=tuple(int(u) for u in self.high_value_units),
+            noise_std=float(self.noise_std),
+            residual=bool(self.residual),
+            augmentation=bool(self.augmentation),
+            teacher_forcing=bool(self.teacher_forcing),
+            distillation=bool(self.distillation),
+            init_stage_logits=self._init_stage_logits,
+            init_high_norm=self._init_high_norm,
+        )
+
+    def _build_criterion(self) -> CCORNetLoss:
+        n_stages = self.n_buckets_ - 1
+        return CCORNetLoss(
+            stage_weights=_levels(self.stage_weights, n_stages),
+            negative_weights=_levels(self.negative_weights, n_stages),
+            pass_rates=self.stage_pass_rates_.tolist(),
+            gamma=float(self.gamma),
+            cascade_weight=float(self.cascade_weight),
+            residual_weight=float(self.residual_weight),
+            distill_weight=float(self.distill_weight),
+            value_beta=float(self.value_beta),
+            focal_gamma=float(self.focal_gamma),
+            relative_weight=float(self.relative_weight),
+            label_smoothing=tuple(self.label_smoothing),
+            distill_temperature=tuple(self.distill_temperature),
+            residual=bool(self.residual),
+            augmentation=bool(self.augmentation),
+            distillation=bool(self.distillation),
+        )
+
+    def _model_callbacks(self) -> list[tuple[str, Callback]]:
+        return [("training_progress", TrainingProgress())]
+
+    def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        values = output["values"].double()
+        if values.ndim == 1:  # hard: the value of the predicted bucket
+            return values
+        proba = bucket_log_proba(output["logits"].double()).exp()
+        return (proba * values).sum(dim=1)
+
+    # -- public API ----------------------------------------------------------------------
+    def fit(self, X: object, y: object, sample_weight: object = None) -> CCORNetRegressor:
+        """Fit the bucketizer on ``y``, then train the network (see the base class).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Non-negative customer value.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: they weight the bucket quantiles, stage shares and losses.
+
+        Returns
+        -------
+        self
+        """
+        try:
+            return super().fit(X, y, sample_weight)
+        finally:
+            # the training rows' bucket ids were only needed for the stratified split;
+            # the fitted model must not carry the training data
+            self.__dict__.pop("_train_buckets", None)
+
+    @contextlib.contextmanager
+    def _value_mode(self, mode: str) -> Iterator[None]:
+        module = self.net_.module_
+        previous = module.value_mode
+        module.value_mode = mode
+        try:
+            yield
+        finally:
+            module.value_mode = previous
+
+    def predict(self, X: object) -> np.ndarray:
+        """Customer value: the paper's hard output or the expected value (``prediction``).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Finite, non-negative float64. ``prediction="hard"``: the value of the most
+            probable bucket (0 for the zero bucket); ``"expected"``: ``sum_b P(b) v_b``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(80.0).reshape(-1, 1); y = np.r_[np.zeros(40), np.arange(1.0, 41)]
+        >>> model = CCORNetRegressor(hidden_units=(8,), max_epochs=2, random_state=0)
+        >>> model.fit(X, y).predict(X).shape
+        (80,)
+        """
+        mode = "all" if self.prediction == "expected" else "hard"
+        pred = self._outputs(X, mode, self._output_to_prediction)
+        return check_predictions(pred, type(self).__name__)
+
+    def predict_stage_proba(self, X: object) -> np.ndarray:
+        """The cascade's conditional probabilities ``p_k = P(y > tau_k | y > tau_{k-1}, x)``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_buckets_ - 1)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(80.0).reshape(-1, 1); y = np.r_[np.zeros(40), np.arange(1.0, 41)]
+        >>> model = CCORNetRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> model.predict_stage_proba(X).shape
+        (80, 3)
+        """
+        return self._outputs(X, "none", lambda out: torch.sigmoid(out["logits"].double()))
+
+    def predict_bucket_proba(self, X: object) -> np.ndarray:
+        """Bucket distribution ``P(bucket = b | x)`` from the cascade (eq. 1).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_buckets_)
+            Rows sum to 1; column 0 is the zero bucket.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(80.0).reshape(-1, 1); y = np.r_[np.zeros(40), np.arange(1.0, 41)]
+        >>> model = CCORNetRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> model.predict_bucket_proba(X).sum(axis=1).round(12).min()
+        np.float64(1.0)
+        """
+        return self._outputs(X, "none", lambda out: bucket_log_proba(out["logits"].double()).exp())
+
+    def predict_bucket(self, X: object) -> np.ndarray:
+        """Most probable bucket (0 = no spend), the bucket ``predict`` uses when hard.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of int64 of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(80.0).reshape(-1, 1); y = np.r_[np.zeros(40), np.arange(1.0, 41)]
+        >>> model = CCORNetRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> set(model.predict_bucket(X)) <= {0, 1, 2, 3}
+        True
+        """
+        return self._outputs(X, "none", lambda out: out["bucket"])
+
+    def predict_nonzero_proba(self, X: object) -> np.ndarray:
+        """Probability of spending anything: ``1 - P(bucket = 0 | x)`` (= ``p_1``).
+
+        With ``negative_weights[0] > 1`` (the paper's 3.0) this is deliberately lower
+        than a calibrated probability.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(80.0).reshape(-1, 1); y = np.r_[np.zeros(40), np.arange(1.0, 41)]
+        >>> model = CCORNetRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> p = model.predict_nonzero_proba(X)
+        >>> bool(((p >= 0) & (p <= 1)).all())
+        True
+        """
+        return self._outputs(
+            X, "none", lambda out: -torch.expm1(bucket_log_proba(out["logits"].double())[:, 0])
+        )
+
+    def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
+        """Approximate quantiles from the bucket distribution and the bucket values.
+
+        For level ``q`` the customer's bucket CDF ``F(b) = P(bucket <= b)`` picks the
+        bucket ``b*`` holding the quantile (the first ``b`` with ``F(b) > q``); the
+        quantile is that bucket's value ``v_{b*}`` (0 for the zero bucket, the
+        top-bucket tower for the top bucket). Each customer thus has at most
+        ``n_buckets_`` distinct quantiles: a step function, non-decreasing in ``q``
+        because ``v_b`` lies inside bucket ``b``'s range.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        quantiles : float or sequence of float in [0, 1)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) for a float, (n_samples, n_quantiles) otherwise
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(80.0).reshape(-1, 1); y = np.r_[np.zeros(40), np.arange(1.0, 41)]
+        >>> model = CCORNetRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> model.predict_quantiles(X, [0.1, 0.5, 0.9]).shape
+        (80, 3)
+        """
+        scalar = np.ndim(quantiles) == 0
+        q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+        if q.ndim != 1 or q.size == 0 or not np.all((q >= 0) & (q < 1)):
+            raise ValueError(f"ltvkit: quantiles must be in [0, 1), got {quantiles!r}.")
+        q_t = torch.from_numpy(q)
+
+        def fn(out: dict[str, torch.Tensor]) -> torch.Tensor:
+            cdf = bucket_log_proba(out["logits"].double()).exp().cumsum(dim=1)
+            idx = (cdf[:, None, :] <= q_t[None, :, None]).sum(dim=2)  # buckets with F <= q
+            idx = idx.clamp(max=cdf.shape[1] - 1)
+            return torch.gather(out["values"].double(), 1, idx)
+
+        result = check_predictions(self._outputs(X, "all", fn), type(self).__name__)
+        return result[:, 0] if scalar else result
+
+    # -- internals -----------------------------------------------------------------------
+    def _outputs(self, X: object, mode: str, fn: Callable[[Any], Any]) -> Any:
+        """``_forward_outputs`` with the module's prediction pass in ``mode``."""
+        check_is_fitted(self, "net_")
+        with self._value_mode(mode):
+            return self._forward_outputs(X, fn)
+
+
+def _check_units(value: object, name: str, *, allow_empty: bool) -> None:
+    if isinstance(value, numbers.Integral) or not isinstance(value, Sequence):
+        raise ValueError(f"ltvkit: {name} must be a tuple of positive ints, got {value!r}.")
+    if (not allow_empty and not value) or not all(
+        isinstance(u, numbers.Integral) and not isinstance(u, bool) and u >= 1 for u in value
+    ):
+        raise ValueError(f"ltvkit: {name} must be a tuple of positive ints, got {value!r}.")
+
+
+def _check_levels(
+    value: object,
+    name: str,
+    n_stages: int,
+    low: float,
+    high: float | None,
+    integer: bool,
+) -> None:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"ltvkit: {name} must be a non-empty tuple (one entry per level).")
+    if len(value) > n_stages:
+        raise ValueError(
+            f"ltvkit: {name} has {len(value)} entries but n_buckets={n_stages + 1} has only "
+            f"{n_stages} cascade levels."
+        )
+    for v in value:
+        if integer:
+            _check_int(v, name, int(low))
+        else:
+            _check_float(v, name, low, high, right_open=high is not None)
+
+
+def _check_pair(
+    value: object, name: str, low: float, high: float | None, *, left_open: bool
+) -> None:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"ltvkit: {name} must be a pair (start, end), got {value!r}.")
+    for v in value:
+        _check_float(v, name, low, high, left_open=left_open)
