@@ -12,6 +12,7 @@ import importlib
 ESTIMATOR_LOCATIONS: dict[str, str] = {
     "TwoStageRegressor": "ltvkit.boosting",
     "ZILNRegressor": "ltvkit.nn",
+    "OptDistRegressor": "ltvkit.nn.optdist",
     "MEANRegressor": "ltvkit.nn.mean",
     "CCORNetRegressor": "ltvkit.nn.ccornet",
     "LTVBucketizer": "ltvkit.preprocessing",

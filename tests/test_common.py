@@ -29,7 +29,9 @@ DEEP_FAST = dict(hidden_units=(16,), max_epochs=10, batch_size=64, lr=1e-2)
 FAST_PARAMS: dict[str, dict] = {
     "TwoStageRegressor": dict(n_estimators=20, n_jobs=1),
     "ZILNRegressor": DEEP_FAST,
-    "OptDistRegressor": dict(DEEP_FAST, sdn_hidden_units=(8,), dsm_hidden_units=(8,)),
+    "OptDistRegressor": dict(
+        DEEP_FAST, n_distributions=2, sdn_hidden_units=(8,), dsm_hidden_units=(8,), max_epochs=20
+    ),
     "MDMERegressor": DEEP_FAST,
     "ODMNRegressor": DEEP_FAST,
     "CCORNetRegressor": dict(DEEP_FAST, residual_units=(16, 8), high_value_units=(16, 8)),
@@ -44,6 +46,13 @@ DEEP_GRID = {"model__lr": [3e-3, 1e-2]}
 
 # Checks a model cannot pass, with the reason. Keep this short; every entry is a debt.
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
+    "OptDistRegressor": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "Training draws one Gumbel sample per row to pick the SDN whose loss counts "
+            "(eq. 8), so a row repeated k times gets k independent draws and one row with "
+            "weight k gets one: the fits agree in expectation only (passes with gumbel=False)."
+        ),
+    },
     "CCORNetRegressor": {
         "check_sample_weight_equivalence_on_dense_data": (
             "Batch norm (the paper's Algorithm 3), classifier dropout, the augmentation's "
