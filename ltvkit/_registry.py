@@ -13,6 +13,8 @@ ESTIMATOR_LOCATIONS: dict[str, str] = {
     "TwoStageRegressor": "ltvkit.boosting",
     "ZILNRegressor": "ltvkit.nn",
     "OptDistRegressor": "ltvkit.nn.optdist",
+    "MDMERegressor": "ltvkit.nn.mdme",
+    "ODMNRegressor": "ltvkit.nn.mdme",
     "MEANRegressor": "ltvkit.nn.mean",
     "CCORNetRegressor": "ltvkit.nn.ccornet",
     "LTVBucketizer": "ltvkit.preprocessing",

@@ -45,7 +45,21 @@ GRIDS: dict[str, dict] = {
 DEEP_GRID = {"model__lr": [3e-3, 1e-2]}
 
 # Checks a model cannot pass, with the reason. Keep this short; every entry is a debt.
+_SHORT_TRAINING = (
+    "R^2 on sklearn's 200-row toy data is 0.34-0.41 after the 10 test epochs (0.76 after "
+    "20, but then float32 rounding breaks the sample-weight equivalence check instead): the "
+    "bucket towers need more steps than a three-parameter head."
+)
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
+    "MDMERegressor": {"check_regressors_train": _SHORT_TRAINING},
+    "ODMNRegressor": {
+        "check_regressors_train": _SHORT_TRAINING,
+        "check_regressor_multioutput": (
+            "The check's make_regression target is negative and decreases along its "
+            "columns; ODMN's horizons are cumulative spend and must be non-negative and "
+            "non-decreasing, so it rejects that target with a ValueError by design."
+        ),
+    },
     "OptDistRegressor": {
         "check_sample_weight_equivalence_on_dense_data": (
             "Training draws one Gumbel sample per row to pick the SDN whose loss counts "

@@ -1,0 +1,1460 @@
+"""MDME and ODMN: Li et al., "Billion-user Customer Lifetime Value Prediction", CIKM 2022.
+
+**MDME** (Multi Distribution Multi Experts, paper §3.3) models one LTV target by divide
+and conquer: the value range is cut into *sub-distributions* (by default: zero spend, a
+body and a whale tail), each sub-distribution into equal-frequency *buckets*, and a bias
+inside the chosen bucket gives the fine value. Its towers:
+
+- Distribution Segmentation Module (DSM): Distribution Classification Tower (DCT, softmax
+  over sub-distributions) and Distribution Ordinal Tower (DOT, sigmoid outputs
+  ``P(sub-distribution > u)``, ordinal-regression loss eq. 9), whose estimate is a soft
+  label distilled into the DCT with weight ``beta``.
+- One Sub-Distribution Modeling Module (SDM) per sub-distribution: Bucket Classification
+  Tower (BCT), Bucket Ordinal Tower (BOT, distilled into the BCT with weight ``gamma``)
+  and Bucket Bias Tower (BBT, sigmoid, MSE on the min-max normalized position of ``y``
+  inside its bucket). *Sample isolation*: the DSM learns from every row, an SDM only from
+  the rows of its sub-distribution, a bias output only from the rows of its bucket.
+
+**ODMN** (Order Dependency Monotonic Network, §3.1, 3.4, 3.5) predicts T cumulative
+horizons at once: a shared bottom, one MDME head per horizon, *Mono Units* (MLPs with
+non-negative weights) that feed horizon ``t - 1``'s normalized bucket multinomial
+(stop-gradient) into the DCT and BCT logits of horizon ``t`` (eqs. 2-3), and the ordered
+dependency calibration loss ``alpha * mean(max(y_t - y_{t+1}, 0))`` (eq. 12).
+
+Everything per batch is tensor algebra: all towers of all horizons run as one batched
+"tower bank" (one matmul per layer), sub-distributions and buckets are padded to common
+sizes with validity masks, and sample isolation is a gather at the row's own
+sub-distribution and bucket. The only Python loop in ``forward`` runs over the T
+horizons of ODMN, which depend on each other sequentially through the Mono Units.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ltvkit.nn._base import BaseDeepRegressor
+from ltvkit.nn._encoder import EncodedSpec
+from ltvkit.nn._layers import SharedBottom
+from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
+
+__all__ = [
+    "MDMEHead",
+    "MDMELoss",
+    "MDMEModule",
+    "MDMERegressor",
+    "MonoUnit",
+    "ODMNRegressor",
+    "ordinal_class_proba",
+    "ordinal_loss",
+]
+
+# Logit given to padded (non-existent) sub-distributions and buckets: exp() of it is an
+# exact 0 in float32, and unlike -inf it never produces 0 * inf = NaN in a loss.
+_MASKED_LOGIT = -1e9
+# Floor of the class frequencies used to initialise the classification biases.
+_PRIOR_FLOOR = 1e-3
+
+
+# ----------------------------------------------------------------------------- losses
+def ordinal_loss(logits: torch.Tensor, label: torch.Tensor, n_valid: torch.Tensor) -> torch.Tensor:
+    """Ordinal-regression loss of the paper's eq. 9, one value per row.
+
+    ``-(sum_{u < label} log P^u + sum_{label <= u < U} log(1 - P^u))`` with
+    ``P^u = sigmoid(logits[..., u]) = P(class > u)``: the binary cross-entropies of the
+    ``U = n_classes - 1`` threshold outputs against the targets ``1[u < label]``.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (..., U_max)
+        Threshold logits, padded to a common ``U_max``.
+    label : Tensor of int64 of shape (...)
+        True class, in ``[0, n_valid]``.
+    n_valid : Tensor of int64 broadcastable to ``label``
+        Number of real thresholds (classes - 1); outputs beyond it are padding.
+
+    Returns
+    -------
+    Tensor of shape (...)
+
+    Examples
+    --------
+    >>> loss = ordinal_loss(torch.zeros(2, 3), torch.tensor([0, 3]), torch.tensor(3))
+    >>> [round(v, 4) for v in loss.tolist()]  # 3 * log(2) each
+    [2.0794, 2.0794]
+    """
+    u = torch.arange(logits.shape[-1], device=logits.device)
+    target = (u < label.unsqueeze(-1)).to(logits.dtype)
+    valid = (u < torch.as_tensor(n_valid, device=logits.device).unsqueeze(-1)).to(logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (bce * valid).sum(-1)
+
+
+def ordinal_class_proba(logits: torch.Tensor, n_valid: torch.Tensor) -> torch.Tensor:
+    """Class distribution implied by ordinal threshold outputs (the distillation soft label).
+
+    With ``c_u = P(class > u) = sigmoid(logits[..., u])`` made non-increasing in ``u``
+    (running minimum; the towers are not constrained to be consistent) and ``c_{-1} = 1``,
+    ``c_U = 0``: ``P(class = k) = c_{k-1} - c_k``. Padded thresholds count as
+    ``P = 0``, so padded classes get probability 0.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (..., U_max)
+    n_valid : Tensor of int64 broadcastable to ``logits.shape[:-1]``
+
+    Returns
+    -------
+    Tensor of shape (..., U_max + 1)
+        Non-negative, sums to 1 over the last axis.
+
+    Examples
+    --------
+    >>> p = ordinal_class_proba(torch.tensor([[0.0, -50.0]]), torch.tensor(2))
+    >>> [round(v, 3) for v in p[0].tolist()]
+    [0.5, 0.5, 0.0]
+    """
+    u = torch.arange(logits.shape[-1], device=logits.device)
+    valid = u < torch.as_tensor(n_valid, device=logits.device).unsqueeze(-1)
+    c = torch.where(valid, torch.sigmoid(logits), torch.zeros_like(logits))
+    if c.shape[-1]:
+        c = torch.cummin(c, dim=-1).values
+    ones = torch.ones_like(c[..., :1])
+    upper = torch.cat([ones, c], dim=-1)
+    lower = torch.cat([c, torch.zeros_like(ones)], dim=-1)
+    return upper - lower
+
+
+# ----------------------------------------------------------------------------- modules
+class _TowerBank(nn.Module):
+    """``G`` independent MLP towers on the same input, run as one batched matmul per layer.
+
+    Tower ``g`` maps ``x -> ReLU(x W_g1 + b_g1) -> ... -> x W_gL + b_gL``; the output is
+    ``(n, G, out_features)``. With ``non_negative=True`` every weight is
+    ``softplus(V)`` of an unconstrained parameter ``V`` (biases stay free), which makes
+    each output a non-decreasing function of each input (ReLU is monotone).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_towers: int,
+        hidden_units: Sequence[int],
+        out_features: int,
+        *,
+        dropout: float = 0.0,
+        non_negative: bool = False,
+    ) -> None:
+        super().__init__()
+        self.non_negative = non_negative
+        widths = [int(in_features), *(int(u) for u in hidden_units), int(out_features)]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in itertools.pairwise(widths):
+            # nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), per tower
+            bound = 1.0 / math.sqrt(max(fan_in, 1))
+            w = torch.empty(n_towers, fan_in, fan_out).uniform_(-bound, bound)
+            if non_negative:
+                # start from |default init|: softplus^-1(|w|) = log(expm1(|w|))
+                w = torch.log(torch.expm1(w.abs().clamp_min(1e-4)))
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(
+                nn.Parameter(torch.empty(n_towers, fan_out).uniform_(-bound, bound))
+            )
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.n_towers = int(n_towers)
+        self.out_features = int(out_features)
+
+    def _weight(self, i: int) -> torch.Tensor:
+        w = self.weights[i]
+        return F.softplus(w) if self.non_negative else w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n_layers = len(self.weights)
+        # first layer: the same input for every tower -> one (n, d) x (d, G * h) matmul
+        out = torch.einsum("nd,gdh->ngh", x, self._weight(0)) + self.biases[0]
+        for i in range(1, n_layers):
+            out = self.dropout(torch.relu(out))
+            out = torch.einsum("ngd,gdh->ngh", out, self._weight(i)) + self.biases[i]
+        return out
+
+
+class MonoUnit(nn.Module):
+    """ODMN's Mono Units for one downstream horizon (paper §3.4, eqs. 2-3).
+
+    ``S + 1`` MLPs with non-negative weights (``softplus`` reparameterisation, so the
+    constraint holds exactly at every step without projection) map the upstream
+    horizon's normalized bucket multinomial ``o_{t-1}`` to additive terms for the
+    downstream DCT logits (unit 0) and for each of the ``S`` BCT logits (units 1..S).
+    Each output is non-decreasing in every upstream bucket probability.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Length of ``o_{t-1}`` (padded number of buckets of the upstream horizon).
+    n_subdistributions : int
+        ``S`` of the downstream horizon (padded).
+    n_buckets : int
+        Largest number of buckets of a downstream sub-distribution (padded).
+    hidden_units : sequence of int, default=()
+        ``()``: a non-negative linear map (the paper's "linear transformation").
+
+    Examples
+    --------
+    >>> unit = MonoUnit(6, n_subdistributions=3, n_buckets=2)
+    >>> dct, bct = unit(torch.full((4, 6), 1 / 6))
+    >>> dct.shape, bct.shape
+    (torch.Size([4, 3]), torch.Size([4, 3, 2]))
+    """
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_subdistributions: int,
+        n_buckets: int,
+        hidden_units: Sequence[int] = (),
+    ) -> None:
+        super().__init__()
+        self.n_subdistributions = int(n_subdistributions)
+        self.n_buckets = int(n_buckets)
+        self.bank = _TowerBank(
+            n_inputs,
+            self.n_subdistributions + 1,
+            hidden_units,
+            max(self.n_subdistributions, self.n_buckets),
+            non_negative=True,
+        )
+
+    def forward(self, o_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.bank(o_prev)
+        return out[:, 0, : self.n_subdistributions], out[:, 1:, : self.n_buckets]
+
+
+class MDMEHead(nn.Module):
+    """MDME towers for ``T`` horizons on a shared representation ``h`` (+ ODMN Mono Units).
+
+    Sub-distributions and buckets are padded to ``S`` and ``m`` (the largest counts over
+    horizons); ``bucket_valid`` marks the real ones. All towers of all horizons form one
+    :class:`_TowerBank`; per horizon the roles are DCT (``S`` logits), DOT (``S - 1``),
+    ``S`` BCTs (``m`` each), ``S`` BOTs (``m - 1``) and ``S`` BBTs (``m``).
+
+    Parameters
+    ----------
+    in_features : int
+        Width of ``h``.
+    bucket_lower, bucket_width : array of shape (T, S, m)
+        Left boundary and width of every (padded) bucket.
+    bucket_valid : bool array of shape (T, S, m)
+    tower_units : sequence of int, default=(16,)
+        Hidden widths of every tower.
+    dropout : float, default=0.0
+    ordinal : bool, default=True
+        Build the DOT and BOT towers (ordinal distillation).
+    bias : bool, default=True
+        Build the BBT towers; without them a bucket's value is its midpoint (NM, NMO).
+    mono : bool, default=False
+        Link horizon ``t - 1`` to horizon ``t`` with :class:`MonoUnit` (ODMN).
+    mono_units : sequence of int, default=()
+        Hidden widths of the Mono Units.
+
+    Examples
+    --------
+    >>> lower = np.array([[[0.0, 0.0], [0.0, 5.0]]])
+    >>> width = np.array([[[0.0, 0.0], [5.0, 5.0]]])
+    >>> valid = np.array([[[True, False], [True, True]]])
+    >>> head = MDMEHead(4, lower, width, valid)
+    >>> out = head(torch.zeros(3, 4))
+    >>> out["expected"].shape, out["log_q"].shape
+    (torch.Size([3, 1]), torch.Size([3, 1, 2, 2]))
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        bucket_lower: np.ndarray,
+        bucket_width: np.ndarray,
+        bucket_valid: np.ndarray,
+        *,
+        tower_units: Sequence[int] = (16,),
+        dropout: float = 0.0,
+        ordinal: bool = True,
+        bias: bool = True,
+        mono: bool = False,
+        mono_units: Sequence[int] = (),
+    ) -> None:
+        super().__init__()
+        valid = torch.as_tensor(np.asarray(bucket_valid, dtype=bool))
+        n_horizons, n_sub, n_bkt = valid.shape
+        self.n_horizons, self.n_sub, self.n_bkt = int(n_horizons), int(n_sub), int(n_bkt)
+        self.ordinal, self.bias = bool(ordinal), bool(bias)
+        self.register_buffer("bucket_valid", valid)
+        self.register_buffer("sub_valid", valid.any(-1))
+        self.register_buffer("n_buckets", valid.sum(-1))  # (T, S)
+        self.register_buffer("n_subs", self.sub_valid.sum(-1))  # (T,)
+        self.register_buffer(
+            "bucket_lower", torch.as_tensor(np.asarray(bucket_lower, dtype=np.float32))
+        )
+        self.register_buffer(
+            "bucket_width", torch.as_tensor(np.asarray(bucket_width, dtype=np.float32))
+        )
+        # tower roles of one horizon, in the order of the bank
+        roles = [("dct", 1)]
+        if self.ordinal:
+            roles.append(("dot", 1))
+        roles.append(("bct", self.n_sub))
+        if self.ordinal:
+            roles.append(("bot", self.n_sub))
+        if self.bias:
+            roles.append(("bbt", self.n_sub))
+        self._slices: dict[str, tuple[int, int]] = {}
+        start = 0
+        for name, count in roles:
+            self._slices[name] = (start, start + count)
+            start += count
+        self.n_roles = start
+        self.towers = _TowerBank(
+            in_features,
+            self.n_horizons * self.n_roles,
+            tower_units,
+            max(self.n_sub, self.n_bkt, 1),
+            dropout=dropout,
+        )
+        self.mono = (
+            nn.ModuleList(
+                MonoUnit(self.n_sub * self.n_bkt, self.n_sub, self.n_bkt, mono_units)
+                for _ in range(self.n_horizons - 1)
+            )
+            if mono
+            else None
+        )
+
+    def tower_bias(self, role: str, horizon: int) -> torch.Tensor:
+        """The output-layer bias rows of one role of one horizon (for initialisation)."""
+        lo, hi = self._slices[role]
+        base = horizon * self.n_roles
+        return self.towers.biases[-1][base + lo : base + hi]
+
+    def _role(self, out: torch.Tensor, role: str) -> torch.Tensor:
+        lo, hi = self._slices[role]
+        return out[:, :, lo:hi]
+
+    def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        n = h.shape[0]
+        out = self.towers(h).view(n, self.n_horizons, self.n_roles, -1)
+        S, m = self.n_sub, self.n_bkt
+        dct = self._role(out, "dct")[:, :, 0, :S]  # (n, T, S)
+        bct = self._role(out, "bct")[..., :m]  # (n, T, S, m)
+        dct = dct.masked_fill(~self.sub_valid, _MASKED_LOGIT)
+        bct = bct.masked_fill(~self.bucket_valid, _MASKED_LOGIT)
+        if self.mono is None:
+            log_p = torch.log_softmax(dct, dim=-1)
+            log_q = torch.log_softmax(bct, dim=-1)
+        else:
+            # horizons depend on each other through o_{t-1}: a loop over the few horizons
+            log_ps = [torch.log_softmax(dct[:, 0], dim=-1)]
+            log_qs = [torch.log_softmax(bct[:, 0], dim=-1)]
+            for t in range(1, self.n_horizons):
+                o_prev = (log_ps[-1].unsqueeze(-1) + log_qs[-1]).exp().reshape(n, S * m)
+                add_dct, add_bct = self.mono[t - 1](o_prev.detach())  # stop_gradient
+                d = (dct[:, t] + add_dct).masked_fill(~self.sub_valid[t], _MASKED_LOGIT)
+                b = (bct[:, t] + add_bct).masked_fill(~self.bucket_valid[t], _MASKED_LOGIT)
+                log_ps.append(torch.log_softmax(d, dim=-1))
+                log_qs.append(torch.log_softmax(b, dim=-1))
+            log_p = torch.stack(log_ps, dim=1)
+            log_q = torch.stack(log_qs, dim=1)
+        result = {"log_p": log_p, "log_q": log_q}
+        if self.bias:
+            bias = torch.sigmoid(self._role(out, "bbt")[..., :m])
+            result["bias"] = bias
+        else:
+            bias = torch.full_like(log_q, 0.5)  # NM / NMO: the bucket's midpoint
+        if self.ordinal:
+            result["dot"] = self._role(out, "dot")[:, :, 0, : max(S - 1, 0)]
+            result["bot"] = self._role(out, "bot")[..., : max(m - 1, 0)]
+        value = self.bucket_lower + bias * self.bucket_width
+        proba = (log_p.unsqueeze(-1) + log_q).exp()  # normalized bucket multinomial
+        # differentiable expected value: the calibration loss (eq. 12) needs it
+        result["expected"] = (proba * value).sum((-1, -2))
+        return result
+
+
+class MDMEModule(nn.Module):
+    """Shared bottom + :class:`MDMEHead`: the whole network of MDME (T = 1) and ODMN.
+
+    Parameters
+    ----------
+    bottom : SharedBottom
+    head : MDMEHead
+
+    Examples
+    --------
+    >>> from ltvkit.nn._encoder import EncodedSpec
+    >>> spec = EncodedSpec(2, (), (), ("a", "b"), ())
+    >>> bottom = SharedBottom(spec, (8,))
+    >>> valid = np.ones((2, 2, 3), dtype=bool)
+    >>> head = MDMEHead(8, np.zeros((2, 2, 3)), np.ones((2, 2, 3)), valid, mono=True)
+    >>> out = MDMEModule(bottom, head)(torch.zeros(5, 2), torch.zeros(5, 0, dtype=torch.long))
+    >>> out["log_p"].shape
+    torch.Size([5, 2, 2])
+    """
+
+    def __init__(self, bottom: SharedBottom, head: MDMEHead) -> None:
+        super().__init__()
+        self.bottom = bottom
+        self.head = head
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.head(self.bottom(x_num, x_cat))
+
+
+class MDMELoss(nn.Module):
+    """Per-sample MDME loss (eq. 14), summed over horizons, + ODMN calibration (eq. 12).
+
+    Per horizon: ``CE(DCT) + L_ord(DOT) + beta * CE(soft label of DOT, DCT)`` on every
+    row, plus, for the row's own sub-distribution only (sample isolation),
+    ``CE(BCT) + L_ord(BOT) + gamma * CE(soft label of BOT, BCT)`` and, if its bucket has
+    a width, ``(BBT - position)**2``. Ordinal terms are skipped when the output has no
+    ordinal towers, the bias term when it has no bias towers. With ``alpha > 0`` and
+    ``T > 1``: ``+ alpha * sum_t max(E_t - E_{t+1}, 0) / y_scale`` on the differentiable
+    expected values ``E_t``.
+
+    The target is a dict of ``(n, T)`` tensors: ``"sub"`` (sub-distribution id),
+    ``"bucket"`` (bucket id inside the sub-distribution), ``"position"`` (min-max
+    normalized position of ``y`` in its bucket) and ``"has_width"`` (1 if that bucket has
+    a positive width, so that the bias term applies).
+
+    Parameters
+    ----------
+    beta, gamma : float, default=0.5
+        Weights of the DOT -> DCT and BOT -> BCT distillation terms.
+    alpha : float, default=0.0
+        Weight of the ordered-dependency calibration term.
+    y_scale : float, default=1.0
+        The calibration term divides the expected values by it (ltvkit: the mean of the
+        longest horizon's training labels), so ``alpha`` is unit-free.
+
+    Examples
+    --------
+    >>> head = MDMEHead(4, np.zeros((1, 2, 2)), np.ones((1, 2, 2)), np.ones((1, 2, 2), bool))
+    >>> target = {"sub": torch.tensor([[0], [1]]), "bucket": torch.tensor([[1], [0]]),
+    ...           "position": torch.tensor([[0.3], [0.9]]), "has_width": torch.ones(2, 1)}
+    >>> MDMELoss()(head(torch.zeros(2, 4)), target).shape
+    torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        beta: float = 0.5,
+        gamma: float = 0.5,
+        alpha: float = 0.0,
+        y_scale: float = 1.0,
+        n_buckets: np.ndarray | None = None,
+    ) -> None:
+        super().__init__()
+        self.beta, self.gamma, self.alpha = float(beta), float(gamma), float(alpha)
+        self.y_scale = float(y_scale)
+        # (T, S) number of real buckets per sub-distribution; None: read from the masks
+        self.n_buckets: torch.Tensor | None
+        if n_buckets is None:
+            self.n_buckets = None
+        else:
+            self.register_buffer("n_buckets", torch.as_tensor(np.asarray(n_buckets, np.int64)))
+
+    def forward(
+        self, output: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        log_p, log_q = output["log_p"], output["log_q"]
+        n, T, S, m = log_q.shape
+        sub, bkt = target["sub"], target["bucket"]
+        n_buckets = self.n_buckets
+        if n_buckets is None:  # derive it from the masks of the output
+            n_buckets = (log_q > _MASKED_LOGIT / 2).sum(-1)[0]
+        n_subs = (n_buckets > 0).sum(-1)  # (T,)
+        # -- distribution segmentation module: every row
+        loss = -log_p.gather(-1, sub.unsqueeze(-1)).squeeze(-1)
+        # sample isolation: gather the row's own sub-distribution (n, T, m)
+        idx = sub.view(n, T, 1, 1).expand(n, T, 1, m)
+        own_log_q = log_q.gather(2, idx).squeeze(2)
+        loss = loss - own_log_q.gather(-1, bkt.unsqueeze(-1)).squeeze(-1)
+        if "dot" in output:
+            dot = output["dot"]
+            loss = loss + ordinal_loss(dot, sub, n_subs - 1)
+            soft = ordinal_class_proba(dot.detach(), n_subs - 1)
+            loss = loss + self.beta * -(soft * _finite(log_p)).sum(-1)
+            bot = output["bot"]
+            own_bot = bot.gather(2, sub.view(n, T, 1, 1).expand(n, T, 1, bot.shape[-1])).squeeze(2)
+            own_n = (
+                n_buckets.unsqueeze(0).expand(n, T, S).gather(-1, sub.unsqueeze(-1)).squeeze(-1)
+            )
+            loss = loss + ordinal_loss(own_bot, bkt, own_n - 1)
+            soft_b = ordinal_class_proba(own_bot.detach(), own_n - 1)
+            loss = loss + self.gamma * -(soft_b * _finite(own_log_q)).sum(-1)
+        if "bias" in output:
+            flat = (sub * m + bkt).unsqueeze(-1)
+            own_bias = output["bias"].reshape(n, T, S * m).gather(-1, flat).squeeze(-1)
+            has_width = target["has_width"].to(own_bias.dtype)
+            loss = loss + has_width * (own_bias - target["position"]) ** 2
+        total = loss.sum(-1)
+        if self.alpha > 0 and T > 1:
+            e = output["expected"] / self.y_scale
+            total = total + self.alpha * torch.relu(e[:, :-1] - e[:, 1:]).sum(-1)
+        return total
+
+
+def _finite(log_prob: torch.Tensor) -> torch.Tensor:
+    """Masked log-probabilities (about -1e9) as 0, so 0 * log p stays exactly 0."""
+    return torch.where(log_prob > _MASKED_LOGIT / 2, log_prob, torch.zeros_like(log_prob))
+
+
+# ----------------------------------------------------------------------------- segmentation
+def _global_quantiles(
+    sub_quantiles: Sequence[float], n_buckets: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """All positive-value cut quantiles, and the subset that splits sub-distributions.
+
+    Sub-distribution ``j`` spans the quantile interval ``[a_j, b_j]`` (edges 0,
+    ``sub_quantiles``, 1) and gets ``n_buckets[j]`` equal-frequency buckets, i.e. cuts at
+    ``a_j + (b_j - a_j) * k / n_buckets[j]``.
+    """
+    edges = [0.0, *(float(q) for q in sub_quantiles), 1.0]
+    cuts: list[float] = []
+    for j, nb in enumerate(n_buckets):
+        a, b = edges[j], edges[j + 1]
+        cuts.extend(a + (b - a) * k / int(nb) for k in range(1, int(nb)))
+        if j < len(n_buckets) - 1:
+            cuts.append(b)
+    return np.asarray(cuts, dtype=np.float64), np.asarray(edges[1:-1], dtype=np.float64)
+
+
+class _Segmentation:
+    """Buckets and sub-distributions of one horizon, from a fitted LTVBucketizer."""
+
+    def __init__(self, bucketizer: LTVBucketizer, splits: np.ndarray, zero_sub: bool) -> None:
+        self.bucketizer = bucketizer
+        cuts = np.asarray(bucketizer.boundaries_, dtype=np.float64)
+        self.lower = np.asarray(bucketizer.lower_, dtype=np.float64)
+        self.upper = np.asarray(bucketizer.upper_, dtype=np.float64)
+        # a split that LTVBucketizer merged away (e.g. at the maximum) is no split
+        self.splits = np.asarray([s for s in splits if np.isin(s, cuts)], dtype=np.float64)
+        first = 1 if zero_sub else 0
+        sub = first + np.searchsorted(self.splits, self.lower, side="right")
+        sub[0] = 0  # the zero bucket
+        self.sub_of_bucket = sub.astype(np.int64)
+        self.n_sub = int(sub.max()) + 1
+        self.sizes = np.bincount(sub, minlength=self.n_sub).astype(np.int64)
+        start = np.concatenate(([0], np.cumsum(self.sizes)[:-1]))
+        self.local_of_bucket = np.arange(sub.size) - start[sub]
+
+    def encode(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(sub id, bucket id within the sub-distribution, position in bucket, has width)."""
+        ids = self.bucketizer.transform(y.reshape(-1, 1)).ravel()
+        width = self.upper[ids] - self.lower[ids]
+        has_width = width > 0
+        pos = np.where(has_width, (y - self.lower[ids]) / np.where(has_width, width, 1.0), 0.0)
+        return (
+            self.sub_of_bucket[ids],
+            self.local_of_bucket[ids],
+            np.clip(pos, 0.0, 1.0),
+            has_width,
+        )
+
+
+def _weighted_cuts(pos: np.ndarray, w: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    cand = np.quantile(pos, qs, method="inverted_cdf", weights=w) if qs.size else np.empty(0)
+    cuts = np.unique(cand)
+    cuts = cuts[cuts < pos.max()]  # as LTVBucketizer: no empty top bucket
+    if cuts.size < qs.size:
+        warnings.warn(
+            f"MDME: tied positive-value quantiles were merged ({qs.size + 2} -> "
+            f"{cuts.size + 2} buckets).",
+            BucketMergeWarning,
+            stacklevel=3,
+        )
+    return cuts
+
+
+# ----------------------------------------------------------------------------- estimators
+class _MDMEBase(BaseDeepRegressor):
+    """Shared machinery of MDMERegressor (T = 1) and ODMNRegressor (T horizons)."""
+
+    # -- hyperparameters --------------------------------------------------------------
+    def _validate_hyperparameters(self) -> None:
+        super()._validate_hyperparameters()
+        if self.boundaries is None:
+            sq = _float_tuple(self.subdistribution_quantiles, "subdistribution_quantiles")
+            if any(not 0 < q < 1 for q in sq) or any(b <= a for a, b in itertools.pairwise(sq)):
+                raise ValueError(
+                    "ltvkit: subdistribution_quantiles must be strictly increasing in (0, 1), "
+                    f"got {self.subdistribution_quantiles!r}."
+                )
+            nb = self.n_buckets
+            if (
+                isinstance(nb, (str, bytes))
+                or not isinstance(nb, Sequence)
+                or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in nb)
+                or any(v < 1 for v in nb)
+                or len(nb) != len(sq) + 1
+            ):
+                raise ValueError(
+                    "ltvkit: n_buckets must be a tuple of positive ints, one per positive "
+                    f"sub-distribution ({len(sq) + 1} for subdistribution_quantiles={sq!r}), "
+                    f"got {nb!r}."
+                )
+        else:
+            self._flat_boundaries()
+        for name in ("beta", "gamma"):
+            _check_non_negative(getattr(self, name), name)
+        for name in ("zero_subdistribution", "bucket_bias", "ordinal_distillation"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(
+                    f"ltvkit: {name} must be True or False, got {getattr(self, name)!r}."
+                )
+        if self.prediction not in ("expected", "hard"):
+            raise ValueError(
+                f"ltvkit: prediction must be 'expected' or 'hard', got {self.prediction!r}."
+            )
+        _check_units(self.tower_units, "tower_units")
+
+    def _flat_boundaries(self) -> tuple[np.ndarray, np.ndarray]:
+        b = self.boundaries
+        msg = (
+            "ltvkit: boundaries must be a sequence with one sequence of bucket upper edges "
+            "per positive sub-distribution (the last one without its open top edge), e.g. "
+            f"[(10, 20, 50), (200, 500)]; got {b!r}."
+        )
+        if isinstance(b, (str, bytes)) or not isinstance(b, Sequence) or len(b) == 0:
+            raise ValueError(msg)
+        parts = []
+        for part in b:
+            if isinstance(part, (str, bytes)) or not isinstance(part, Sequence):
+                raise ValueError(msg)
+            parts.append([float(v) for v in part])
+        if any(len(p) == 0 for p in parts[:-1]):
+            raise ValueError(msg + " Only the last sub-distribution may have no cut.")
+        flat = np.asarray([v for p in parts for v in p], dtype=np.float64)
+        if not np.isfinite(flat).all() or (flat <= 0).any() or (np.diff(flat) <= 0).any():
+            raise ValueError(msg + " The edges must be positive, finite and strictly increasing.")
+        splits = np.asarray([p[-1] for p in parts[:-1]], dtype=np.float64)
+        return flat, splits
+
+    # -- targets ----------------------------------------------------------------------
+    def _segment(self, y: np.ndarray, w: np.ndarray | None) -> _Segmentation:
+        """Fit the buckets of one horizon with LTVBucketizer (``y`` 1-D)."""
+        if self.boundaries is not None:
+            flat, splits = self._flat_boundaries()
+            bk = LTVBucketizer(boundaries=flat, zero_tol=0.0).fit(y.reshape(-1, 1))
+            return _Segmentation(bk, splits, bool(self.zero_subdistribution))
+        qs, split_qs = _global_quantiles(self.subdistribution_quantiles, self.n_buckets)
+        pos_mask = y > 0
+        if w is None or np.all(w == w[0]):
+            bk = LTVBucketizer(quantiles=qs, zero_tol=0.0).fit(y.reshape(-1, 1))
+            pos = y[pos_mask]
+            splits = (
+                np.quantile(pos, split_qs, method="inverted_cdf")
+                if pos.size and split_qs.size
+                else np.empty(0)
+            )
+            return _Segmentation(bk, splits, bool(self.zero_subdistribution))
+        # Sample weights are frequency weights: weighted quantiles (what LTVBucketizer
+        # would compute on the rows repeated), passed to it as business boundaries.
+        keep = w > 0
+        pos_keep = keep & pos_mask
+        pos, wp = y[pos_keep], w[pos_keep]
+        cuts = _weighted_cuts(pos, wp, qs) if pos.size else np.empty(0)
+        splits = (
+            np.quantile(pos, split_qs, method="inverted_cdf", weights=wp)
+            if pos.size and split_qs.size
+            else np.empty(0)
+        )
+        bk = LTVBucketizer(boundaries=cuts, zero_tol=0.0).fit(y[keep].reshape(-1, 1))
+        return _Segmentation(bk, splits, bool(self.zero_subdistribution))
+
+    def _prepare_targets(
+        self, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        n, T = Y.shape
+        w = sample_weight
+        segs = [self._segment(Y[:, t], w) for t in range(T)]
+        S = max(s.n_sub for s in segs)
+        m = max(int(s.sizes.max()) for s in segs)
+        lower = np.zeros((T, S, m))
+        width = np.zeros((T, S, m))
+        valid = np.zeros((T, S, m), dtype=bool)
+        for t, s in enumerate(segs):
+            lower[t, s.sub_of_bucket, s.local_of_bucket] = s.lower
+            width[t, s.sub_of_bucket, s.local_of_bucket] = s.upper - s.lower
+            valid[t, s.sub_of_bucket, s.local_of_bucket] = True
+        sub = np.empty((n, T), dtype=np.int64)
+        bkt = np.empty((n, T), dtype=np.int64)
+        pos = np.empty((n, T), dtype=np.float64)
+        has_width = np.empty((n, T), dtype=bool)
+        for t, s in enumerate(segs):
+            sub[:, t], bkt[:, t], pos[:, t], has_width[:, t] = s.encode(Y[:, t])
+        self.segmentations_ = segs
+        self._bucket_lower = lower
+        self._bucket_width = width
+        self._bucket_valid = valid
+        ww = np.ones(n) if w is None else w
+        mean_last = float(np.average(Y[:, -1], weights=ww)) if ww.sum() > 0 else 0.0
+        self._y_scale = mean_last if mean_last > 0 else 1.0
+        self._priors = self._label_priors(sub, bkt, pos, has_width, ww, valid)
+        self._strata = sub[:, -1].copy()
+        return {
+            "sub": sub,
+            "bucket": bkt,
+            "position": pos,
+            "has_width": has_width.astype(np.int64),
+        }
+
+    @staticmethod
+    def _label_priors(
+        sub: np.ndarray,
+        bkt: np.ndarray,
+        pos: np.ndarray,
+        has_width: np.ndarray,
+        w: np.ndarray,
+        valid: np.ndarray,
+    ) -> list[dict[str, np.ndarray]]:
+        """Weighted label frequencies per horizon: starting values of the output biases."""
+        T, S, m = valid.shape
+        out = []
+        for t in range(T):
+            st, bt = sub[:, t], bkt[:, t]
+            p_sub = np.bincount(st, weights=w, minlength=S)[:S]
+            p_sub = p_sub / max(p_sub.sum(), 1e-12)
+            joint = np.zeros((S, m))
+            np.add.at(joint, (st, bt), w)
+            q = joint / np.maximum(joint.sum(1, keepdims=True), 1e-12)
+            pos_sum = np.zeros((S, m))
+            np.add.at(pos_sum, (st, bt), w * pos[:, t] * has_width[:, t])
+            mean_pos = np.where(joint > 0, pos_sum / np.maximum(joint, 1e-12), 0.5)
+            out.append({"p": p_sub, "q": q, "pos": mean_pos})
+        return out
+
+    def _validation_strata(self, y: np.ndarray) -> np.ndarray | None:
+        # stratify on the (last horizon's) sub-distribution: whales in both parts
+        return self._strata
+
+    def fit(self, X: object, y: object, sample_weight: object = None) -> _MDMEBase:
+        """Segment ``y`` into sub-distributions and buckets, then train the network.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_horizons)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: they weight the loss, the bucket quantiles and the
+            classifier initialisation.
+
+        Returns
+        -------
+        self
+        """
+        try:
+            super().fit(X, y, sample_weight)
+        finally:
+            # per-row labels are only needed for the validation split; a fitted model
+            # (and its pickle) does not carry training data
+            self.__dict__.pop("_strata", None)
+        return self
+
+    # -- module -----------------------------------------------------------------------
+    def _head_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _build_module(self, spec: EncodedSpec) -> MDMEModule:
+        bottom = self._make_bottom(spec)
+        head = MDMEHead(
+            bottom.out_features,
+            self._bucket_lower,
+            self._bucket_width,
+            self._bucket_valid,
+            tower_units=tuple(int(u) for u in self.tower_units),
+            dropout=float(self.dropout),
+            ordinal=bool(self.ordinal_distillation),
+            bias=bool(self.bucket_bias),
+            **self._head_kwargs(),
+        )
+        self._init_head_biases(head)
+        return MDMEModule(bottom, head)
+
+    def _init_head_biases(self, head: MDMEHead) -> None:
+        """Start every classifier from the training label frequencies (as ZILN does)."""
+        valid = self._bucket_valid
+        with torch.no_grad():
+            for t, pri in enumerate(self._priors):
+                S, m = valid.shape[1:]
+                sub_valid = valid[t].any(-1)
+                log_p = np.log(np.maximum(pri["p"], _PRIOR_FLOOR))
+                head.tower_bias("dct", t)[0, :S] = torch.as_tensor(log_p, dtype=torch.float32)
+                log_q = np.log(np.maximum(pri["q"], _PRIOR_FLOOR))
+                head.tower_bias("bct", t)[:, :m] = torch.as_tensor(log_q, dtype=torch.float32)
+                if head.ordinal:
+                    head.tower_bias("dot", t)[0, : S - 1] = _cumulative_logits(
+                        pri["p"], sub_valid
+                    )[: S - 1]
+                    for s in range(S):
+                        head.tower_bias("bot", t)[s, : m - 1] = _cumulative_logits(
+                            pri["q"][s], valid[t, s]
+                        )[: m - 1]
+                if head.bias:
+                    # the mean position in the whale bucket is often ~0.01 (its width
+                    # reaches the largest training value): a tight clip would start it
+                    # far too high
+                    mp = np.clip(pri["pos"], _PRIOR_FLOOR, 1 - _PRIOR_FLOOR)
+                    head.tower_bias("bbt", t)[:, :m] = torch.as_tensor(
+                        np.log(mp / (1 - mp)), dtype=torch.float32
+                    )
+
+    def _build_criterion(self) -> MDMELoss:
+        return MDMELoss(
+            beta=float(self.beta),
+            gamma=float(self.gamma),
+            alpha=float(getattr(self, "alpha", 0.0)),
+            y_scale=self._y_scale,
+            n_buckets=self._bucket_valid.sum(-1),
+        )
+
+    # -- prediction -------------------------------------------------------------------
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            torch.as_tensor(self._bucket_lower, dtype=torch.float64),
+            torch.as_tensor(self._bucket_width, dtype=torch.float64),
+        )
+
+    def _bucket_values(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        lower, width = self._tables()
+        if "bias" in output:
+            bias = output["bias"].double()
+        else:  # NM / NMO: the bucket's midpoint
+            bias = torch.full(output["log_q"].shape, 0.5, dtype=torch.float64)
+        return lower + bias * width  # (n, T, S, m)
+
+    def _proba(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Normalized bucket multinomial, padded: (n, T, S, m), float64."""
+        proba = (output["log_p"].double().unsqueeze(-1) + output["log_q"].double()).exp()
+        valid = torch.as_tensor(self._bucket_valid)
+        proba = torch.where(valid, proba, torch.zeros_like(proba))
+        # the log-softmaxes ran in float32: renormalize so every row sums to 1 in float64
+        return proba / proba.sum((-1, -2), keepdim=True)
+
+    def _raw_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(n, T) float64 predictions before any monotonic enforcement."""
+        value = self._bucket_values(output)
+        if self.prediction == "expected":
+            return (self._proba(output) * value).sum((-1, -2))
+        # eqs. 7-8: the most probable sub-distribution, then its most probable bucket
+        n, T, S, m = value.shape
+        s_star = output["log_p"].argmax(-1)  # (n, T)
+        own_q = output["log_q"].gather(2, s_star.view(n, T, 1, 1).expand(n, T, 1, m)).squeeze(2)
+        u_star = own_q.argmax(-1)
+        flat = (s_star * m + u_star).unsqueeze(-1)
+        return value.reshape(n, T, S * m).gather(-1, flat).squeeze(-1)
+
+    def _global_bucket_proba(self, output: dict[str, torch.Tensor], horizon: int) -> torch.Tensor:
+        proba = self._proba(output)[:, horizon]  # (n, S, m)
+        valid = torch.as_tensor(self._bucket_valid[horizon])
+        # padded layout is sub-distribution-major, i.e. the global bucket order
+        return proba[:, valid]
+
+    def _quantiles_from_proba(
+        self, proba: torch.Tensor, horizon: int, q: torch.Tensor
+    ) -> torch.Tensor:
+        """Quantiles of the bucket distribution, uniform inside each bucket."""
+        seg = self.segmentations_[horizon]
+        lower = torch.as_tensor(seg.lower, dtype=torch.float64)
+        width = torch.as_tensor(seg.upper - seg.lower, dtype=torch.float64)
+        cum = proba.cumsum(-1)
+        cum = cum / cum[:, -1:].clamp_min(1e-300)
+        qq = q.expand(cum.shape[0], -1).contiguous()  # (n, n_q)
+        # first bucket whose cumulative probability reaches q
+        k = torch.searchsorted(cum, qq).clamp_max(cum.shape[1] - 1)
+        prev = torch.cat([torch.zeros_like(cum[:, :1]), cum[:, :-1]], dim=1).gather(1, k)
+        mass = proba.gather(1, k)
+        frac = ((qq - prev) / mass.clamp_min(1e-300)).clamp(0.0, 1.0)
+        return lower[k] + frac * width[k]
+
+    def _check_quantiles(self, quantiles: float | Sequence[float]) -> tuple[bool, torch.Tensor]:
+        scalar = np.ndim(quantiles) == 0
+        q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+        if q.ndim != 1 or q.size == 0 or not np.all((q >= 0) & (q <= 1)):
+            raise ValueError(f"ltvkit: quantiles must be in [0, 1], got {quantiles!r}.")
+        return scalar, torch.from_numpy(q)[None, :]
+
+
+class MDMERegressor(_MDMEBase):
+    """Multi Distribution Multi Experts (MDME) network for customer lifetime value.
+
+    Li et al., "Billion-user Customer Lifetime Value Prediction: An Industrial-scale
+    Solution from Kuaishou", CIKM 2022, §3.3. The label range is cut into
+    sub-distributions and buckets (:class:`~ltvkit.preprocessing.LTVBucketizer` on the
+    training labels); a Distribution Classification Tower picks the sub-distribution, a
+    Bucket Classification Tower per sub-distribution picks the bucket, a Bucket Bias
+    Tower places the value inside it. Ordinal towers distil the order of sub-distributions
+    and buckets into the classifiers. See ``docs/models/mdme_odmn.md``.
+
+    Parameters
+    ----------
+    subdistribution_quantiles : tuple of float, default=(0.9,)
+        Quantiles of the *positive* training labels at which the positive values are split
+        into sub-distributions. The default splits them at their 90th percentile into a
+        body and a whale tail: the tail holds values spread over orders of magnitude and
+        gets its own experts, the body keeps fine buckets where most customers are.
+    n_buckets : tuple of int, default=(8, 4)
+        Equal-frequency buckets per positive sub-distribution (one entry per
+        sub-distribution, so ``len(subdistribution_quantiles) + 1`` entries). 8 body
+        buckets of ~11% of the positives each and 4 tail buckets of 2.5% each: the paper
+        sizes buckets so that each holds a similar number of samples; the tail gets fewer
+        because it has ten times fewer rows. Tied quantiles are merged (fewer buckets,
+        ``BucketMergeWarning``).
+    boundaries : sequence of sequences of float or None, default=None
+        Business segmentation instead of quantiles: one sequence per positive
+        sub-distribution with the upper edges of its buckets; the last sub-distribution
+        omits its top edge (its last bucket is open-ended, up to the training maximum).
+        ``[(10, 20, 50), (200, 500)]``: body buckets (0, 10], (10, 20], (20, 50]; tail
+        buckets (50, 200], (200, 500], (500, max]. Overrides the two parameters above.
+    zero_subdistribution : bool, default=True
+        Zero spend is its own sub-distribution, a single bucket of width 0 (no bias
+        needed). False: the zero bucket is the first bucket of the first positive
+        sub-distribution.
+    bucket_bias : bool, default=True
+        Bucket Bias Towers. False: a bucket's value is its midpoint (paper's NM/NMO).
+    ordinal_distillation : bool, default=True
+        Distribution and Bucket Ordinal Towers with their distillation (paper's NMO/MDME).
+        ``bucket_bias=False, ordinal_distillation=False`` is the paper's NM,
+        ``(True, False)`` NMB, ``(False, True)`` NMO, ``(True, True)`` the full MDME.
+    beta, gamma : float, default=0.5
+        Weights of the DOT -> DCT and BOT -> BCT distillation losses (paper §5.1.2).
+    prediction : {"expected", "hard"}, default="expected"
+        ``"expected"``: the expectation over all sub-distributions and buckets,
+        ``sum_s sum_b P(s) P(b | s) (left_b + bias_b * width_b)``, i.e. E[y | x], the
+        ltvkit contract. ``"hard"``: the paper's eqs. 7-8, the most probable
+        sub-distribution, then its most probable bucket, then ``left + bias * width``.
+    tower_units : tuple of int, default=(16,)
+        Hidden layer widths of every tower (the paper does not give them).
+    hidden_units : tuple of int, default=(64, 32)
+        Shared bottom MLP.
+    dropout : float, default=0.0
+    embedding_dim : int or None, default=None
+    log_transform : {"auto", True, False}, default="auto"
+    min_category_frequency : int, default=5
+    batch_size : int, default=512
+        The paper's batch size.
+    max_epochs : int, default=100
+    lr : float, default=1e-3
+        The paper uses 0.05 (Adam) for its embedding-only input; on ltvkit's standardized
+        numeric input 0.05 gave a lower Gini on CDNOW (see the model page), so ltvkit keeps
+        the shared 1e-3.
+    weight_decay : float, default=0.0
+    optimizer : str or torch optimizer class, default="adam"
+    lr_schedule : {"cosine", "none"} or None, default="cosine"
+    early_stopping : bool, default=True
+    validation_fraction : float, default=0.1
+        The split is stratified on the sub-distribution, so the tail is in both parts.
+    patience : int, default=10
+    gradient_clip : float or None, default=None
+    random_state : int, RandomState or None, default=None
+    verbose : int, default=0
+    callbacks : list or None, default=None
+    device : str, default="cpu"
+        See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
+
+    Attributes
+    ----------
+    bucket_lower_, bucket_upper_ : ndarray of shape (n_buckets_total,)
+        Ranges of all buckets in value order (bucket 0 is the zero bucket ``[0, 0]``).
+    bucket_subdistribution_ : ndarray of int64 of shape (n_buckets_total,)
+        Sub-distribution of each bucket.
+    n_subdistributions_ : int
+    bucketizer_ : LTVBucketizer
+        The fitted bucketizer behind the segmentation.
+    net_, encoder_, n_iter_, best_epoch_
+        See :class:`~ltvkit.nn.BaseDeepRegressor`.
+
+    Examples
+    --------
+    >>> from ltvkit.datasets import make_ltv
+    >>> from ltvkit.nn.mdme import MDMERegressor
+    >>> X, y = make_ltv(n_samples=600, n_features=4, n_categorical=1, random_state=0)
+    >>> model = MDMERegressor(max_epochs=3, random_state=0).fit(X, y)
+    >>> model.predict(X).shape, model.predict_bucket_proba(X).shape
+    ((600,), (600, 13))
+    """
+
+    def __init__(
+        self,
+        *,
+        subdistribution_quantiles: Sequence[float] = (0.9,),
+        n_buckets: Sequence[int] = (8, 4),
+        boundaries: Sequence[Sequence[float]] | None = None,
+        zero_subdistribution: bool = True,
+        bucket_bias: bool = True,
+        ordinal_distillation: bool = True,
+        beta: float = 0.5,
+        gamma: float = 0.5,
+        prediction: str = "expected",
+        tower_units: Sequence[int] = (16,),
+        hidden_units: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+        embedding_dim: int | None = None,
+        log_transform: bool | str = "auto",
+        min_category_frequency: int = 5,
+        batch_size: int = 512,
+        max_epochs: int = 100,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: str | type = "adam",
+        lr_schedule: str | None = "cosine",
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        gradient_clip: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self._store_params(locals())
+
+    def _prepare_targets(
+        self, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        targets = super()._prepare_targets(y, sample_weight)
+        seg = self.segmentations_[0]
+        self.bucketizer_ = seg.bucketizer
+        self.bucket_lower_ = seg.lower.copy()
+        self.bucket_upper_ = seg.upper.copy()
+        self.bucket_subdistribution_ = seg.sub_of_bucket.copy()
+        self.n_subdistributions_ = seg.n_sub
+        return targets
+
+    def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._raw_prediction(output)[:, 0]
+
+    def predict_bucket_proba(self, X: object) -> np.ndarray:
+        """The normalized bucket multinomial (paper §3.4): ``P(s) * P(b | s)`` per bucket.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_buckets_total)
+            Columns in value order (see ``bucket_lower_``); each row sums to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1); y = np.r_[np.zeros(30), np.arange(1.0, 31)]
+        >>> m = MDMERegressor(max_epochs=2, random_state=0).fit(X, y)
+        >>> bool(np.allclose(m.predict_bucket_proba(X).sum(1), 1.0))
+        True
+        """
+        return self._forward_outputs(X, lambda out: self._global_bucket_proba(out, 0))
+
+    def predict_nonzero_proba(self, X: object) -> np.ndarray:
+        """``P(y > 0 | x)``: one minus the probability of the zero bucket.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1); y = np.r_[np.zeros(30), np.arange(1.0, 31)]
+        >>> p = MDMERegressor(max_epochs=2, random_state=0).fit(X, y).predict_nonzero_proba(X)
+        >>> bool(((p >= 0) & (p <= 1)).all())
+        True
+        """
+        return self._forward_outputs(
+            X, lambda out: (1.0 - self._global_bucket_proba(out, 0)[:, 0]).clamp(0.0, 1.0)
+        )
+
+    def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
+        """Quantiles of the predicted bucket distribution (uniform inside each bucket).
+
+        The zero bucket is a point mass at 0; a positive bucket spreads its probability
+        uniformly over ``[lower, upper]``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        quantiles : float or sequence of float in [0, 1]
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) for a float, (n_samples, n_quantiles) otherwise
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1); y = np.r_[np.zeros(30), np.arange(1.0, 31)]
+        >>> m = MDMERegressor(max_epochs=2, random_state=0).fit(X, y)
+        >>> m.predict_quantiles(X, [0.1, 0.5, 0.9]).shape
+        (60, 3)
+        """
+        scalar, q = self._check_quantiles(quantiles)
+        result = self._forward_outputs(
+            X, lambda out: self._quantiles_from_proba(self._global_bucket_proba(out, 0), 0, q)
+        )
+        return result[:, 0] if scalar else result
+
+
+class ODMNRegressor(_MDMEBase):
+    """Order Dependency Monotonic Network (ODMN): LTV at several horizons at once.
+
+    Li et al., CIKM 2022, §3.1-3.5. ``y`` has shape ``(n, T)``: cumulative spend at T
+    increasing horizons (e.g. the next 13/26/39 weeks), non-decreasing along each row
+    (``ValueError`` otherwise). A shared bottom feeds one MDME head per horizon (see
+    :class:`MDMERegressor`, whose segmentation parameters apply to every horizon, each
+    with its own bucket cuts); Mono Units pass horizon ``t - 1``'s bucket distribution
+    (stop-gradient) into horizon ``t``'s classification logits; the calibration loss
+    penalises expected values that decrease along the horizons. ``predict`` returns
+    ``(n, T)``, non-decreasing along the horizons for every customer when
+    ``enforce_monotonic=True``.
+
+    Parameters
+    ----------
+    mono_unit : bool, default=True
+        Link the horizons with Mono Units (paper's SM/ODMN); False: independent MDME
+        heads on the shared bottom (S/SC).
+    mono_units : tuple of int, default=()
+        Hidden widths of each Mono Unit; ``()`` is a non-negative linear map (the paper's
+        "linear transformation" of the upstream distribution).
+    alpha : float, default=1.0
+        Weight of the ordered-dependency calibration loss (eq. 12, paper: 1); 0 disables
+        it (S/SM). ltvkit applies it to expected values divided by the mean training
+        label of the longest horizon, so ``alpha`` does not depend on the currency.
+        ``mono_unit=False, alpha=0`` is the paper's S, ``(True, 0)`` SM, ``(False, 1)``
+        SC, ``(True, 1)`` the full ODMN.
+    enforce_monotonic : bool, default=True
+        Make every customer's predictions non-decreasing along the horizons with a
+        running maximum (the paper's losses only make it likely).
+        :meth:`monotonic_violation_rate` reports how often the raw network violated it.
+    subdistribution_quantiles, n_buckets, boundaries, zero_subdistribution, bucket_bias, \
+ordinal_distillation, beta, gamma, prediction, tower_units
+        As in :class:`MDMERegressor`, for every horizon.
+    hidden_units, dropout, embedding_dim, log_transform, min_category_frequency, \
+batch_size, max_epochs, lr, weight_decay, optimizer, lr_schedule, early_stopping, \
+validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, device
+        Shared deep hyperparameters (:class:`~ltvkit.nn.BaseDeepRegressor`); same
+        defaults as :class:`MDMERegressor`. Early stopping is stratified on the longest
+        horizon's sub-distribution.
+
+    Attributes
+    ----------
+    n_horizons_ : int
+    bucket_lower_, bucket_upper_ : list of ndarray
+        Bucket ranges of each horizon.
+    bucketizers_ : list of LTVBucketizer
+    train_violation_rate_ : float
+        Share of training customers whose raw predictions decrease somewhere along the
+        horizons (before ``enforce_monotonic``).
+    net_, encoder_, n_iter_, best_epoch_
+        See :class:`~ltvkit.nn.BaseDeepRegressor`.
+
+    Examples
+    --------
+    >>> from ltvkit.datasets import make_ltv
+    >>> from ltvkit.nn.mdme import ODMNRegressor
+    >>> X, y = make_ltv(n_samples=600, n_features=4, n_categorical=1, n_horizons=3,
+    ...                 random_state=0)
+    >>> model = ODMNRegressor(max_epochs=3, random_state=0).fit(X, y)
+    >>> pred = model.predict(X)
+    >>> pred.shape, bool((pred[:, 1:] >= pred[:, :-1]).all())
+    ((600, 3), True)
+    """
+
+    _multi_horizon = True
+
+    def __init__(
+        self,
+        *,
+        mono_unit: bool = True,
+        mono_units: Sequence[int] = (),
+        alpha: float = 1.0,
+        enforce_monotonic: bool = True,
+        subdistribution_quantiles: Sequence[float] = (0.9,),
+        n_buckets: Sequence[int] = (8, 4),
+        boundaries: Sequence[Sequence[float]] | None = None,
+        zero_subdistribution: bool = True,
+        bucket_bias: bool = True,
+        ordinal_distillation: bool = True,
+        beta: float = 0.5,
+        gamma: float = 0.5,
+        prediction: str = "expected",
+        tower_units: Sequence[int] = (16,),
+        hidden_units: Sequence[int] = (64, 32),
+        dropout: float = 0.0,
+        embedding_dim: int | None = None,
+        log_transform: bool | str = "auto",
+        min_category_frequency: int = 5,
+        batch_size: int = 512,
+        max_epochs: int = 100,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: str | type = "adam",
+        lr_schedule: str | None = "cosine",
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        gradient_clip: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        callbacks: list | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self._store_params(locals())
+
+    def _validate_hyperparameters(self) -> None:
+        super()._validate_hyperparameters()
+        _check_non_negative(self.alpha, "alpha")
+        for name in ("mono_unit", "enforce_monotonic"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(
+                    f"ltvkit: {name} must be True or False, got {getattr(self, name)!r}."
+                )
+        _check_units(self.mono_units, "mono_units")
+
+    def _head_kwargs(self) -> dict[str, Any]:
+        return {"mono": bool(self.mono_unit), "mono_units": tuple(int(u) for u in self.mono_units)}
+
+    def _prepare_targets(
+        self, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        targets = super()._prepare_targets(y, sample_weight)
+        self.n_horizons_ = len(self.segmentations_)
+        self.bucketizers_ = [s.bucketizer for s in self.segmentations_]
+        self.bucket_lower_ = [s.lower.copy() for s in self.segmentations_]
+        self.bucket_upper_ = [s.upper.copy() for s in self.segmentations_]
+        return targets
+
+    def fit(self, X: object, y: object, sample_weight: object = None) -> ODMNRegressor:
+        """Fit the network on ``y`` of shape ``(n, T)`` (cumulative spend per horizon).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_horizons)
+            Non-negative and non-decreasing along each row. A 1-D ``y`` is one horizon
+            (then ``predict`` returns 1-D too).
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        # the base validates y as (n, T); a 1-D y is one horizon and predict answers 1-D
+        self._y_ndim = 1 if y is not None and np.asarray(y).ndim == 1 else 2
+        super().fit(X, y, sample_weight)
+        raw = self._forward_outputs(X, self._raw_prediction)
+        self.train_violation_rate_ = _violation_rate(raw)
+        return self
+
+    def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        pred = self._raw_prediction(output)
+        if self.enforce_monotonic:
+            pred = torch.cummax(pred, dim=1).values
+        return pred[:, 0] if self._y_ndim == 1 else pred
+
+    def monotonic_violation_rate(self, X: object) -> float:
+        """Share of customers whose *raw* predictions decrease along the horizons.
+
+        Computed before ``enforce_monotonic``; ``predict`` itself never decreases when
+        ``enforce_monotonic=True``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float in [0, 1]
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1)
+        >>> y1 = np.r_[np.zeros(30), np.arange(30.0)]
+        >>> y = np.c_[y1, 2 * y1]
+        >>> model = ODMNRegressor(max_epochs=2, random_state=0).fit(X, y)
+        >>> rate = model.monotonic_violation_rate(X)
+        >>> 0.0 <= rate <= 1.0
+        True
+        """
+        return _violation_rate(self._forward_outputs(X, self._raw_prediction))
+
+    def _horizon(self, horizon: int) -> int:
+        T = self.n_horizons_
+        if not isinstance(horizon, numbers.Integral) or not -T <= horizon < T:
+            raise ValueError(
+                f"ltvkit: horizon must be an integer in [-{T}, {T - 1}], got {horizon!r}."
+            )
+        return int(horizon) % T
+
+    def predict_bucket_proba(self, X: object, horizon: int = -1) -> np.ndarray:
+        """Normalized bucket multinomial ``o_t`` of one horizon (paper §3.4).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        horizon : int, default=-1
+            Which horizon (index into the columns of ``y``; -1 = the longest).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_buckets_of_that_horizon)
+            Columns in value order (``bucket_lower_[horizon]``); rows sum to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1)
+        >>> y1 = np.r_[np.zeros(30), np.arange(30.0)]
+        >>> y = np.c_[y1, 2 * y1]
+        >>> m = ODMNRegressor(max_epochs=2, random_state=0).fit(X, y)
+        >>> bool(np.allclose(m.predict_bucket_proba(X, horizon=0).sum(1), 1.0))
+        True
+        """
+        check_is_fitted(self, "n_horizons_")
+        t = self._horizon(horizon)
+        return self._forward_outputs(X, lambda out: self._global_bucket_proba(out, t))
+
+    def predict_nonzero_proba(self, X: object) -> np.ndarray:
+        """``P(y_T > 0 | x)`` for the **last (longest) horizon** ``T``.
+
+        Spending anything by the longest horizon is the event that matters for
+        targeting; use ``1 - predict_bucket_proba(X, horizon=t)[:, 0]`` for another
+        horizon.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1)
+        >>> y1 = np.r_[np.zeros(30), np.arange(30.0)]
+        >>> y = np.c_[y1, 2 * y1]
+        >>> p = ODMNRegressor(max_epochs=2, random_state=0).fit(X, y).predict_nonzero_proba(X)
+        >>> p.shape
+        (60,)
+        """
+        return self._forward_outputs(
+            X, lambda out: (1.0 - self._global_bucket_proba(out, -1)[:, 0]).clamp(0.0, 1.0)
+        )
+
+    def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
+        """Quantiles of each horizon's bucket distribution (uniform inside buckets).
+
+        With ``enforce_monotonic=True`` each quantile is made non-decreasing along the
+        horizons too (true cumulative spend has non-decreasing quantiles).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        quantiles : float or sequence of float in [0, 1]
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_horizons) for a float,
+        (n_samples, n_horizons, n_quantiles) otherwise
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(60.0).reshape(-1, 1)
+        >>> y1 = np.r_[np.zeros(30), np.arange(30.0)]
+        >>> y = np.c_[y1, 2 * y1]
+        >>> m = ODMNRegressor(max_epochs=2, random_state=0).fit(X, y)
+        >>> m.predict_quantiles(X, [0.5, 0.9]).shape
+        (60, 2, 2)
+        """
+        scalar, q = self._check_quantiles(quantiles)
+
+        def fn(out: dict[str, torch.Tensor]) -> torch.Tensor:
+            per = [
+                self._quantiles_from_proba(self._global_bucket_proba(out, t), t, q)
+                for t in range(self.n_horizons_)
+            ]
+            res = torch.stack(per, dim=1)  # (n, T, n_q)
+            if self.enforce_monotonic:
+                res = torch.cummax(res, dim=1).values
+            return res
+
+        result = self._forward_outputs(X, fn)
+        return result[..., 0] if scalar else result
+
+
+# ----------------------------------------------------------------------------- helpers
+def _violation_rate(pred: np.ndarray) -> float:
+    if pred.ndim != 2 or pred.shape[1] < 2:
+        return 0.0
+    # a relative tolerance: float64 rounding of equal values is not a violation
+    tol = 1e-9 * np.maximum(np.abs(pred[:, :-1]), 1.0)
+    return float((pred[:, 1:] < pred[:, :-1] - tol).any(axis=1).mean())
+
+
+def _cumulative_logits(freq: np.ndarray, valid: np.ndarray) -> torch.Tensor:
+    """logit(P(class > u)) of a class frequency vector (ordinal tower initialisation)."""
+    f = np.where(valid, freq, 0.0)
+    f = f / max(f.sum(), 1e-12)
+    above = 1.0 - np.cumsum(f)  # P(class > u) for u = 0 .. len-1
+    above = np.clip(above, _PRIOR_FLOOR, 1 - _PRIOR_FLOOR)
+    return torch.as_tensor(np.log(above / (1 - above)), dtype=torch.float32)
+
+
+def _float_tuple(value: object, name: str) -> tuple[float, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"ltvkit: {name} must be a tuple of numbers, got {value!r}.")
+    out = []
+    for v in value:
+        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v):
+            raise ValueError(f"ltvkit: {name} must be a tuple of numbers, got {value!r}.")
+        out.append(float(v))
+    return tuple(out)
+
+
+def _check_non_negative(value: object, name: str) -> None:
+    if (
+        not isinstance(value, numbers.Real)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"ltvkit: {name} must be a finite number >= 0, got {value!r}.")
+
+
+def _check_units(value: object, name: str) -> None:
+    ok = (
+        not isinstance(value, (str, bytes, numbers.Integral))
+        and isinstance(value, Sequence)
+        and all(isinstance(u, numbers.Integral) and not isinstance(u, bool) for u in value)
+        and all(u >= 1 for u in value)
+    )
+    if not ok:
+        raise ValueError(
+            f"ltvkit: {name} must be a tuple of positive ints, e.g. (16,), got {value!r}."
+        )
