@@ -15,9 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from sklearn.base import BaseEstimator, clone, is_classifier, is_regressor
-from sklearn.exceptions import DataConversionWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Tags, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
@@ -419,16 +417,6 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
             For invalid input (see ``docs/contract.md``), invalid parameters, or no
             positive ``y`` with a non-zero weight.
         """
-        # TODO(lead): move to LTVRegressorMixin._validate_fit_input (sklearn's
-        # check_supervised_y_2d expects this warning from every single-output model).
-        y_shape = np.shape(np.asarray(y)) if y is not None else ()
-        if len(y_shape) == 2 and y_shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected. Please change "
-                "the shape of y to (n_samples,), for example using ravel().",
-                DataConversionWarning,
-                stacklevel=2,
-            )
         frame, y_arr, sw = self._validate_fit_input(X, y, sample_weight)
         self._check_params()
 
@@ -678,21 +666,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         return np.maximum(value, 0.0, where=~np.isnan(value), out=value)
 
     def _predict_frame(self, X: Any) -> pd.DataFrame:
-        """Validated DataFrame for the boosters.
-
-        A 1-D array is refused with sklearn's "Reshape your data" message first.
-        TODO(lead): LTVRegressorMixin._validate_predict_input runs validate_data (which
-        says "X does not contain any features") before check_array; once it checks the
-        shape first this guard can go.
-        """
-        if not isinstance(X, pd.DataFrame) and not sparse.issparse(X):
-            arr = np.asarray(X)
-            if arr.ndim == 1:
-                raise ValueError(
-                    f"Expected 2D array, got 1D array instead: array={arr!r}. Reshape your "
-                    "data either using array.reshape(-1, 1) if your data has a single "
-                    "feature or array.reshape(1, -1) if it contains a single sample."
-                )
+        """The validated DataFrame, with the column names the boosters were fitted on."""
         return self._booster_frame(self._validate_predict_input(X))
 
     def predict(self, X: Any) -> np.ndarray:
