@@ -14,7 +14,9 @@ location and scale of ``log(y)`` given ``y > 0``; ``sigma`` must already be posi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -227,3 +229,54 @@ def bounded_mu(raw: torch.Tensor, center: float, half_width: float) -> torch.Ten
     3.0
     """
     return center + half_width * torch.tanh(raw / half_width)
+
+
+#: The lower bound on mu sits this far (in log units) below log(min positive label).
+MU_MARGIN_LOW = 1.0
+
+
+@dataclass(frozen=True)
+class ZILNLabelStats:
+    """Weighted label statistics that start and bound a ZILN head (ZILN, OptDist).
+
+    Examples
+    --------
+    >>> stats = ZILNLabelStats.from_labels(np.array([0.0, 1.0, np.e]))
+    >>> stats.log_range
+    (0.0, 1.0)
+    >>> sorted(stats.head_init(sigma_max=2.0))
+    ['init_logit', 'init_mu', 'init_sigma', 'mu_high', 'mu_low', 'sigma_max']
+    """
+
+    positive_rate: float
+    log_range: tuple[float, float]
+    log_mean: float
+    log_std: float
+
+    @classmethod
+    def from_labels(cls, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ZILNLabelStats:
+        """Compute the statistics (sample weights are frequency weights)."""
+        w = np.ones_like(y) if sample_weight is None else sample_weight
+        positive = y > 0
+        log_pos = np.log(y[positive])
+        w_pos = w[positive]
+        rate = float(np.average(positive, weights=w)) if w.sum() > 0 else 0.5
+        if w_pos.sum() > 0:
+            mean = float(np.average(log_pos, weights=w_pos))
+            std = float(np.sqrt(np.average((log_pos - mean) ** 2, weights=w_pos)))
+        else:
+            mean, std = float(log_pos.mean()), float(log_pos.std())
+        return cls(rate, (float(log_pos.min()), float(log_pos.max())), mean, std)
+
+    def head_init(self, sigma_max: float) -> dict[str, float]:
+        """Keyword arguments for a ZILN head: mu bounds, sigma cap and starting values."""
+        rate = min(max(self.positive_rate, 1e-3), 1 - 1e-3)
+        lo, hi = self.log_range
+        return {
+            "mu_low": lo - MU_MARGIN_LOW,
+            "mu_high": hi,
+            "sigma_max": float(sigma_max),
+            "init_logit": math.log(rate / (1 - rate)),
+            "init_mu": self.log_mean,
+            "init_sigma": min(max(self.log_std, 0.1), 0.9 * float(sigma_max)),
+        }

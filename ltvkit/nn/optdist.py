@@ -37,6 +37,7 @@ from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, SharedBottom
 from ltvkit.nn._losses import (
+    ZILNLabelStats,
     bounded_mu,
     bounded_sigma,
     inverse_bounded_sigma,
@@ -48,9 +49,8 @@ from ltvkit.nn._losses import (
 __all__ = ["OptDistLoss", "OptDistModule", "OptDistRegressor", "StackedMLP"]
 
 # mu is bounded to [log(min y+) - 1, log(max y+)] of the positive training labels, the
-# same bounds as ZILNRegressor (see docs/models/ziln.md): no SDN's median spend may
-# exceed the largest training spend, so every prediction is finite by construction.
-_MU_MARGIN_LOW = 1.0
+# same bounds as ZILNRegressor (ZILNLabelStats): no SDN's median spend may exceed the
+# largest training spend, so every prediction is finite by construction.
 _SELECTIONS = ("hard", "soft")
 # Bisection steps of the mixture quantile (selection="soft"): the bracket is at most
 # ~2 * (log-range + 6 sigma_max) wide, so 60 halvings reach float64 resolution.
@@ -523,22 +523,10 @@ class OptDistRegressor(BaseDeepRegressor):
             raise ValueError(f"ltvkit: sigma_max must be a number > 0.01, got {self.sigma_max!r}.")
 
     def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
-        # Marginal statistics for the SDN output biases and the mu bounds (weighted:
-        # sample weights are frequency weights). NOTE: the same statistics as
-        # ZILNRegressor._prepare_targets; a shared helper in _losses.py would remove
-        # this duplicate (proposed to the lead).
-        w = np.ones_like(y) if sample_weight is None else sample_weight
-        positive = y > 0
-        log_pos = np.log(y[positive])
-        w_pos = w[positive]
-        self.positive_rate_ = float(np.average(positive, weights=w)) if w.sum() > 0 else 0.5
-        self.log_y_range_ = (float(log_pos.min()), float(log_pos.max()))
-        if w_pos.sum() > 0:
-            mean = float(np.average(log_pos, weights=w_pos))
-            std = float(np.sqrt(np.average((log_pos - mean) ** 2, weights=w_pos)))
-        else:
-            mean, std = float(log_pos.mean()), float(log_pos.std())
-        self._log_y_moments = (mean, std)
+        # starting values and mu bounds of the head (shared with OptDist)
+        self._label_stats = ZILNLabelStats.from_labels(y, sample_weight)
+        self.positive_rate_ = self._label_stats.positive_rate
+        self.log_y_range_ = self._label_stats.log_range
         return y
 
     def _build_module(self, spec: EncodedSpec) -> OptDistModule:
@@ -546,21 +534,13 @@ class OptDistRegressor(BaseDeepRegressor):
         # drawn here are a deterministic function of random_state
         L = int(self.n_distributions)
         self.sdn_seeds_ = tuple(int(s) for s in torch.randint(0, 2**31 - 1, (L,)).tolist())
-        lo, hi = self.log_y_range_
-        mean_log, std_log = self._log_y_moments
-        rate = min(max(self.positive_rate_, 1e-3), 1 - 1e-3)
         return OptDistModule(
             self._make_bottom(spec),
             n_distributions=L,
             sdn_hidden_units=tuple(int(u) for u in self.sdn_hidden_units),
             dsm_hidden_units=tuple(int(u) for u in self.dsm_hidden_units),
             sdn_seeds=self.sdn_seeds_,
-            mu_low=lo - _MU_MARGIN_LOW,
-            mu_high=hi,
-            sigma_max=float(self.sigma_max),
-            init_logit=math.log(rate / (1 - rate)),
-            init_mu=mean_log,
-            init_sigma=min(max(std_log, 0.1), 0.9 * float(self.sigma_max)),
+            **self._label_stats.head_init(float(self.sigma_max)),
         )
 
     def _build_criterion(self) -> OptDistLoss:

@@ -22,6 +22,7 @@ from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import SharedBottom
 from ltvkit.nn._losses import (
+    ZILNLabelStats,
     bounded_mu,
     bounded_sigma,
     inverse_bounded_sigma,
@@ -33,10 +34,9 @@ from ltvkit.nn._losses import (
 __all__ = ["ZILNLoss", "ZILNModule", "ZILNRegressor"]
 
 # mu (the log of a customer's median positive spend) is kept within
-# [log(min y+) - 1, log(max y+)] of the positive training labels: below, a margin of a
-# factor e = 2.7 is harmless; above, no customer's median spend may exceed the largest
-# spend seen in training, so predict <= max(y) * exp(sigma_max**2 / 2) by construction.
-_MU_MARGIN_LOW = 1.0
+# [log(min y+) - 1, log(max y+)] of the positive training labels (ZILNLabelStats): below,
+# a margin of a factor e = 2.7 is harmless; above, no customer's median spend may exceed
+# the largest spend seen in training, so predict <= max(y) * exp(sigma_max**2 / 2).
 
 
 class ZILNModule(nn.Module):
@@ -227,33 +227,15 @@ class ZILNRegressor(BaseDeepRegressor):
             raise ValueError(f"ltvkit: sigma_max must be a number > 0.01, got {self.sigma_max!r}.")
 
     def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
-        # starting values of the head (weighted: sample weights are frequency weights)
-        w = np.ones_like(y) if sample_weight is None else sample_weight
-        positive = y > 0
-        log_pos = np.log(y[positive])
-        w_pos = w[positive]
-        self.positive_rate_ = float(np.average(positive, weights=w)) if w.sum() > 0 else 0.5
-        self.log_y_range_ = (float(log_pos.min()), float(log_pos.max()))
-        if w_pos.sum() > 0:
-            mean = float(np.average(log_pos, weights=w_pos))
-            std = float(np.sqrt(np.average((log_pos - mean) ** 2, weights=w_pos)))
-        else:
-            mean, std = float(log_pos.mean()), float(log_pos.std())
-        self._log_y_moments = (mean, std)
+        # starting values and mu bounds of the head (shared with OptDist)
+        self._label_stats = ZILNLabelStats.from_labels(y, sample_weight)
+        self.positive_rate_ = self._label_stats.positive_rate
+        self.log_y_range_ = self._label_stats.log_range
         return y
 
     def _build_module(self, spec: EncodedSpec) -> ZILNModule:
-        lo, hi = self.log_y_range_
-        mean_log, std_log = self._log_y_moments
-        rate = min(max(self.positive_rate_, 1e-3), 1 - 1e-3)
         return ZILNModule(
-            self._make_bottom(spec),
-            mu_low=lo - _MU_MARGIN_LOW,
-            mu_high=hi,
-            sigma_max=float(self.sigma_max),
-            init_logit=math.log(rate / (1 - rate)),
-            init_mu=mean_log,
-            init_sigma=min(max(std_log, 0.1), 0.9 * float(self.sigma_max)),
+            self._make_bottom(spec), **self._label_stats.head_init(float(self.sigma_max))
         )
 
     def _build_criterion(self) -> ZILNLoss:
