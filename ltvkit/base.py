@@ -207,8 +207,14 @@ class TabularSchema:
     _string_levels: set[str] = field(default_factory=set)
 
     def fit(self, X: object) -> TabularSchema:
-        frame = _to_frame(X)
-        self.from_frame = isinstance(X, pd.DataFrame)
+        return self._fit_frame(_to_frame(X), from_frame=isinstance(X, pd.DataFrame))
+
+    def transform(self, X: object) -> pd.DataFrame:
+        return self._transform_frame(_to_frame(X), by_name=isinstance(X, pd.DataFrame))
+
+    # the estimators call these with the frame they already checked (one conversion)
+    def _fit_frame(self, frame: pd.DataFrame, from_frame: bool) -> TabularSchema:
+        self.from_frame = from_frame
         self.columns = [str(c) for c in frame.columns]
         self.categorical_columns = [str(c) for c in frame.columns if _is_categorical(frame[c])]
         self.numeric_columns = [c for c in self.columns if c not in self.categorical_columns]
@@ -225,10 +231,9 @@ class TabularSchema:
             self.categories[col] = pd.Index(levels)
         return self
 
-    def transform(self, X: object) -> pd.DataFrame:
-        frame = _to_frame(X)
+    def _transform_frame(self, frame: pd.DataFrame, by_name: bool) -> pd.DataFrame:
         frame.columns = [str(c) for c in frame.columns]
-        if self.from_frame and isinstance(X, pd.DataFrame):
+        if self.from_frame and by_name:
             missing = [c for c in self.columns if c not in frame.columns]
             if missing:
                 raise ValueError(f"ltvkit: X is missing the column(s) {missing} seen in fit.")
@@ -336,9 +341,11 @@ class LTVRegressorMixin(RegressorMixin):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        schema = TabularSchema().fit(X)  # shape and dtype checks first (clear messages)
+        frame = _to_frame(X)  # shape and dtype checks first (clear messages)
+        is_frame = isinstance(X, pd.DataFrame)
+        schema = TabularSchema()._fit_frame(frame, from_frame=is_frame)
         validate_data(self, X, reset=True, skip_check_array=True)
-        frame = schema.transform(X)
+        frame = schema._transform_frame(frame, by_name=is_frame)
         y_arr = validate_ltv_target(y, multi_horizon=self._multi_horizon)
         check_consistent_length(frame, y_arr)
         self.schema_ = schema
@@ -375,7 +382,7 @@ class LTVRegressorMixin(RegressorMixin):
                 f"X has {frame.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        return self.schema_.transform(X)
+        return self.schema_._transform_frame(frame, by_name=isinstance(X, pd.DataFrame))
 
     def predict_nonzero_proba(self, X: object) -> np.ndarray:  # pragma: no cover - abstract
         """Probability that each customer spends anything, P(y > 0 | x)."""
