@@ -5,6 +5,7 @@ Run from the repository root::
     OMP_NUM_THREADS=1 python benchmarks/quality_ccornet.py                  # ladder, 3 seeds
     OMP_NUM_THREADS=1 python benchmarks/quality_ccornet.py --study sweep --seeds 2 \\
         --param batch_size --values 256 512 1024 4096
+    OMP_NUM_THREADS=1 python benchmarks/quality_ccornet.py --study decision  # decision rules
     OMP_NUM_THREADS=1 python benchmarks/quality_ccornet.py --datasets CDNOW --seeds 1
 
 Protocol (ltvkit convention): ``train_test_split(X, y, test_size=0.3, random_state=0)``;
@@ -35,8 +36,19 @@ top-bucket AMBE and the F1 of "predicted in the top bucket" (Table 4).
 
 ``--study sweep`` fits the full default model for several values of one hyperparameter
 (``--param``, ``--values``) and reports GINI (hard and expected), SVA, NMAE, the best
-and the last epoch and the fit time. Online Retail is skipped when its file
-is absent. Prints Markdown tables.
+and the last epoch and the fit time.
+
+``--study decision`` compares decision rules on the same fitted networks (the full
+model with the paper's ``lambda = (3, 5, 8)`` and with ``lambda = 1``): the predicted
+bucket as the most probable bucket of eq. 1 (``argmax``, ltvkit's ``predict_bucket``)
+or by walking the cascade while ``p_k >= 0.5`` (``walk``: the paper's "samples
+traverse the cascade sequentially" with "decision thresholds fixed at 0.5"); and the
+stage probabilities as trained (``raw``) or corrected for the negative up-weighting
+(``debiased``: ``lambda q / (lambda q + 1 - q)``, the probability a classifier trained
+with negatives weighted ``lambda`` estimates, inverted). Hard values are the bucket's
+``predict_bucket_values`` column; expected values their mean under eq. 1. SVA and F1
+use the (raw or debiased) ``p_1`` as ``nonzero_proba``; TwoStageRegressor is the
+reference. Online Retail is skipped when its file is absent. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -309,11 +321,75 @@ def evaluate_sweep(name: str, seeds: int, param: str, values: list[str]) -> pd.D
     return out
 
 
+def _equation_1(p: np.ndarray) -> np.ndarray:
+    """Bucket probabilities from the conditional stage probabilities (eq. 1)."""
+    reach = np.cumprod(np.c_[np.ones(len(p)), p], axis=1)  # P(y > tau_{k-1})
+    return reach * np.c_[1.0 - p, np.ones(len(p))]
+
+
+def evaluate_decision(name: str, seeds: int) -> pd.DataFrame | None:
+    data = _load(name)
+    if data is None:
+        print(f"{name}: data not found, skipped")
+        return None
+    X, y = data
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
+    y_te = np.asarray(y_te, dtype=float)
+    rows: dict[str, dict[str, list[float]]] = {}
+    two = _peer("TwoStageRegressor")
+    if two is not None:
+        model = two(random_state=0, n_jobs=1).fit(X_tr, y_tr)
+        pred, nonzero = model.predict(X_te), model.predict_nonzero_proba(X_te)
+        rows["TwoStageRegressor"] = {
+            "GINI ↑": [normalized_gini(y_te, pred)],
+            "Spearman ↑": [spearman(y_te, pred)],
+            "SVA ↑": [sva(y_te, pred, nonzero_proba=nonzero)],
+            "F1 ↑": [zero_f1(y_te, pred, nonzero_proba=nonzero)],
+        }
+    idx = np.arange(len(y_te))
+    for config, lam in (("λ = (3, 5, 8)", (3.0, 5.0, 8.0)), ("λ = 1", (1.0, 1.0, 1.0))):
+        for seed in range(seeds):
+            t0 = time.perf_counter()
+            model = CCORNetRegressor(random_state=seed, negative_weights=lam).fit(X_tr, y_tr)
+            dur = time.perf_counter() - t0
+            print(f"  {name} {config} seed {seed}: {dur:.1f}s", file=sys.stderr)
+            raw = model.predict_stage_proba(X_te)
+            values = model.predict_bucket_values(X_te)
+            weights = np.asarray(lam[: raw.shape[1]])
+            debiased = weights * raw / (weights * raw + 1.0 - raw)
+            for proba_label, p in (("raw", raw), ("debiased", debiased)):
+                if proba_label == "debiased" and np.all(weights == 1.0):
+                    continue  # identical to raw
+                bucket_proba = _equation_1(p)
+                expected = (bucket_proba * values).sum(axis=1)
+                rules = {
+                    "argmax": bucket_proba.argmax(axis=1),
+                    "walk": np.cumprod(p >= 0.5, axis=1).sum(axis=1),
+                }
+                for rule, bucket in rules.items():
+                    hard = values[idx, bucket]
+                    label = f"{config}, {proba_label}, {rule}"
+                    row = rows.setdefault(label, {})
+                    for key, val in {
+                        "GINI ↑": normalized_gini(y_te, hard),
+                        "GINI (expected) ↑": normalized_gini(y_te, expected),
+                        "Spearman ↑": spearman(y_te, hard),
+                        "SVA ↑": sva(y_te, hard, nonzero_proba=p[:, 0]),
+                        "SVA (expected) ↑": sva(y_te, expected, nonzero_proba=p[:, 0]),
+                        "F1 ↑": zero_f1(y_te, hard, nonzero_proba=p[:, 0]),
+                        "predicted bucket 0": float(np.mean(bucket == 0)),
+                    }.items():
+                        row.setdefault(key, []).append(val)
+    out = pd.DataFrame({k: {m: _fmt(v) for m, v in r.items()} for k, r in rows.items()}).T
+    out.index.name = f"{name} (hard unless marked)"
+    return out.fillna("")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--study", choices=["ladder", "sweep"], default="ladder")
+    parser.add_argument("--study", choices=["ladder", "sweep", "decision"], default="ladder")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", nargs="+", default=["CDNOW", "Online Retail"])
     parser.add_argument("--param", default="batch_size", help="sweep: the parameter to vary")
@@ -327,6 +403,8 @@ def main() -> None:
     for name in args.datasets:
         if args.study == "ladder":
             table = evaluate_ladder(name, args.seeds)
+        elif args.study == "decision":
+            table = evaluate_decision(name, args.seeds)
         else:
             table = evaluate_sweep(name, args.seeds, args.param, args.values)
         if table is not None:

@@ -325,13 +325,10 @@ def test_ablation_switches_change_the_network(data):
 # ------------------------------------------------------------------------------ estimator
 
 
-def _bucket_values(model, X):
-    return model._outputs(X, "all", lambda out: out["values"].double())
-
-
 def test_hard_and_expected_predictions(fitted, data):
     X, _ = data
-    values = _bucket_values(fitted, X)
+    values = fitted.predict_bucket_values(X)
+    assert values.shape == (len(X), fitted.n_buckets_) and values.dtype == np.float64
     lower, upper = fitted.bucketizer_.lower_, fitted.bucketizer_.upper_
     assert (values >= lower - 1e-3).all() and (values <= upper * (1 + 1e-6) + 1e-3).all()
     assert (values[:, 0] == 0).all()
@@ -355,7 +352,7 @@ def test_quantiles_follow_the_bucket_cdf(fitted, data):
     assert quant.shape == (50, 34) and (np.diff(quant, axis=1) >= 0).all()
     p0 = fitted.predict_bucket_proba(rows)[:, 0]
     np.testing.assert_array_equal(quant[qs[None, :] < p0[:, None]], 0.0)
-    values = _bucket_values(fitted, rows)
+    values = fitted.predict_bucket_values(rows)
     assert np.isin(quant, values).all()  # a step function through the bucket values
     scalar = fitted.predict_quantiles(rows, 0.5)
     assert scalar.shape == (50,)

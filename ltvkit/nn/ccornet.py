@@ -1081,6 +1081,36 @@ class CCORNetRegressor(BaseDeepRegressor):
         """
         return self._outputs(X, "none", lambda out: out["bucket"])
 
+    def predict_bucket_values(self, X: object) -> np.ndarray:
+        """The value ``v_b`` the network predicts for each bucket ``b``, in original units.
+
+        Column ``b`` is the customer's value if the customer is in bucket ``b``: 0 for
+        bucket 0, the residual value ``v_norm * r_b + c_b`` (eq. 4, the residual branch
+        conditioned on ``b``) for the middle buckets, ``v_high`` for the top bucket
+        (with augmentation). ``predict`` is column ``predict_bucket(X)`` of it (hard) or
+        its mean under ``predict_bucket_proba(X)`` (expected); other decision rules can
+        be built from it and ``predict_stage_proba``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_buckets_)
+            Non-negative; column ``b`` lies in bucket ``b``'s value range.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.arange(80.0).reshape(-1, 1); y = np.r_[np.zeros(40), np.arange(1.0, 41)]
+        >>> model = CCORNetRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
+        >>> model.predict_bucket_values(X).shape
+        (80, 4)
+        """
+        values = self._outputs(X, "all", lambda out: out["values"].double())
+        return check_predictions(values, type(self).__name__)
+
     def predict_nonzero_proba(self, X: object) -> np.ndarray:
         """Probability of spending anything: ``1 - P(bucket = 0 | x)`` (= ``p_1``).
 
