@@ -57,17 +57,15 @@ import argparse
 import math
 import sys
 import time
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import torch
+from _common import estimator, load_split, mean_sd, spend_baseline
 from sklearn.metrics import f1_score
-from sklearn.model_selection import train_test_split
 from torch import nn
 
-from ltvkit.datasets import load_cdnow, load_online_retail
 from ltvkit.metrics import (
     ambe,
     bucket_accuracy,
@@ -87,20 +85,10 @@ from ltvkit.preprocessing import LTVBucketizer
 
 def _peer(name: str) -> type | None:
     """A peer model from ``ltvkit`` (registry) or, until it is registered, its module."""
-    import ltvkit
-
-    try:
-        return getattr(ltvkit, name)
-    except AttributeError:
-        pass
-    fallback = {"TwoStageRegressor": "ltvkit.boosting", "ZILNRegressor": "ltvkit.nn"}
-    try:
-        import importlib
-
-        return getattr(importlib.import_module(fallback[name]), name)
-    except (ImportError, AttributeError, KeyError):
+    cls = estimator(name)
+    if cls is None:
         print(f"{name} not available, skipped", file=sys.stderr)
-        return None
+    return cls
 
 
 # -- the paper's unspecified "baseline": same encoder, one MSE regression output -----------
@@ -148,17 +136,6 @@ class MSEBaseline(BaseDeepRegressor):
 
 
 # -- evaluation ----------------------------------------------------------------------------
-def _load(name: str) -> tuple[pd.DataFrame, pd.Series] | None:
-    if name == "CDNOW":
-        return load_cdnow()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # refunds netted to 0
-            return load_online_retail()
-    except FileNotFoundError:
-        return None
-
-
 METRICS = [
     "GINI ↑", "Spearman ↑", "NMAE ↓", "MAPE ↓", "AMBE ↓", "NRMSE ↓", "SVA ↑", "F1 ↑",
     "Bucket-Acc ↑", "Recall@1% ↑", "top AMBE ↓", "top F1 ↑",
@@ -186,11 +163,11 @@ def _scores(
 
 
 def _fmt(values: list[float]) -> str:
+    """One value to 4 significant digits; else mean ± sd, 3 decimals if all |v| < 10, else 2."""
     arr = np.asarray(values, dtype=float)
     if arr.size == 1:
         return f"{arr[0]:.4g}"
-    digits = 3 if np.abs(arr).max() < 10 else 2
-    return f"{arr.mean():.{digits}f} ± {arr.std(ddof=1):.{digits}f}"
+    return mean_sd(arr, 3 if np.abs(arr).max() < 10 else 2, skipna=False)
 
 
 def _ladder_models(seed: int) -> list[tuple[str, Callable[[], object], dict]]:
@@ -223,13 +200,11 @@ def _ladder_models(seed: int) -> list[tuple[str, Callable[[], object], dict]]:
 
 
 def evaluate_ladder(name: str, seeds: int) -> pd.DataFrame | None:
-    data = _load(name)
-    if data is None:
+    split = load_split(name)
+    if split is None:
         print(f"{name}: data not found, skipped")
         return None
-    X, y = data
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
-    y_te = np.asarray(y_te, dtype=float)
+    X_tr, X_te, y_tr, y_te = split
     bk = LTVBucketizer(n_buckets=4).fit(np.asarray(y_tr, dtype=float).reshape(-1, 1))
     top = bk.n_buckets_ - 1
     top_true = bk.transform(y_te.reshape(-1, 1)).ravel() == top
@@ -258,9 +233,7 @@ def evaluate_ladder(name: str, seeds: int) -> pd.DataFrame | None:
                 model.set_params(prediction="expected")
                 record(extra["expected"], model.predict(X_te), nonzero, top_pred, dur, epochs)
             print(f"  {name} seed {seed} {label}: {dur:.1f}s, {epochs} epochs", file=sys.stderr)
-    spend_tr = X_tr["monetary_total"].to_numpy(dtype=float)
-    spend_te = X_te["monetary_total"].to_numpy(dtype=float)
-    spend = np.clip(spend_te, 0, None) * (np.mean(y_tr) / np.mean(spend_tr))
+    spend = spend_baseline(X_tr, X_te, y_tr)
     base = _scores(y_te, spend, None, top_true, bk.transform(spend.reshape(-1, 1)).ravel() == top)
     table = {"calibration spend": {m: f"{base[m]:.4g}" for m in METRICS}}
     for label, rows in results.items():
@@ -286,13 +259,11 @@ def _parse(value: str) -> object:
 
 
 def evaluate_sweep(name: str, seeds: int, param: str, values: list[str]) -> pd.DataFrame | None:
-    data = _load(name)
-    if data is None:
+    split = load_split(name)
+    if split is None:
         print(f"{name}: data not found, skipped")
         return None
-    X, y = data
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
-    y_te = np.asarray(y_te, dtype=float)
+    X_tr, X_te, y_tr, y_te = split
     rows = {}
     for raw in values:
         value = _parse(raw)
@@ -328,13 +299,11 @@ def _equation_1(p: np.ndarray) -> np.ndarray:
 
 
 def evaluate_decision(name: str, seeds: int) -> pd.DataFrame | None:
-    data = _load(name)
-    if data is None:
+    split = load_split(name)
+    if split is None:
         print(f"{name}: data not found, skipped")
         return None
-    X, y = data
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
-    y_te = np.asarray(y_te, dtype=float)
+    X_tr, X_te, y_tr, y_te = split
     rows: dict[str, dict[str, list[float]]] = {}
     two = _peer("TwoStageRegressor")
     if two is not None:

@@ -50,9 +50,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
+from _common import fixed_split, load_dataset, mean_sd, online_retail_horizons, spend_baseline
 
-from ltvkit.datasets import load_cdnow, load_online_retail, make_ltv, transactions_to_ltv
+from ltvkit.datasets import load_cdnow, make_ltv
 from ltvkit.metrics import ambe, mutual_gini, nmae, normalized_gini, nrmse, spearman
 from ltvkit.nn.mdme import MDMERegressor, ODMNRegressor
 from ltvkit.preprocessing import BucketMergeWarning
@@ -82,16 +82,11 @@ def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {name: float(fn(y_true, pred)) for name, fn in METRICS.items()}
 
 
-def _fmt(values: list[float]) -> str:
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return f"{np.mean(values):.4f} ± {sd:.4f}"
-
-
 def _summary(rows: list[dict[str, object]], keys: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     cols = [c for c in frame.columns if c not in (*keys, "seed")]
     out = frame.groupby(keys, sort=False)[cols].agg(
-        lambda s: _fmt(list(s)) if s.name in METRICS else f"{np.mean(s):.4g}"
+        lambda s: mean_sd(s, skipna=False) if s.name in METRICS else f"{np.mean(s):.4g}"
     )
     return out
 
@@ -108,24 +103,14 @@ def _datasets() -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
 def _online_retail_horizons() -> tuple[pd.DataFrame, np.ndarray] | None:
     """Online Retail with cumulative spend 1, 2 and 3.3 months after 2011-09-01."""
     try:
-        tx = load_online_retail(return_transactions=True)
+        X, Y = online_retail_horizons()
     except FileNotFoundError:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # refunds netted to 0
-        X, Y = transactions_to_ltv(
-            tx,
-            customer_col="CustomerID",
-            date_col="InvoiceDate",
-            value_col="value",
-            calibration_end="2011-09-01",
-            holdout_end=["2011-10-01", "2011-11-01", "2011-12-10"],
-        )
     return X, np.asarray(Y, dtype=float)
 
 
 def mdme_ablation(name: str, X: pd.DataFrame, Y: np.ndarray, seeds: int) -> pd.DataFrame:
-    X_tr, X_te, y_tr, y_te = train_test_split(X, Y[:, -1], test_size=0.3, random_state=0)
+    X_tr, X_te, y_tr, y_te = fixed_split(X, Y[:, -1])
     rows = []
     for variant, params in MDME_VARIANTS.items():
         for seed in range(seeds):
@@ -152,7 +137,7 @@ def mdme_ablation(name: str, X: pd.DataFrame, Y: np.ndarray, seeds: int) -> pd.D
 
 
 def odmn_ablation(name: str, X: pd.DataFrame, Y: np.ndarray, seeds: int) -> pd.DataFrame:
-    X_tr, X_te, Y_tr, Y_te = train_test_split(X, Y, test_size=0.3, random_state=0)
+    X_tr, X_te, Y_tr, Y_te = fixed_split(X, Y)
     rows = []
     for variant, params in ODMN_VARIANTS.items():
         for seed in range(seeds):
@@ -182,25 +167,15 @@ def odmn_ablation(name: str, X: pd.DataFrame, Y: np.ndarray, seeds: int) -> pd.D
     return out
 
 
-def _load_online_retail() -> tuple[pd.DataFrame, pd.Series] | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # refunds netted to 0
-            return load_online_retail()
-    except FileNotFoundError:
-        return None
-
-
 def versus_spend(seeds: int) -> list[pd.DataFrame]:
     tables = []
-    data = {"CDNOW": load_cdnow(), "Online Retail": _load_online_retail()}
+    data = {name: load_dataset(name) for name in ("CDNOW", "Online Retail")}
     for name, pair in data.items():
         if pair is None:
             print(f"{name}: data not found, skipped")
             continue
         X, y = pair
-        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
-        y_tr, y_te = np.asarray(y_tr, dtype=float), np.asarray(y_te, dtype=float)
+        X_tr, X_te, y_tr, y_te = fixed_split(X, y, float_train=True)
         metrics = {**METRICS, "Spearman ↑": spearman}
         runs: dict[str, list[dict[str, float]]] = {"expected": [], "hard": []}
         for seed in range(seeds):
@@ -208,16 +183,16 @@ def versus_spend(seeds: int) -> list[pd.DataFrame]:
             for prediction in runs:
                 pred = model.set_params(prediction=prediction).predict(X_te)
                 runs[prediction].append({m: float(fn(y_te, pred)) for m, fn in metrics.items()})
-        spend_tr = X_tr["monetary_total"].to_numpy(dtype=float)
-        spend_te = X_te["monetary_total"].to_numpy(dtype=float)
-        base_pred = np.clip(spend_te, 0, None) * (y_tr.mean() / spend_tr.mean())
+        base_pred = spend_baseline(X_tr, X_te, y_tr)
         base = {m: float(fn(y_te, base_pred)) for m, fn in metrics.items()}
         out = pd.DataFrame(
             {
                 "MDME expected (mean ± sd)": [
-                    _fmt([r[m] for r in runs["expected"]]) for m in metrics
+                    mean_sd((r[m] for r in runs["expected"]), skipna=False) for m in metrics
                 ],
-                "MDME hard (mean ± sd)": [_fmt([r[m] for r in runs["hard"]]) for m in metrics],
+                "MDME hard (mean ± sd)": [
+                    mean_sd((r[m] for r in runs["hard"]), skipna=False) for m in metrics
+                ],
                 "calibration spend": [f"{base[m]:.4f}" for m in metrics],
             },
             index=list(metrics),
@@ -228,8 +203,7 @@ def versus_spend(seeds: int) -> list[pd.DataFrame]:
 
 
 def lr_check(seeds: int) -> pd.DataFrame:
-    X, y = load_cdnow()
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
+    X_tr, X_te, y_tr, y_te = fixed_split(*load_cdnow())
     rows = []
     for lr in (1e-3, 0.05):
         for seed in range(seeds):
@@ -238,7 +212,7 @@ def lr_check(seeds: int) -> pd.DataFrame:
                 {
                     "lr": lr,
                     "seed": seed,
-                    **_scores(np.asarray(y_te, dtype=float), model.predict(X_te)),
+                    **_scores(y_te, model.predict(X_te)),
                     "epochs": model.n_iter_,
                 }
             )

@@ -4,7 +4,7 @@ Run from the repository root::
 
     OMP_NUM_THREADS=1 python benchmarks/quality_mean.py                   # all tables
     OMP_NUM_THREADS=1 python benchmarks/quality_mean.py --seeds 1 --datasets CDNOW
-    OMP_NUM_THREADS=1 python benchmarks/quality_mean.py --size paper --models MEAN
+    OMP_NUM_THREADS=1 python benchmarks/quality_mean.py --size small --models MEAN
 
 Protocol (ltvkit convention): ``train_test_split(X, y, test_size=0.3, random_state=0)``;
 one fit per ``random_state`` in ``0 .. seeds-1`` (the split is fixed; the seed changes
@@ -15,14 +15,14 @@ the top-10% customers, ``ltvkit.metrics.high_value_auc``) and two calibration me
 
 Rows:
 
-- ``MEAN``: ``MEANRegressor`` defaults except the network sizes (``--size small``:
-  ``hidden_units=(64, 32), expert_units=(32,), dam_units=(32,)``; ``--size paper``:
-  the defaults, i.e. the paper's ``[512, 256]`` shared layer, 128-wide experts and the
-  ``[256, 128, 64]`` DAM);
+- ``MEAN``: ``MEANRegressor`` with its defaults (``--size paper``, the default: the
+  paper's ``[512, 256]`` shared layer, 128-wide experts and the ``[256, 128, 64]``
+  DAM), or the same with a narrow network (``--size small``:
+  ``hidden_units=(64, 32), expert_units=(32,), dam_units=(32,)``);
 - the paper's three ablations (Tables 2-3): ``w/o L_kl`` (``kl=False``),
   ``w/o L_dis_2`` (``distillation=False``), ``MVFE only`` (``dam=False``);
-- ``MEAN (linear)``: ``label_transform="linear"``, the paper's scaling of the labels
-  to ``[0, 20]``;
+- ``MEAN (log1p)``: ``label_transform="log1p"``; ``MEAN (no truncation)``:
+  ``label_cap_quantile=1.0``, the linear scaling with the largest training label at 20;
 - ``ZILN`` and ``OptDist``: ``ZILNRegressor`` and ``OptDistRegressor`` with their
   default hyperparameters (``OptDist`` is skipped if it is not installed);
 - ``calibration spend``: ranking by ``X["monetary_total"]``; for the error metrics it
@@ -37,18 +37,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import time
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
+from _common import estimator, load_split, mean_sd, spend_baseline
 
-import ltvkit
-from ltvkit.datasets import load_cdnow, load_online_retail
 from ltvkit.metrics import (
     ambe,
     decile_mape,
@@ -75,37 +71,10 @@ MEAN_VARIANTS = {
     "w/o L_kl": dict(kl=False),
     "w/o L_dis_2": dict(distillation=False),
     "MVFE only": dict(dam=False),
-    "MEAN (linear)": dict(label_transform="linear"),
+    "MEAN (log1p)": dict(label_transform="log1p"),
+    "MEAN (no truncation)": dict(label_cap_quantile=1.0),
 }
 CORRECTIONS = ("isotonic", "mean", "smearing", "none")
-
-
-def _estimator(name: str) -> type | None:
-    """``ltvkit.<name>`` once registered, else the model's own module; None if absent."""
-    try:
-        return getattr(ltvkit, name)
-    except AttributeError:
-        pass
-    module = {
-        "ZILNRegressor": "ltvkit.nn.ziln",
-        "OptDistRegressor": "ltvkit.nn.optdist",
-        "MEANRegressor": "ltvkit.nn.mean",
-    }[name]
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-def _load(name: str) -> tuple[pd.DataFrame, pd.Series] | None:
-    if name == "CDNOW":
-        return load_cdnow()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # refunds netted to 0
-            return load_online_retail()
-    except FileNotFoundError:
-        return None
 
 
 def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -113,19 +82,18 @@ def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def _fmt(values: pd.Series) -> str:
-    sd = values.std(ddof=1) if len(values) > 1 else 0.0
-    big = values.abs().mean() >= 10
-    return f"{values.mean():.2f} ± {sd:.2f}" if big else f"{values.mean():.4f} ± {sd:.4f}"
+    """Mean ± sd, to 2 decimals when the values are 10 or more on average, else 4."""
+    return mean_sd(values, 2 if values.abs().mean() >= 10 else 4)
 
 
 def _models(size: str, wanted: list[str]) -> dict[str, Callable[[int], object]]:
-    mean_cls = _estimator("MEANRegressor")
+    mean_cls = estimator("MEANRegressor")
     out: dict[str, Callable[[int], object]] = {}
     for label, extra in MEAN_VARIANTS.items():
         params = {**SIZES[size], **extra}
         out[label] = lambda seed, p=params: mean_cls(random_state=seed, **p)
     for label, cls_name in (("ZILN", "ZILNRegressor"), ("OptDist", "OptDistRegressor")):
-        cls = _estimator(cls_name)
+        cls = estimator(cls_name)
         if cls is None:
             print(f"{label}: {cls_name} not available, skipped")
             continue
@@ -134,14 +102,11 @@ def _models(size: str, wanted: list[str]) -> dict[str, Callable[[int], object]]:
 
 
 def evaluate(name: str, seeds: int, size: str, wanted: list[str]) -> None:
-    data = _load(name)
-    if data is None:
+    split = load_split(name, float_train=True)
+    if split is None:
         print(f"{name}: data not found, skipped\n")
         return
-    X, y = data
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
-    y_tr = np.asarray(y_tr, dtype=float)
-    y_te = np.asarray(y_te, dtype=float)
+    X_tr, X_te, y_tr, y_te = split
     rows: dict[str, list[dict[str, float]]] = {}
     timing: dict[str, list[tuple[float, int]]] = {}
     corrections: dict[str, list[dict[str, float]]] = {c: [] for c in CORRECTIONS}
@@ -169,9 +134,7 @@ def evaluate(name: str, seeds: int, size: str, wanted: list[str]) -> None:
                         y_tr, s_hat, np.ones_like(y_tr)
                     )
                     corrections[corr].append(_scores(y_te, model.predict(X_te)))
-    spend_tr = X_tr["monetary_total"].to_numpy(dtype=float)
-    spend_te = X_te["monetary_total"].to_numpy(dtype=float)
-    base = _scores(y_te, np.clip(spend_te, 0, None) * (y_tr.mean() / spend_tr.mean()))
+    base = _scores(y_te, spend_baseline(X_tr, X_te, y_tr))
 
     print(
         f"### {name}: {len(X_tr):,} train / {len(X_te):,} test customers, "
@@ -215,7 +178,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--size", choices=sorted(SIZES), default="paper")
     parser.add_argument(
         "--models",
         nargs="*",

@@ -43,15 +43,15 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 import torch
+from _common import load_split, mean_sd, spend_baseline
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 
-from ltvkit.datasets import load_cdnow, load_online_retail, make_ltv
+from ltvkit.datasets import make_ltv
 from ltvkit.metrics import ambe, decile_mape, nmae, normalized_gini, spearman
 from ltvkit.nn import ZILNRegressor
 from ltvkit.nn.optdist import OptDistRegressor
@@ -88,37 +88,12 @@ GROUP_VARIANTS = {
 GROUP_DATA = dict(n_samples=10_000, n_groups=3, zero_fraction=0.1, whale_fraction=0.0, sigma=2.0)
 
 
-def _load(name: str) -> tuple[pd.DataFrame, pd.Series] | None:
-    if name == "CDNOW":
-        return load_cdnow()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # refunds netted to 0
-            return load_online_retail()
-    except FileNotFoundError:
-        return None
-
-
 def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {name: float(fn(y_true, pred)) for name, fn in METRICS.items()}
 
 
-def _fmt(values: pd.Series) -> str:
-    sd = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.4f} ± {sd:.4f}"
-
-
-def _split(name: str):
-    data = _load(name)
-    if data is None:
-        return None
-    X, y = data
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
-    return X_tr, X_te, np.asarray(y_tr, dtype=float), np.asarray(y_te, dtype=float)
-
-
 def real_data(name: str, seeds: int) -> pd.DataFrame | None:
-    split = _split(name)
+    split = load_split(name, float_train=True)
     if split is None:
         print(f"{name}: data not found, skipped")
         return None
@@ -141,9 +116,7 @@ def real_data(name: str, seeds: int) -> pd.DataFrame | None:
         fit_s["ZILN"].append(time.process_time() - t0)
         epochs["ZILN"].append(ziln.n_iter_)
         rows["ZILN"].append(_scores(y_te, ziln.predict(X_te)))
-    spend_tr = X_tr["monetary_total"].to_numpy(dtype=float)
-    spend_te = X_te["monetary_total"].to_numpy(dtype=float)
-    base = _scores(y_te, np.clip(spend_te, 0, None) * (np.mean(y_tr) / np.mean(spend_tr)))
+    base = _scores(y_te, spend_baseline(X_tr, X_te, y_tr))
     share = np.mean(shares, axis=0)
     print(
         f"{name}: {len(X_tr):,} train / {len(X_te):,} test rows, {(y_te == 0).mean():.0%} "
@@ -155,9 +128,9 @@ def real_data(name: str, seeds: int) -> pd.DataFrame | None:
     frames = {k: pd.DataFrame(v) for k, v in rows.items()}
     out = pd.DataFrame(
         {
-            "OptDist (mean ± sd)": [_fmt(frames["OptDist"][m]) for m in METRICS],
-            "OptDist soft selection": [_fmt(frames["OptDist soft"][m]) for m in METRICS],
-            "ZILN (mean ± sd)": [_fmt(frames["ZILN"][m]) for m in METRICS],
+            "OptDist (mean ± sd)": [mean_sd(frames["OptDist"][m]) for m in METRICS],
+            "OptDist soft selection": [mean_sd(frames["OptDist soft"][m]) for m in METRICS],
+            "ZILN (mean ± sd)": [mean_sd(frames["ZILN"][m]) for m in METRICS],
             "calibration spend": [f"{base[m]:.4f}" for m in METRICS],
         },
         index=list(METRICS),
@@ -169,7 +142,7 @@ def real_data(name: str, seeds: int) -> pd.DataFrame | None:
 
 
 def ablation(seeds: int) -> pd.DataFrame:
-    X_tr, X_te, y_tr, y_te = _split("CDNOW")
+    X_tr, X_te, y_tr, y_te = load_split("CDNOW", float_train=True)
     rows = []
     for label, params in ABLATIONS.items():
         gini, spear, top = [], [], []
@@ -183,8 +156,8 @@ def ablation(seeds: int) -> pd.DataFrame:
         rows.append(
             {
                 "variant": label,
-                "normalized Gini ↑": _fmt(pd.Series(gini)),
-                "Spearman ↑": _fmt(pd.Series(spear)),
+                "normalized Gini ↑": mean_sd(gini),
+                "Spearman ↑": mean_sd(spear),
                 "largest SDN share": f"{np.mean(top):.0%}",
             }
         )
@@ -194,7 +167,7 @@ def ablation(seeds: int) -> pd.DataFrame:
 
 def trajectory() -> pd.DataFrame:
     """Per-epoch loss terms and SDN shares of the default model on CDNOW (seed 0)."""
-    X_tr, _, y_tr, _ = _split("CDNOW")
+    X_tr, _, y_tr, _ = load_split("CDNOW", float_train=True)
     hist = OptDistRegressor(random_state=0).fit(X_tr, y_tr).net_.history
     rows = [
         {

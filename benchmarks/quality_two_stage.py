@@ -19,29 +19,25 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from _common import fixed_split, online_retail
 from lightgbm import LGBMRegressor
-from sklearn.model_selection import KFold, train_test_split
+from sklearn.model_selection import KFold
 
 from ltvkit.boosting import TwoStageRegressor
-from ltvkit.datasets import load_cdnow, load_online_retail
+from ltvkit.datasets import load_cdnow
 from ltvkit.metrics import ambe, decile_mape, nmae, normalized_gini, spearman, sva
 
 SEED = 0
 
 
 def load(name: str) -> tuple[pd.DataFrame, np.ndarray]:
-    if name == "cdnow":
-        X, y = load_cdnow()
-    else:
-        with warnings.catch_warnings():
-            # 27 customers whose refunds exceed their holdout purchases get y = 0
-            warnings.simplefilter("ignore", UserWarning)
-            X, y = load_online_retail()
+    # online_retail() silences the UserWarning on the 27 customers whose refunds exceed
+    # their holdout purchases (they get y = 0)
+    X, y = load_cdnow() if name == "cdnow" else online_retail()
     return X, np.asarray(y, dtype=np.float64)
 
 
@@ -151,7 +147,7 @@ def evaluate(name: str, *, defaults: bool = False) -> None:
     except FileNotFoundError as exc:
         print(f"## {name}: skipped ({exc})\n")
         return
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=SEED)
+    X_tr, X_te, y_tr, y_te = fixed_split(X, y)
     print(f"## {name}: {len(y_tr)} train / {len(y_te)} test customers, "
           f"{(y_te == 0).mean():.0%} zeros in test, mean(y_test) = {y_te.mean():.2f}\n")
     rows = {}

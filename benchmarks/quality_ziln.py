@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
+from _common import load_split, mean_sd, spend_baseline
 
-from ltvkit.datasets import load_cdnow, load_online_retail
 from ltvkit.metrics import ambe, decile_mape, nmae, normalized_gini, spearman
 from ltvkit.nn import ZILNRegressor
 
@@ -42,29 +40,16 @@ METRICS = {
 }
 
 
-def _load(name: str) -> tuple[pd.DataFrame, pd.Series] | None:
-    if name == "CDNOW":
-        return load_cdnow()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # refunds netted to 0
-            return load_online_retail()
-    except FileNotFoundError:
-        return None
-
-
 def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     return {name: float(fn(y_true, pred)) for name, fn in METRICS.items()}
 
 
 def evaluate(name: str, seeds: int) -> pd.DataFrame | None:
-    data = _load(name)
-    if data is None:
+    split = load_split(name)
+    if split is None:
         print(f"{name}: data not found, skipped")
         return None
-    X, y = data
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
-    y_te = np.asarray(y_te, dtype=float)
+    X_tr, X_te, y_tr, y_te = split
     rows, fits, epochs = [], [], []
     for seed in range(seeds):
         t0 = time.perf_counter()
@@ -73,19 +58,14 @@ def evaluate(name: str, seeds: int) -> pd.DataFrame | None:
         epochs.append(model.n_iter_)
         rows.append(_scores(y_te, model.predict(X_te)))
     zi = pd.DataFrame(rows)
-    spend_tr = X_tr["monetary_total"].to_numpy(dtype=float)
-    spend_te = X_te["monetary_total"].to_numpy(dtype=float)
-    base = _scores(y_te, np.clip(spend_te, 0, None) * (np.mean(y_tr) / np.mean(spend_tr)))
+    base = _scores(y_te, spend_baseline(X_tr, X_te, y_tr))
     print(
         f"{name}: {len(X_tr):,} train / {len(X_te):,} test rows, {(y_te == 0).mean():.0%} zeros "
         f"in test; ZILN fit {np.mean(fits):.1f}s, {np.mean(epochs):.0f} epochs on average"
     )
     out = pd.DataFrame(
         {
-            "ZILN (mean ± sd)": [
-                f"{zi[m].mean():.4f} ± {zi[m].std(ddof=1) if len(zi) > 1 else 0.0:.4f}"
-                for m in METRICS
-            ],
+            "ZILN (mean ± sd)": [mean_sd(zi[m]) for m in METRICS],
             "calibration spend": [f"{base[m]:.4f}" for m in METRICS],
         },
         index=list(METRICS),

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import online_retail_horizons
 
 from ltvkit._benchmark import (
     BenchmarkResult,
@@ -41,22 +42,9 @@ from ltvkit._benchmark import (
     run_benchmark,
     write_benchmark,
 )
-from ltvkit.datasets import load_cdnow, load_online_retail, transactions_to_ltv
+from ltvkit.datasets import load_cdnow
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _online_retail_horizons() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``load_online_retail()`` with three cumulative holdout horizons instead of one."""
-    tx = load_online_retail(return_transactions=True)
-    return transactions_to_ltv(
-        tx,
-        customer_col="CustomerID",
-        date_col="InvoiceDate",
-        value_col="value",
-        calibration_end="2011-09-01",
-        holdout_end=["2011-10-01", "2011-11-01", "2011-12-10"],
-    )
 
 
 DATASETS = {
@@ -75,7 +63,7 @@ DATASETS = {
     },
     "online_retail": {
         "title": "Online Retail",
-        "load": lambda: _online_retail_horizons(),
+        "load": online_retail_horizons,
         "about": (
             "UCI Online Retail (a UK gift wholesaler; not shipped, read from "
             "`$LTVKIT_DATA_DIR` or `../shared/data`): customers with a purchase between "

@@ -250,17 +250,35 @@ def test_isotonic_correction_is_calibrated_monotone_and_bounded(fitted, toy):
 def test_label_transforms_invert_and_uncorrected_prediction_is_the_inverse(toy, transform):
     X, y = toy
     model = MEANRegressor(**FAST, label_transform=transform, bias_correction="none").fit(X, y)
+    cap = np.quantile(y[y > 0], 0.99, method="inverted_cdf")
+    assert model.label_cap_ == cap and cap < y.max()  # the top 1% of spenders is truncated
     s_hat = model._forward_outputs(X, lambda out: out["y_hat"].double())
     clipped = np.clip(s_hat, 0, model.label_max_)
     inverse = {
-        "linear": lambda c: c * y.max() / 20.0,
+        "linear": lambda c: c * cap / 20.0,
         "log1p": np.expm1,
         "sqrt": np.square,
         "none": lambda c: c,
     }[transform](clipped)
     np.testing.assert_allclose(model.predict(X), inverse, rtol=1e-12)
-    expected_max = {"linear": 20.0, "log1p": np.log1p(y.max()), "sqrt": np.sqrt(y.max())}
-    assert model.label_max_ == pytest.approx(expected_max.get(transform, y.max()))
+    expected_max = {"linear": 20.0, "log1p": np.log1p(cap), "sqrt": np.sqrt(cap)}
+    assert model.label_max_ == pytest.approx(expected_max.get(transform, cap))
+
+
+@pytest.mark.parametrize("q", [0.5, 0.99, 1.0])
+def test_label_cap_truncates_the_training_target(toy, q):
+    _, y = toy
+    model = MEANRegressor(**FAST, label_cap_quantile=q)
+    targets = model.set_params(label_transform="linear")._prepare_targets(y, None)
+    cap = y.max() if q == 1.0 else np.quantile(y[y > 0], q, method="inverted_cdf")
+    assert model.label_cap_ == cap
+    np.testing.assert_allclose(targets["s"], 20.0 * np.minimum(y, cap) / cap, rtol=1e-12)
+    assert targets["s"].max() == pytest.approx(20.0)
+    # integer weights truncate at the cap of the repeated rows
+    w = np.where(np.arange(len(y)) % 3 == 0, 3.0, 1.0)
+    model._prepare_targets(y, w)
+    repeated = np.repeat(y, w.astype(int))
+    assert model.label_cap_ == np.quantile(repeated[repeated > 0], q, method="inverted_cdf")
 
 
 def test_mean_and_smearing_corrections(toy):
@@ -275,7 +293,8 @@ def test_mean_and_smearing_corrections(toy):
     np.testing.assert_array_equal(model.predict(X), pred)
     smear = MEANRegressor(**base, bias_correction="smearing").fit(X, y)
     s_hat = smear._forward_outputs(X, smear._scaled_prediction)
-    factor = np.mean(np.exp(np.log1p(y) - s_hat))  # Duan's smearing factor
+    # Duan's smearing factor, on the residuals of the truncated training target
+    factor = np.mean(np.exp(np.log1p(np.minimum(y, smear.label_cap_)) - s_hat))
     assert smear.bias_correction_["factor"] == pytest.approx(factor, rel=1e-9)
     np.testing.assert_allclose(
         smear.predict(X[:20]), np.clip(np.exp(s_hat[:20]) * factor - 1, 0, None), rtol=1e-9
@@ -336,8 +355,8 @@ def test_weighted_ranges_equal_the_ranges_of_repeated_rows(toy):
     np.testing.assert_array_equal(model.bucketizer_.boundaries_, repeated.boundaries_)
     # rows of weight 0 do not set the label range
     w[np.argmax(y)] = 0.0
-    model._prepare_targets(y, w)
-    assert model.label_max_ == pytest.approx(np.log1p(y[w > 0].max()))
+    model.set_params(label_cap_quantile=1.0)._prepare_targets(y, w)
+    assert model.label_cap_ == y[w > 0].max() < y.max()
 
 
 @pytest.mark.parametrize(
@@ -352,6 +371,8 @@ def test_weighted_ranges_equal_the_ranges_of_repeated_rows(toy):
         ("gamma", float("nan"), "gamma"),
         ("kl", "yes", "kl"),
         ("label_transform", "log", "label_transform"),
+        ("label_cap_quantile", 0.0, "label_cap_quantile"),
+        ("label_cap_quantile", 1.5, "label_cap_quantile"),
         ("bias_correction", "duan", "bias_correction"),
         ("boundaries", [5.0, 1.0], "increasing"),
     ],
@@ -380,30 +401,30 @@ def test_sample_weights_deterministic_and_pickle(toy):
 
 @pytest.mark.slow
 def test_cdnow_gini_beats_ranking_by_calibration_spend():
-    """The issue's CDNOW claim, with the paper's label scaling.
+    """The issue's CDNOW claim, at the defaults except a narrower network.
 
-    MEAN with the paper's ``[0, 20]`` label scaling (``label_transform="linear"``), a
-    narrower network than the paper's and at most 25 epochs (documented reduced
-    config, ~10 s a fit). With the ``log1p`` default MEAN ranks better than spend by
-    Spearman but not by Gini (0.709 vs 0.715 over 3 seeds with full training,
-    docs/models/mean.md); that shortfall is asserted to stay small here, not hidden.
+    Every MEAN hyperparameter at its default (the paper's truncated linear label
+    scaling, ``label_transform="linear"``, ``label_cap_quantile=0.99``) except the widths
+    (``hidden_units=(64, 32)``, 32-wide experts and DAM: the paper's are 8x wider and
+    rank the same within the seed noise, docs/models/mean.md) and at most 25 epochs
+    (about 10 s a fit). The ``log1p`` scaling ranks worse on this zero-heavy data
+    (Gini 0.708 vs 0.715 for spend over 3 seeds at the defaults, documented); it is
+    asserted to rank below the default here, so the documented reason for the default
+    stays true.
     """
     from ltvkit.datasets import load_cdnow
-    from ltvkit.metrics import normalized_gini, spearman
+    from ltvkit.metrics import normalized_gini
 
     X, y = load_cdnow()
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
     small = dict(
         hidden_units=(64, 32), expert_units=(32,), dam_units=(32,), max_epochs=25, random_state=0
     )
-    spend = X_te["monetary_total"]
-    linear = MEANRegressor(**small, label_transform="linear").fit(X_tr, y_tr)
-    gini = normalized_gini(y_te, linear.predict(X_te))
-    assert gini > normalized_gini(y_te, spend) + 0.01, gini
-    default = MEANRegressor(**small).fit(X_tr, y_tr)
-    pred = default.predict(X_te)
-    assert spearman(y_te, pred) > spearman(y_te, spend) + 0.03
-    assert normalized_gini(y_te, pred) > normalized_gini(y_te, spend) - 0.03
+    spend = normalized_gini(y_te, X_te["monetary_total"])
+    gini = normalized_gini(y_te, MEANRegressor(**small).fit(X_tr, y_tr).predict(X_te))
+    assert gini > spend + 0.005, (gini, spend)
+    log1p = MEANRegressor(**small, label_transform="log1p").fit(X_tr, y_tr)
+    assert normalized_gini(y_te, log1p.predict(X_te)) < gini
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from ltvkit.nn import (
     embedding_dim_rule,
 )
 from ltvkit.nn._base import BatchIterator
+from ltvkit.nn._layers import MLPBank
 
 FAST = dict(hidden_units=(8,), max_epochs=3, batch_size=64, random_state=0)
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "nn.md"
@@ -118,6 +119,81 @@ def test_encoder_log_transform_auto_picks_skewed_columns():
     assert TabularEncoder(log_transform=True).fit(frame).log_columns_ == ["spend", "net", "age"]
     out = TabularEncoder().fit(frame).transform(frame)["x_num"]
     assert np.abs(out).max() < 10  # no 30-sigma outliers left in the spend column
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def _separate_mlps(bank: MLPBank) -> list[torch.nn.Sequential]:
+    """The bank's ``G`` networks as separate ``nn.Sequential`` MLPs with copied weights."""
+    nets = []
+    last = len(bank.weights) - 1
+    for g in range(bank.n_networks):
+        layers: list[torch.nn.Module] = []
+        for k, (w, b) in enumerate(zip(bank.weights, bank.biases, strict=True)):
+            linear = torch.nn.Linear(w.shape[1], w.shape[2]).double()
+            with torch.no_grad():
+                linear.weight.copy_(bank.layer_weight(k)[g].T)
+                linear.bias.copy_(b[g])
+            layers.append(linear)
+            if k < last or bank.activate_output:
+                layers.append(torch.nn.ReLU())
+        nets.append(torch.nn.Sequential(*layers))
+    return nets
+
+
+@pytest.mark.parametrize("network_major", [False, True])
+@pytest.mark.parametrize(("hidden", "out"), [((7, 4), 3), ((7, 4), None), ((), 3)])
+def test_mlp_bank_equals_separate_mlps_for_shared_and_per_network_input(
+    network_major, hidden, out
+):
+    torch.manual_seed(0)
+    bank = MLPBank(3, 5, hidden, out, dropout=0.5, network_major=network_major).double()
+    width = out if out is not None else hidden[-1]
+    assert bank.out_features == width and bank.in_features == 5
+    nets = _separate_mlps(bank)
+    bank.eval()  # dropout off, as in the separate networks
+    shared = torch.randn(10, 5, dtype=torch.float64)
+    per_network = torch.randn(10, 3, 5, dtype=torch.float64)  # (n, G, in)
+    if network_major:
+        per_network = per_network.transpose(0, 1).contiguous()  # (G, n, in)
+    with torch.no_grad():
+        out_shared, out_each = bank(shared), bank(per_network)
+    expected_shape = (3, 10, width) if network_major else (10, 3, width)
+    assert out_shared.shape == out_each.shape == expected_shape
+    for g, net in enumerate(nets):
+        if network_major:
+            torch.testing.assert_close(out_shared[g], net(shared))
+            torch.testing.assert_close(out_each[g], net(per_network[g]))
+        else:
+            torch.testing.assert_close(out_shared[:, g], net(shared))
+            torch.testing.assert_close(out_each[:, g], net(per_network[:, g]))
+    bank.train()  # dropout after every ReLU only in training
+    assert not torch.equal(bank(shared), out_shared) or not hidden
+    with pytest.raises(ValueError, match="at least one layer"):
+        MLPBank(2, 5, ())
+    with pytest.raises(ValueError, match="one seed per network"):
+        MLPBank(2, 5, (4,), seeds=[1])
+
+
+def test_mlp_bank_initialisation_global_rng_or_one_seed_per_network():
+    # nn.Linear's bounds, drawn from the global RNG: reproducible under manual_seed
+    torch.manual_seed(0)
+    bank = MLPBank(4, 6, (9,), 2)
+    torch.manual_seed(0)
+    again = MLPBank(4, 6, (9,), 2)
+    for k, fan_in in enumerate((6, 9)):
+        for p, q in ((bank.weights[k], again.weights[k]), (bank.biases[k], again.biases[k])):
+            assert torch.equal(p, q)
+            assert 0.5 / fan_in**0.5 < p.abs().max() <= 1 / fan_in**0.5
+    # with seeds: a network depends on its own seed only, the global RNG is untouched
+    state = torch.get_rng_state()
+    a = MLPBank(3, 6, (9,), 2, seeds=[11, 22, 33])
+    b = MLPBank(2, 6, (9,), 2, seeds=[33, 11])
+    assert torch.equal(torch.get_rng_state(), state)
+    for p, q in zip([*a.weights, *a.biases], [*b.weights, *b.biases], strict=True):
+        assert torch.equal(p[0], q[1]) and torch.equal(p[2], q[0])
+        assert not torch.equal(p[0], p[1])
 
 
 # ----------------------------------------------------------------------------- data path

@@ -11,7 +11,7 @@ Examples
 
 from ltvkit.nn._base import SHARED_PARAMS, BaseDeepRegressor, LTVNeuralNet, TensorDictDataset
 from ltvkit.nn._encoder import EncodedSpec, TabularEncoder, embedding_dim_rule
-from ltvkit.nn._layers import MLP, SharedBottom, TabularEmbedding
+from ltvkit.nn._layers import MLP, MLPBank, SharedBottom, TabularEmbedding
 from ltvkit.nn._losses import (
     lognormal_log_mean,
     lognormal_nll,
@@ -28,6 +28,7 @@ __all__ = [
     "BaseDeepRegressor",
     "EncodedSpec",
     "LTVNeuralNet",
+    "MLPBank",
     "SharedBottom",
     "TabularEmbedding",
     "TabularEncoder",

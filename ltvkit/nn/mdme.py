@@ -22,10 +22,11 @@ non-negative weights) that feed horizon ``t - 1``'s normalized bucket multinomia
 dependency calibration loss ``alpha * mean(max(y_t - y_{t+1}, 0))`` (eq. 12).
 
 Everything per batch is tensor algebra: all towers of all horizons run as one batched
-"tower bank" (one matmul per layer), sub-distributions and buckets are padded to common
-sizes with validity masks, and sample isolation is a gather at the row's own
-sub-distribution and bucket. The only Python loop in ``forward`` runs over the T
-horizons of ODMN, which depend on each other sequentially through the Mono Units.
+tower bank (:class:`~ltvkit.nn._layers.MLPBank`, one matmul per layer),
+sub-distributions and buckets are padded to common sizes with validity masks, and sample
+isolation is a gather at the row's own sub-distribution and bucket. The only Python loop
+in ``forward`` runs over the T horizons of ODMN, which depend on each other sequentially
+through the Mono Units.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from torch import nn
 
 from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
-from ltvkit.nn._layers import SharedBottom
+from ltvkit.nn._layers import MLPBank, SharedBottom
 from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
 
 __all__ = [
@@ -136,57 +137,23 @@ def ordinal_class_proba(logits: torch.Tensor, n_valid: torch.Tensor) -> torch.Te
 
 
 # ----------------------------------------------------------------------------- modules
-class _TowerBank(nn.Module):
-    """``G`` independent MLP towers on the same input, run as one batched matmul per layer.
+class _NonNegativeMLPBank(MLPBank):
+    """An :class:`~ltvkit.nn._layers.MLPBank` whose weights are ``softplus(V)`` (Mono Units).
 
-    Tower ``g`` maps ``x -> ReLU(x W_g1 + b_g1) -> ... -> x W_gL + b_gL``; the output is
-    ``(n, G, out_features)``. With ``non_negative=True`` every weight is
-    ``softplus(V)`` of an unconstrained parameter ``V`` (biases stay free), which makes
-    each output a non-decreasing function of each input (ReLU is monotone).
+    Every weight is ``softplus`` of an unconstrained parameter ``V`` (biases stay free),
+    which makes each output a non-decreasing function of each input (ReLU is monotone).
+    ``V`` starts at ``softplus^-1(|w|)`` of the default initialisation ``w``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        n_towers: int,
-        hidden_units: Sequence[int],
-        out_features: int,
-        *,
-        dropout: float = 0.0,
-        non_negative: bool = False,
-    ) -> None:
-        super().__init__()
-        self.non_negative = non_negative
-        widths = [int(in_features), *(int(u) for u in hidden_units), int(out_features)]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in itertools.pairwise(widths):
-            # nn.Linear's default init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), per tower
-            bound = 1.0 / math.sqrt(max(fan_in, 1))
-            w = torch.empty(n_towers, fan_in, fan_out).uniform_(-bound, bound)
-            if non_negative:
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        with torch.no_grad():
+            for v in self.weights:
                 # start from |default init|: softplus^-1(|w|) = log(expm1(|w|))
-                w = torch.log(torch.expm1(w.abs().clamp_min(1e-4)))
-            self.weights.append(nn.Parameter(w))
-            self.biases.append(
-                nn.Parameter(torch.empty(n_towers, fan_out).uniform_(-bound, bound))
-            )
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.n_towers = int(n_towers)
-        self.out_features = int(out_features)
+                v.copy_(torch.log(torch.expm1(v.abs().clamp_min(1e-4))))
 
-    def _weight(self, i: int) -> torch.Tensor:
-        w = self.weights[i]
-        return F.softplus(w) if self.non_negative else w
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n_layers = len(self.weights)
-        # first layer: the same input for every tower -> one (n, d) x (d, G * h) matmul
-        out = torch.einsum("nd,gdh->ngh", x, self._weight(0)) + self.biases[0]
-        for i in range(1, n_layers):
-            out = self.dropout(torch.relu(out))
-            out = torch.einsum("ngd,gdh->ngh", out, self._weight(i)) + self.biases[i]
-        return out
+    def layer_weight(self, k: int) -> torch.Tensor:
+        return F.softplus(self.weights[k])
 
 
 class MonoUnit(nn.Module):
@@ -227,12 +194,11 @@ class MonoUnit(nn.Module):
         super().__init__()
         self.n_subdistributions = int(n_subdistributions)
         self.n_buckets = int(n_buckets)
-        self.bank = _TowerBank(
-            n_inputs,
+        self.bank = _NonNegativeMLPBank(
             self.n_subdistributions + 1,
+            n_inputs,
             hidden_units,
             max(self.n_subdistributions, self.n_buckets),
-            non_negative=True,
         )
 
     def forward(self, o_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -245,8 +211,8 @@ class MDMEHead(nn.Module):
 
     Sub-distributions and buckets are padded to ``S`` and ``m`` (the largest counts over
     horizons); ``bucket_valid`` marks the real ones. All towers of all horizons form one
-    :class:`_TowerBank`; per horizon the roles are DCT (``S`` logits), DOT (``S - 1``),
-    ``S`` BCTs (``m`` each), ``S`` BOTs (``m - 1``) and ``S`` BBTs (``m``).
+    :class:`~ltvkit.nn._layers.MLPBank`; per horizon the roles are DCT (``S`` logits),
+    DOT (``S - 1``), ``S`` BCTs (``m`` each), ``S`` BOTs (``m - 1``) and ``S`` BBTs (``m``).
 
     Parameters
     ----------
@@ -322,9 +288,9 @@ class MDMEHead(nn.Module):
             self._slices[name] = (start, start + count)
             start += count
         self.n_roles = start
-        self.towers = _TowerBank(
-            in_features,
+        self.towers = MLPBank(
             self.n_horizons * self.n_roles,
+            in_features,
             tower_units,
             max(self.n_sub, self.n_bkt, 1),
             dropout=dropout,

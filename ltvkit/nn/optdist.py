@@ -12,15 +12,15 @@ on the hard pseudo-label ``argmin_i L[u, i]`` and ``KL(softmax(-L[u]) || alpha)`
 (eqs. 10-15). At inference the argmax-``alpha`` SDN gives the prediction
 ``p_s * exp(mu_s + sigma_s**2 / 2)`` (eqs. 18-19).
 
-The ``L`` SDNs are one module with stacked weights ``(L, in, out)`` evaluated by
-batched matrix products (``torch.baddbmm``), never a Python loop over networks per
-batch; each SDN's slice is initialised from its own seed. ``docs/models/optdist.md``
-has the details and the measured results.
+The ``L`` SDNs are one module with stacked weights ``(L, in, out)`` (the shared
+:class:`~ltvkit.nn._layers.MLPBank`) evaluated by batched matrix products
+(``torch.baddbmm``), never a Python loop over networks per batch; each SDN's slice is
+initialised from its own seed. ``docs/models/optdist.md`` has the details and the
+measured results.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 from collections.abc import Sequence
@@ -35,7 +35,7 @@ from torch import nn
 
 from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
-from ltvkit.nn._layers import MLP, SharedBottom
+from ltvkit.nn._layers import MLP, MLPBank, SharedBottom
 from ltvkit.nn._losses import (
     ZILNLabelStats,
     bounded_mu,
@@ -58,16 +58,15 @@ _QUANTILE_BISECTION_STEPS = 60
 
 
 # ----------------------------------------------------------------------------- module
-class StackedMLP(nn.Module):
-    """``L`` independent MLPs on the same input, evaluated as batched matrix products.
+class StackedMLP(MLPBank):
+    """OptDist's ``L`` SDNs: an :class:`~ltvkit.nn._layers.MLPBank` in network-major layout.
 
-    Layer ``k`` holds a weight ``(L, in_k, out_k)`` and a bias ``(L, 1, out_k)``; the
-    forward pass is one ``torch.baddbmm`` per layer for all ``L`` networks together (a
-    Python loop over the networks would cost ``L`` times the kernel launches and
-    autograd nodes). ReLU between layers, none after the last one. Network ``i`` is
-    initialised like ``nn.Linear`` (uniform in ``+-1/sqrt(fan_in)``) from its own
-    ``torch.Generator`` seeded with ``seeds[i]``, so the networks start apart and a
-    network's initial weights do not depend on how many networks there are.
+    ``L`` independent MLPs on the same input, ReLU between layers and none after the
+    output layer, evaluated as one ``torch.baddbmm`` per layer; the output is
+    ``(L, n, out)``, SDN-major like the loss. Network ``i`` is initialised like
+    ``nn.Linear`` from its own ``torch.Generator`` seeded with ``seeds[i]``, so the
+    networks start apart and a network's initial weights do not depend on how many
+    networks there are.
 
     Parameters
     ----------
@@ -95,39 +94,9 @@ class StackedMLP(nn.Module):
         out_features: int,
         seeds: Sequence[int],
     ) -> None:
-        super().__init__()
-        if len(seeds) != n_networks:
-            raise ValueError(f"need one seed per network, got {len(seeds)} for {n_networks}.")
-        widths = [int(in_features), *(int(u) for u in hidden_units), int(out_features)]
-        self.n_networks = int(n_networks)
-        self.seeds = tuple(int(s) for s in seeds)
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in itertools.pairwise(widths):
-            self.weights.append(nn.Parameter(torch.empty(n_networks, fan_in, fan_out)))
-            self.biases.append(nn.Parameter(torch.empty(n_networks, 1, fan_out)))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Initialise network ``i`` from ``seeds[i]`` (``nn.Linear``'s default bounds)."""
-        with torch.no_grad():
-            for i, seed in enumerate(self.seeds):
-                gen = torch.Generator().manual_seed(seed)
-                for w, b in zip(self.weights, self.biases, strict=True):
-                    bound = 1.0 / math.sqrt(w.shape[1]) if w.shape[1] else 0.0
-                    w[i].copy_((torch.rand(w.shape[1:], generator=gen) * 2 - 1) * bound)
-                    b[i].copy_((torch.rand(b.shape[1:], generator=gen) * 2 - 1) * bound)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` of shape ``(n, in)`` -> outputs of shape ``(L, n, out)``."""
-        # a stride-0 expand, not a copy: every network reads the same rows
-        z = x.unsqueeze(0).expand(self.n_networks, *x.shape)
-        last = len(self.weights) - 1
-        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            z = torch.baddbmm(b, z, w)
-            if k < last:
-                z = torch.relu_(z)  # in place: baddbmm does not keep its output
-        return z
+        super().__init__(
+            n_networks, in_features, hidden_units, out_features, seeds=seeds, network_major=True
+        )
 
 
 class OptDistModule(nn.Module):
