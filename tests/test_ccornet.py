@@ -381,6 +381,20 @@ def test_deterministic_pickle_and_weights(data):
     assert d.thresholds_[1] > a.thresholds_[1]
 
 
+def test_integer_weights_give_the_buckets_of_repeated_rows(data):
+    X, y = data
+    X, y = X[:600], y[:600]
+    w = np.random.default_rng(0).integers(0, 4, 600).astype(float)
+    w[np.argmax(y)] = 0.0  # a zero-weight whale does not set the top bucket
+    d = CCORNetRegressor(**SMALL, max_epochs=1).fit(X, y, sample_weight=w)
+    rep = np.repeat(np.arange(600), w.astype(int))
+    r = CCORNetRegressor(**SMALL, max_epochs=1).fit(X.iloc[rep], y[rep])
+    np.testing.assert_array_equal(d.thresholds_, r.thresholds_)
+    np.testing.assert_array_equal(d.bucket_centers_, r.bucket_centers_)
+    np.testing.assert_array_equal(d.bucket_half_widths_, r.bucket_half_widths_)
+    assert d.bucket_centers_[-1] + d.bucket_half_widths_[-1] < y.max()
+
+
 def test_float64_int_input_and_tiny_batches():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 5, size=(61, 3))

@@ -208,6 +208,25 @@ def test_integer_sample_weights_give_the_buckets_of_repeated_rows():
     np.testing.assert_array_equal(weighted.bucket_upper_, repeated.bucket_upper_)
 
 
+def test_integer_sample_weights_repeated_rows_where_numpy_weighted_quantiles_differ():
+    # 680 units of positive weight put the default level 0.675 (8 body buckets under
+    # the 90th percentile) at N * q = 459.00000000000006: the 460th repeated value (459),
+    # where np.quantile(..., weights=...) answers the 459th (458)
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(100), np.arange(1.0, 680.0)]
+    w = np.r_[rng.integers(0, 3, 100), 2, np.ones(678)].astype(float)
+    X = rng.normal(size=(y.size, 2))
+    weighted = MDMERegressor(**dict(FAST, max_epochs=1)).fit(X, y, sample_weight=w)
+    rep = np.repeat(np.arange(y.size), w.astype(int))
+    repeated = MDMERegressor(**dict(FAST, max_epochs=1)).fit(X[rep], y[rep])
+    assert 459.0 in weighted.bucketizer_.boundaries_
+    np.testing.assert_array_equal(weighted.bucket_lower_, repeated.bucket_lower_)
+    np.testing.assert_array_equal(weighted.bucket_upper_, repeated.bucket_upper_)
+    np.testing.assert_array_equal(
+        weighted.segmentations_[0].splits, repeated.segmentations_[0].splits
+    )
+
+
 # ----------------------------------------------------------------------------- MDME
 
 

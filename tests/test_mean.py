@@ -396,6 +396,23 @@ def test_sample_weights_deterministic_and_pickle(toy):
     np.testing.assert_array_equal(restored.predict(Xs), weighted.predict(Xs))
 
 
+def test_weighted_ranges_are_the_bucketizers_weighted_cuts(toy):
+    X, y = toy
+    Xs, ys = X[:600], y[:600]
+    w = np.random.default_rng(0).integers(0, 4, 600).astype(float)
+    weighted = MEANRegressor(**dict(FAST, max_epochs=1)).fit(Xs, ys, sample_weight=w)
+    want = LTVBucketizer(n_buckets=5).fit(ys.reshape(-1, 1), sample_weight=w)
+    assert weighted.bucketizer_.get_params() == want.get_params()
+    np.testing.assert_array_equal(weighted.bucketizer_.boundaries_, want.boundaries_)
+    # integer weights: the ranges of the repeated rows
+    rep = np.repeat(np.arange(600), w.astype(int))
+    repeated = MEANRegressor(**dict(FAST, max_epochs=1)).fit(Xs.iloc[rep], ys[rep])
+    np.testing.assert_array_equal(
+        weighted.bucketizer_.boundaries_, repeated.bucketizer_.boundaries_
+    )
+    assert weighted.n_distributions_ == repeated.n_distributions_
+
+
 # ----------------------------------------------------------------------------- real data
 
 

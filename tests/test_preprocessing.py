@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
@@ -332,6 +333,163 @@ def test_ltv_ids_monotone_and_buckets_non_empty(y, n_buckets):
     pos = ids > 0  # bucket 0 is [0, 0] but also takes values in (0, zero_tol]
     assert ((bk.lower_[ids] <= y) & (y <= bk.upper_[ids]))[pos].all()
     assert (y[~pos] <= bk.zero_tol).all()
+
+
+# --------------------------------------------------------------------------- sample_weight
+
+
+def _repeated(X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return np.repeat(np.asarray(X, dtype=float), np.asarray(w, dtype=int), axis=0)
+
+
+def _assert_same_fit(a: object, b: object, X: np.ndarray) -> None:
+    """Same fitted cuts and bucket ranges (not counts_), same ids on ``X``."""
+    if isinstance(a, LTVBucketizer):
+        np.testing.assert_array_equal(a.n_buckets_, b.n_buckets_)
+        for attr in ("boundaries_", "lower_", "upper_", "centers_", "half_widths_"):
+            va, vb = getattr(a, attr), getattr(b, attr)
+            for x, y in zip(*(v if isinstance(v, list) else [v] for v in (va, vb)), strict=True):
+                np.testing.assert_array_equal(x, y)
+    else:
+        for x, y in zip(a.bin_edges_, b.bin_edges_, strict=True):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a.n_bins_, b.n_bins_)
+        np.testing.assert_array_equal(a.zero_bin_, b.zero_bin_)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
+@pytest.mark.filterwarnings("ignore::ltvkit.preprocessing.BucketMergeWarning")
+@pytest.mark.parametrize(
+    "est",
+    [
+        LTVBucketizer(),
+        LTVBucketizer(n_buckets=6),
+        LTVBucketizer(quantiles=(0.3, 0.6, 0.9)),
+        LTVBucketizer(boundaries=(2.0, 5.0)),
+        QuantileBucketizer(),
+        QuantileBucketizer(n_bins=3),
+    ],
+)
+def test_integer_weights_give_the_cuts_of_repeated_rows(est):
+    rng = np.random.default_rng(0)
+    n = 500
+    X = np.c_[
+        np.where(rng.random(n) < 0.4, 0.0, rng.lognormal(1.0, 1.0, n)),  # continuous
+        rng.integers(0, 9, n).astype(float),  # many ties
+    ]
+    w = rng.integers(0, 4, n)
+    weighted = clone(est).fit(X, sample_weight=w)
+    repeated = clone(est).fit(_repeated(X, w))
+    _assert_same_fit(weighted, repeated, X)
+    if isinstance(est, LTVBucketizer):
+        # counts_ counts the rows of positive weight, not the weights
+        ids = weighted.transform(X[w > 0])
+        for j in range(2):
+            np.testing.assert_array_equal(
+                weighted.counts_[j], np.bincount(ids[:, j], minlength=weighted.n_buckets_[j])
+            )
+
+
+def test_weighted_cuts_are_those_of_repeated_rows_where_numpy_weighted_is_not():
+    # total weight 50; QuantileBucketizer(n_bins=10) cuts at np.linspace(0, 1, 11), whose
+    # 7th level is 0.7000000000000001. The repeated rows put that quantile at the 35th
+    # value (34.0); np.quantile(x, q, method="inverted_cdf", weights=w) answers 35.0.
+    x = np.arange(1.0, 50.0).reshape(-1, 1)
+    w = np.r_[2.0, np.ones(48)]
+    weighted = QuantileBucketizer(n_bins=10).fit(x, sample_weight=w)
+    repeated = QuantileBucketizer(n_bins=10).fit(_repeated(x, w))
+    assert 34.0 in weighted.bin_edges_[0]
+    _assert_same_fit(weighted, repeated, x)
+    # the same with LTVBucketizer at user quantiles
+    qs = np.linspace(0.0, 1.0, 11)[1:-1]
+    weighted = LTVBucketizer(quantiles=qs).fit(x, sample_weight=w)
+    np.testing.assert_array_equal(
+        weighted.boundaries_, LTVBucketizer(quantiles=qs).fit(_repeated(x, w)).boundaries_
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(1, 40),
+    n_buckets=st.integers(2, 8),
+    n_bins=st.integers(1, 12),
+)
+def test_integer_weights_equal_repeated_rows_property(data, n, n_buckets, n_bins):
+    values = st.one_of(st.just(0.0), st.integers(1, 6).map(float), st.floats(1e-3, 1e6))
+    y = data.draw(arrays(np.float64, n, elements=values))
+    w = data.draw(arrays(np.int64, n, elements=st.integers(0, 4)).filter(lambda a: a.any()))
+    x = data.draw(arrays(np.float64, n, elements=st.one_of(finite, st.just(0.0))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BucketMergeWarning)
+        for est, X in (
+            (LTVBucketizer(n_buckets=n_buckets), y.reshape(-1, 1)),
+            (QuantileBucketizer(n_bins=n_bins), x.reshape(-1, 1)),
+        ):
+            weighted = clone(est).fit(X, sample_weight=w)
+            repeated = clone(est).fit(_repeated(X, w))
+            _assert_same_fit(weighted, repeated, X)
+
+
+@pytest.mark.parametrize("est", [LTVBucketizer(), QuantileBucketizer(n_bins=4)])
+def test_zero_weight_rows_are_ignored(est):
+    rng = np.random.default_rng(1)
+    n = 300
+    X = np.where(rng.random((n, 2)) < 0.3, 0.0, rng.lognormal(2.0, 1.0, (n, 2)))
+    w = rng.uniform(0.5, 2.0, n)
+    w[:40] = 0.0
+    X[:5] = 1e9  # zero-weight whales: no cut, no bucket top, no count
+    weighted = clone(est).fit(X, sample_weight=w)
+    dropped = clone(est).fit(X[40:], sample_weight=w[40:])
+    _assert_same_fit(weighted, dropped, X)
+    if isinstance(est, LTVBucketizer):
+        for a, b in zip(weighted.counts_, dropped.counts_, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert max(u[-1] for u in weighted.upper_) < 1e9
+
+
+@pytest.mark.parametrize("est", [LTVBucketizer(), QuantileBucketizer(n_bins=4)])
+def test_equal_weights_are_the_unweighted_fit(est):
+    X = np.r_[np.zeros(5), np.full(10, 5.0), 7.0].reshape(-1, 1)  # tied quantiles
+    with pytest.warns(BucketMergeWarning, match="merged"):
+        plain = clone(est).fit(X)
+    with pytest.warns(BucketMergeWarning, match="merged"):
+        weighted = clone(est).fit(X, sample_weight=np.full(len(X), 0.1))
+    _assert_same_fit(weighted, plain, X)
+
+
+def test_weights_move_the_cuts_and_can_merge_them():
+    y = _col(np.r_[0.0, np.arange(1.0, 9.0)])
+    assert LTVBucketizer().fit(y).boundaries_.tolist() == [4.0, 6.0]
+    # weight 5 on the 1: positives 1, 1, 1, 1, 1, 2, ..., 8 (12 values); the median is
+    # the 6th (2), the 75th percentile the 9th (5)
+    w = np.r_[1.0, 5.0, np.ones(7)]
+    bk = LTVBucketizer().fit(y, sample_weight=w)
+    np.testing.assert_array_equal(bk.boundaries_, [2.0, 5.0])
+    # weight 30 on the 1: both percentiles are 1, merged with a warning
+    with pytest.warns(BucketMergeWarning, match="merged"):
+        bk = LTVBucketizer().fit(y, sample_weight=np.r_[1.0, 30.0, np.ones(7)])
+    np.testing.assert_array_equal(bk.boundaries_, [1.0])
+    # fit_transform passes the weights on
+    ids = LTVBucketizer().fit_transform(y, sample_weight=w).ravel()
+    np.testing.assert_array_equal(ids, [0, 1, 1, 2, 2, 2, 3, 3, 3])
+
+
+@pytest.mark.parametrize("est", [LTVBucketizer(), QuantileBucketizer()])
+@pytest.mark.parametrize(
+    ("sample_weight", "match"),
+    [
+        (np.r_[-1.0, np.ones(9)], r"Negative values in data passed to `sample_weight`"),
+        (np.ones(9), r"sample_weight\.shape == \(9,\), expected \(10,\)"),
+        (np.ones((10, 2)), "Sample weights must be 1D"),
+        (np.zeros(10), "Sample weights must contain at least one non-zero number"),
+        (np.r_[np.nan, np.ones(9)], "sample_weight contains NaN"),
+        (np.r_[np.inf, np.ones(9)], "sample_weight contains infinity"),
+    ],
+)
+def test_bad_sample_weight(est, sample_weight, match):
+    with pytest.raises(ValueError, match=match):
+        clone(est).fit(_col(np.arange(10.0)), sample_weight=sample_weight)
 
 
 # --------------------------------------------------------------------------- sklearn integration

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from ltvkit.base import check_predictions
 from ltvkit.nn._base import BaseDeepRegressor, LTVNeuralNet, _check_float, _check_int
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, SharedBottom
-from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
+from ltvkit.preprocessing import LTVBucketizer
 
 __all__ = ["CCORNetLoss", "CCORNetModule", "CCORNetRegressor", "bucket_log_proba"]
 
@@ -841,8 +840,10 @@ class CCORNetRegressor(BaseDeepRegressor):
         self, y: np.ndarray, sample_weight: np.ndarray | None
     ) -> dict[str, np.ndarray]:
         weighted = sample_weight is not None and not np.all(sample_weight == sample_weight[0])
-        self.bucketizer_ = self._fit_bucketizer(y, sample_weight if weighted else None)
-        bk = self.bucketizer_
+        # weighted quantiles (frequency weights: integer weights give the buckets of the
+        # repeated rows, rows of weight 0 do not count; equal weights are unweighted)
+        bk = LTVBucketizer(n_buckets=int(self.n_buckets))
+        self.bucketizer_ = bk.fit(y.reshape(-1, 1), sample_weight=sample_weight)
         self.n_buckets_ = int(bk.n_buckets_)
         self.thresholds_ = np.concatenate(([float(bk.zero_tol)], bk.boundaries_))
         self.bucket_centers_ = np.asarray(bk.centers_, dtype=np.float64)
@@ -878,29 +879,6 @@ class CCORNetRegressor(BaseDeepRegressor):
         if weighted:
             targets["w"] = sample_weight / sample_weight.mean()
         return targets
-
-    def _fit_bucketizer(self, y: np.ndarray, sample_weight: np.ndarray | None) -> LTVBucketizer:
-        if sample_weight is None:
-            return LTVBucketizer(n_buckets=int(self.n_buckets)).fit(y.reshape(-1, 1))
-        # weighted quantiles of the positive values (same cut rule as LTVBucketizer:
-        # 1 - 2**-j, observed values, ties and a cut at the maximum merged)
-        keep = sample_weight > 0
-        pos_mask = keep & (y > 1e-6)
-        pos, w_pos = y[pos_mask], sample_weight[pos_mask]
-        qs = 1.0 - 0.5 ** np.arange(1, int(self.n_buckets) - 1, dtype=np.float64)
-        if pos.size and qs.size:
-            cuts = np.unique(np.quantile(pos, qs, weights=w_pos, method="inverted_cdf"))
-            cuts = cuts[cuts < pos.max()]
-        else:
-            cuts = np.empty(0)
-        if cuts.size < qs.size:
-            warnings.warn(
-                f"CCORNetRegressor: tied positive-value quantiles were merged, "
-                f"{qs.size + 2} -> {cuts.size + 2} buckets. See n_buckets_.",
-                BucketMergeWarning,
-                stacklevel=3,
-            )
-        return LTVBucketizer(boundaries=cuts.tolist()).fit(y[keep].reshape(-1, 1))
 
     def _validation_strata(self, y: np.ndarray) -> np.ndarray | None:
         return self._train_buckets

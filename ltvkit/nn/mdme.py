@@ -34,7 +34,6 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,7 +46,8 @@ from torch import nn
 from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLPBank, SharedBottom
-from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
+from ltvkit.preprocessing import LTVBucketizer
+from ltvkit.preprocessing._bucketizers import _inverted_cdf_quantile
 
 __all__ = [
     "MDMEHead",
@@ -535,20 +535,6 @@ class _Segmentation:
         )
 
 
-def _weighted_cuts(pos: np.ndarray, w: np.ndarray, qs: np.ndarray) -> np.ndarray:
-    cand = np.quantile(pos, qs, method="inverted_cdf", weights=w) if qs.size else np.empty(0)
-    cuts = np.unique(cand)
-    cuts = cuts[cuts < pos.max()]  # as LTVBucketizer: no empty top bucket
-    if cuts.size < qs.size:
-        warnings.warn(
-            f"MDME: tied positive-value quantiles were merged ({qs.size + 2} -> "
-            f"{cuts.size + 2} buckets).",
-            BucketMergeWarning,
-            stacklevel=3,
-        )
-    return cuts
-
-
 # ----------------------------------------------------------------------------- estimators
 class _MDMEBase(BaseDeepRegressor):
     """Shared machinery of MDMERegressor (T = 1) and ODMNRegressor (T horizons)."""
@@ -621,28 +607,21 @@ class _MDMEBase(BaseDeepRegressor):
             bk = LTVBucketizer(boundaries=flat, zero_tol=0.0).fit(y.reshape(-1, 1))
             return _Segmentation(bk, splits, bool(self.zero_subdistribution))
         qs, split_qs = _global_quantiles(self.subdistribution_quantiles, self.n_buckets)
-        pos_mask = y > 0
-        if w is None or np.all(w == w[0]):
-            bk = LTVBucketizer(quantiles=qs, zero_tol=0.0).fit(y.reshape(-1, 1))
-            pos = y[pos_mask]
-            splits = (
-                np.quantile(pos, split_qs, method="inverted_cdf")
-                if pos.size and split_qs.size
-                else np.empty(0)
-            )
-            return _Segmentation(bk, splits, bool(self.zero_subdistribution))
-        # Sample weights are frequency weights: weighted quantiles (what LTVBucketizer
-        # would compute on the rows repeated), passed to it as business boundaries.
-        keep = w > 0
-        pos_keep = keep & pos_mask
-        pos, wp = y[pos_keep], w[pos_keep]
-        cuts = _weighted_cuts(pos, wp, qs) if pos.size else np.empty(0)
+        if w is not None and np.all(w == w[0]):
+            w = None  # equal weights: the unweighted segmentation
+        # Sample weights are frequency weights: weighted quantiles, so integer weights
+        # give the buckets of the rows repeated; rows of weight 0 do not count.
+        bk = LTVBucketizer(quantiles=qs, zero_tol=0.0).fit(y.reshape(-1, 1), sample_weight=w)
+        # the sub-distribution splits: LTVBucketizer's quantiles of the same positive
+        # values at the split levels, before it merges ties (_Segmentation drops the
+        # splits that were merged away)
+        pos_mask = y > 0 if w is None else (y > 0) & (w > 0)
+        pos, wp = y[pos_mask], None if w is None else w[pos_mask]
         splits = (
-            np.quantile(pos, split_qs, method="inverted_cdf", weights=wp)
+            _inverted_cdf_quantile(pos, split_qs, wp)
             if pos.size and split_qs.size
             else np.empty(0)
         )
-        bk = LTVBucketizer(boundaries=cuts, zero_tol=0.0).fit(y[keep].reshape(-1, 1))
         return _Segmentation(bk, splits, bool(self.zero_subdistribution))
 
     def _prepare_targets(

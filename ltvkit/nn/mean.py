@@ -39,6 +39,7 @@ from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, MLPBank, SharedBottom
 from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
+from ltvkit.preprocessing._bucketizers import _inverted_cdf_quantile
 
 __all__ = ["MEANLoss", "MEANModule", "MEANRegressor", "ParallelMLP"]
 
@@ -299,21 +300,6 @@ def _has_dam(estimator: MEANRegressor) -> bool:
     return True
 
 
-def _weighted_cuts(y: np.ndarray, w: np.ndarray, model: MEANRegressor) -> np.ndarray:
-    """LTVBucketizer's default cut rule on weighted labels.
-
-    Cuts at the weighted ``1 - 2**-j`` quantiles (``j = 1 .. n - 2``) of the positive
-    labels, ``method="inverted_cdf"``; tied cuts and a cut at the maximum are merged.
-    """
-    positive = (y > 1e-6) & (w > 0)  # LTVBucketizer's default zero_tol
-    pos, w_pos = y[positive], w[positive]
-    if not pos.size:
-        return np.empty(0)
-    qs = 1.0 - 0.5 ** np.arange(1, int(model.n_distributions) - 1, dtype=np.float64)
-    cuts = np.unique(np.quantile(pos, qs, method="inverted_cdf", weights=w_pos))
-    return cuts[cuts < pos.max()]
-
-
 def _check_units(value: object, name: str, allow_empty: bool) -> None:
     ok = (
         isinstance(value, Sequence)
@@ -570,20 +556,17 @@ class MEANRegressor(BaseDeepRegressor):
     def _prepare_targets(
         self, y: np.ndarray, sample_weight: np.ndarray | None
     ) -> dict[str, np.ndarray]:
-        weighted = sample_weight is not None and not np.all(sample_weight == sample_weight[0])
         if self.boundaries is not None:
-            bucketizer = LTVBucketizer(boundaries=self.boundaries)
-        elif weighted:
-            # LTVBucketizer has no sample weights: cut at the weighted quantiles here
-            # and hand them over as boundaries (same rule, so integer weights give the
-            # ranges of the repeated rows)
-            bucketizer = LTVBucketizer(boundaries=_weighted_cuts(y, sample_weight, self))
+            bucketizer, fit_weight = LTVBucketizer(boundaries=self.boundaries), None
         else:
+            # weighted quantiles (frequency weights: integer weights give the ranges of
+            # the repeated rows, rows of weight 0 do not count)
             bucketizer = LTVBucketizer(n_buckets=int(self.n_distributions))
+            fit_weight = sample_weight
         with warnings.catch_warnings():
             # a merged range is reported once, below, in terms of this model
             warnings.simplefilter("ignore", BucketMergeWarning)
-            z = bucketizer.fit_transform(y.reshape(-1, 1)).ravel()
+            z = bucketizer.fit_transform(y.reshape(-1, 1), sample_weight=fit_weight).ravel()
         self.bucketizer_ = bucketizer
         self.n_distributions_ = int(bucketizer.n_buckets_)
         if self.boundaries is None and self.n_distributions_ < self.n_distributions:
@@ -597,13 +580,13 @@ class MEANRegressor(BaseDeepRegressor):
         # rows of weight 0 do not count as training data; an observed value as the cap
         # (inverted_cdf), so integer weights give the cap of the repeated rows
         positive = (y > 0) & (w > 0)
+        weighted = not np.all(w[positive] == w[positive][0])
         self.label_cap_ = float(
-            np.quantile(
+            _inverted_cdf_quantile(
                 y[positive],
-                float(self.label_cap_quantile),
-                weights=w[positive],
-                method="inverted_cdf",
-            )
+                np.asarray([float(self.label_cap_quantile)]),
+                w[positive] if weighted else None,
+            )[0]
         )
         self.label_transform_ = self.label_transform
         self.label_unit_ = (

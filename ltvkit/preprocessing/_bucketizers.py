@@ -5,6 +5,11 @@ and use right-closed intervals ``(lo, hi]``. With cut points that are data value
 interval between two distinct cuts holds at least one training value, so the only way a
 bucket can come out empty is a tie at a cut, which is merged away and reported with a
 :class:`BucketMergeWarning` instead of silently losing the bucket.
+
+``fit(X, y=None, sample_weight=None)`` takes frequency weights: the quantiles are those
+of the rows repeated (the first sorted value whose cumulative weight reaches ``q`` times
+the total weight), so integer weights give exactly the cuts of the repeated rows, and a
+row of weight 0 is not training data at all.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils import check_array
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 __all__ = ["BucketMergeWarning", "LTVBucketizer", "QuantileBucketizer"]
 
@@ -64,6 +69,42 @@ def _check_non_negative(X: np.ndarray, whom: str) -> None:
         )
 
 
+def _inverted_cdf_quantile(
+    values: np.ndarray, qs: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """``np.quantile(values, qs, method="inverted_cdf")``, with frequency weights.
+
+    Weighted, the result is the first sorted value whose cumulative weight reaches
+    ``N * q`` (``N`` the total weight, the product rounded as numpy rounds it): numpy's
+    unweighted rule applied to the rows repeated, exactly so for integer weights.
+    ``np.quantile(..., weights=...)`` compares ``cumsum / N`` with ``q`` instead, which
+    can be one rank off the repeated rows when ``N * q`` is a whole number up to
+    rounding (``q = 0.675``, an MDME default level, with ``N = 680``; the
+    ``0.7000000000000001`` of ``np.linspace(0, 1, 11)`` with ``N = 50``).
+    """
+    if weights is None:
+        return np.quantile(values, qs, method="inverted_cdf")
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order], dtype=np.float64)
+    idx = np.searchsorted(cum, cum[-1] * np.asarray(qs, dtype=np.float64), side="left")
+    return values[order][np.minimum(idx, values.size - 1)]
+
+
+def _fit_rows(X: np.ndarray, sample_weight: object) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows that count at fit, and their frequency weights (None: unweighted).
+
+    Rows of weight 0 are dropped. Equal weights are the unweighted fit (no weights), so
+    they give exactly the unweighted cuts.
+    """
+    if sample_weight is None:
+        return X, None
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    if np.all(sw == sw[0]):
+        return X, None
+    keep = sw > 0
+    return X[keep], sw[keep]
+
+
 def _format_cols(cols: list[str]) -> str:
     shown = ", ".join(cols[:10])
     return shown + (f" and {len(cols) - 10} more" if len(cols) > 10 else "")
@@ -83,7 +124,9 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Quantiles are taken with ``method="inverted_cdf"``, so every cut is an observed value
     and every bucket holds training values. Tied quantiles (and a cut at the maximum,
     which would leave the top bucket empty) are merged: the column gets fewer buckets,
-    ``n_buckets_`` says how many, and a :class:`BucketMergeWarning` is issued.
+    ``n_buckets_`` says how many, and a :class:`BucketMergeWarning` is issued. With
+    ``fit(X, sample_weight=w)`` the quantiles are weighted (frequency weights: integer
+    weights give exactly the cuts of the repeated rows, rows of weight 0 are ignored).
 
     Parameters
     ----------
@@ -119,7 +162,8 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``(lower_ + upper_) / 2`` and ``(upper_ - lower_) / 2`` (CC-OR-Net's ``c_b`` and
         ``r_b``); 0 for bucket 0.
     counts_ : ndarray of int64 of shape (n_buckets_,)
-        Training values per bucket.
+        Training values per bucket (rows, not weights: with ``sample_weight``, the rows of
+        positive weight).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on a DataFrame with string column names.
@@ -147,6 +191,12 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3])
     >>> bk.centers_
     array([0., 2., 5., 7.])
+
+    Frequency weights: weight 3 on the value 1 is the same as three rows of 1.
+
+    >>> w = np.where(y == 1, 3.0, 1.0)
+    >>> LTVBucketizer(n_buckets=4).fit(y.reshape(-1, 1), sample_weight=w).boundaries_
+    array([3., 6.])
     """
 
     def __init__(
@@ -196,7 +246,7 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"n_buckets must be an integer >= 2, got {n!r}.")
         return None, _halving_quantiles(int(n))
 
-    def fit(self, X: object, y: object = None) -> LTVBucketizer:
+    def fit(self, X: object, y: object = None, sample_weight: object = None) -> LTVBucketizer:
         """Learn the bucket boundaries.
 
         Parameters
@@ -205,6 +255,12 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Non-negative, finite values; usually one column, ``y.reshape(-1, 1)``.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights of the rows (non-negative, finite, not all 0). The cuts
+            become weighted ``inverted_cdf`` quantiles: integer weights give exactly the
+            cuts of the rows repeated that many times, rows of weight 0 are ignored (also
+            for the top of the last bucket and ``counts_``), equal weights give the
+            unweighted cuts. Business ``boundaries`` are used as given.
 
         Returns
         -------
@@ -215,14 +271,19 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         >>> import numpy as np
         >>> LTVBucketizer(boundaries=[10, 100]).fit(np.array([[0.0], [50.0]])).n_buckets_
         4
+        >>> y = np.array([[0.0], [1.0], [2.0], [3.0], [4.0]])
+        >>> LTVBucketizer(n_buckets=3).fit(y, sample_weight=[1, 5, 1, 1, 1]).boundaries_
+        array([1.])
         """
         bounds, qs = self._check_params()
         X = validate_data(self, X, dtype=np.float64)
         _check_non_negative(X, type(self).__name__)
+        X_fit, w_fit = _fit_rows(X, sample_weight)
         names = self._column_names()
         cuts, merged, no_positive = [], [], []
-        for j in range(X.shape[1]):
-            pos = X[:, j][X[:, j] > self.zero_tol]
+        for j in range(X_fit.shape[1]):
+            is_pos = X_fit[:, j] > self.zero_tol
+            pos = X_fit[:, j][is_pos]
             if bounds is not None:
                 c = bounds
             elif pos.size == 0:
@@ -230,7 +291,8 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 if qs.size:
                     no_positive.append(names[j])
             else:
-                cand = np.quantile(pos, qs, method="inverted_cdf")
+                w_pos = None if w_fit is None else w_fit[is_pos]
+                cand = _inverted_cdf_quantile(pos, qs, w_pos)
                 # unique() merges tied quantiles; a cut at the maximum would leave the top
                 # bucket empty, so it is merged too.
                 c = np.unique(cand)
@@ -254,10 +316,10 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             )
         self._cuts = cuts
         self._zero_tol = float(self.zero_tol)
-        ids = self._bucket_ids(X)
+        ids = self._bucket_ids(X_fit)
         per_col = []
         for j, c in enumerate(cuts):
-            col = X[:, j]
+            col = X_fit[:, j]
             top = max(float(c[-1]) if c.size else 0.0, float(col.max()) if col.size else 0.0)
             lower = np.concatenate(([0.0, 0.0], c))
             upper = np.concatenate(([0.0], c, [top]))
@@ -380,7 +442,8 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     (``n_bins_ - 1``). The zero and NaN bins are reserved even when the training column
     has no zero or no NaN. Tied quantiles are merged (fewer bins, with a
     :class:`BucketMergeWarning`); if the column holds both signs, 0 is an extra cut, so no
-    bin mixes negative and positive values.
+    bin mixes negative and positive values. ``fit(X, sample_weight=w)`` weights the
+    quantiles (frequency weights, as in :class:`LTVBucketizer`).
 
     Parameters
     ----------
@@ -416,6 +479,9 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     [array([2.])]
     >>> qb.transform(X).ravel()
     array([0, 0, 0, 1, 1, 2, 2, 3])
+    >>> w = [1, 1, 1, 3, 1, 1, 1, 1]  # weight 3 on the value 1
+    >>> QuantileBucketizer(n_bins=2).fit(X, sample_weight=w).bin_edges_
+    [array([1.])]
     """
 
     def __init__(self, n_bins: int = 10) -> None:
@@ -427,7 +493,7 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = []  # bin ids are int64
         return tags
 
-    def fit(self, X: object, y: object = None) -> QuantileBucketizer:
+    def fit(self, X: object, y: object = None, sample_weight: object = None) -> QuantileBucketizer:
         """Learn the per-column bin edges.
 
         Parameters
@@ -436,6 +502,11 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Numeric columns; NaN allowed, inf not.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights of the rows (non-negative, finite, not all 0): weighted
+            ``inverted_cdf`` quantiles, so integer weights give exactly the edges of the
+            rows repeated; rows of weight 0 are ignored. Equal weights give the
+            unweighted edges.
 
         Returns
         -------
@@ -451,16 +522,22 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n_bins must be an integer >= 1, got {n!r}.")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        X_fit, w_fit = _fit_rows(X, sample_weight)
         if hasattr(self, "feature_names_in_"):
             names = [str(c) for c in self.feature_names_in_]
         else:
             names = [f"x{j}" for j in range(X.shape[1])]
         qs = np.linspace(0.0, 1.0, int(n) + 1)[1:-1]
         edges, n_bins, zero_bin, merged = [], [], [], []
-        for j in range(X.shape[1]):
-            col = X[:, j]
-            vals = np.sort(col[(col != 0) & ~np.isnan(col)])
-            e = self._edges(vals, qs)
+        for j in range(X_fit.shape[1]):
+            col = X_fit[:, j]
+            nonzero = (col != 0) & ~np.isnan(col)
+            if w_fit is None:
+                vals, w = np.sort(col[nonzero]), None
+            else:
+                order = np.argsort(col[nonzero], kind="stable")
+                vals, w = col[nonzero][order], w_fit[nonzero][order]
+            e = self._edges(vals, qs, w)
             n_value_bins = e.size + 1 if vals.size else 0
             has_neg = bool(vals.size) and vals[0] < 0
             if vals.size and n_value_bins < n:
@@ -482,11 +559,15 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _edges(vals: np.ndarray, qs: np.ndarray) -> np.ndarray:
-        """Interior cuts of sorted non-zero ``vals`` such that no bin is empty."""
+    def _edges(vals: np.ndarray, qs: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        """Interior cuts of sorted non-zero ``vals`` such that no bin is empty.
+
+        ``weights`` (aligned with ``vals``, all > 0, or None) only weight the quantiles:
+        whether a bin is empty does not depend on how much its rows weigh.
+        """
         if vals.size == 0:
             return np.empty(0)
-        cand = np.unique(np.quantile(vals, qs, method="inverted_cdf")) if qs.size else []
+        cand = np.unique(_inverted_cdf_quantile(vals, qs, weights)) if qs.size else []
         split_at_zero = vals[0] < 0 < vals[-1]
         if split_at_zero:
             cand = np.union1d(cand, [0.0])
