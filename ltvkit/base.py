@@ -358,6 +358,12 @@ class LTVRegressorMixin(RegressorMixin):
                 raise ValueError("ltvkit: sample_weight contains NaN or infinite values.")
             if sample_weight.sum() <= 0:
                 raise ValueError("ltvkit: sample_weight sums to zero.")
+            spends = y_arr > 0 if y_arr.ndim == 1 else (y_arr > 0).any(axis=1)
+            if not (sample_weight[spends] > 0).any():
+                raise ValueError(
+                    "ltvkit: every customer with a positive target y has sample_weight 0; "
+                    "an LTV model needs at least one customer who spends."
+                )
         return frame, y_arr, sample_weight
 
     def _validate_predict_input(self, X: object) -> pd.DataFrame:

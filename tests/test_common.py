@@ -272,6 +272,34 @@ def test_bad_input_at_fit_raises_clear_value_error(cls, case, ltv_data):
         est.fit(X_bad, y_bad)
 
 
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("negative", "[Nn]egative"),
+        ("nan", "NaN"),
+        ("all_zero", "sums to zero|at least one non-zero"),
+        ("spenders_zero", "positive target y has sample_weight 0"),
+    ],
+)
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_bad_sample_weight_raises_clear_value_error(cls, case, pattern, ltv_data):
+    X, _, _ = ltv_data
+    est = _fast(cls)
+    y = _target(est, ltv_data)
+    spends = (y > 0) if y.ndim == 1 else (y > 0).any(axis=1)
+    w = np.ones(len(X))
+    if case == "negative":
+        w[0] = -1.0
+    elif case == "nan":
+        w[0] = np.nan
+    elif case == "all_zero":
+        w[:] = 0.0
+    else:  # only non-spenders carry weight: no customer who spends is left
+        w[spends] = 0.0
+    with pytest.raises(ValueError, match=pattern):
+        est.fit(X, y, sample_weight=w)
+
+
 @pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
 def test_bad_input_at_predict_raises_clear_value_error(cls, ltv_data):
     X, _, _ = ltv_data

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.model_selection import train_test_split
 from skorch.callbacks import Callback
 
 from ltvkit.nn import (
@@ -24,6 +25,8 @@ from ltvkit.nn import (
 )
 from ltvkit.nn._base import BatchIterator
 from ltvkit.nn._layers import MLPBank
+from ltvkit.nn.ccornet import CCORNetRegressor
+from ltvkit.nn.mdme import MDMERegressor
 
 FAST = dict(hidden_units=(8,), max_epochs=3, batch_size=64, random_state=0)
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "nn.md"
@@ -505,6 +508,113 @@ def test_base_supports_2d_targets_dict_outputs_and_prepared_targets():
     pred = model.predict(X)
     assert pred.shape == (300, 3) and np.isfinite(pred).all()
     assert (np.diff(pred, axis=1) >= 0).all()
+
+
+class _HookSpy(_MultiHorizonLogMSE):
+    """Logs what the optional fit hooks receive (in ``log``, a list set by the test)."""
+
+    def _prepare_targets(self, y, sample_weight):
+        targets = super()._prepare_targets(y, sample_weight)
+        # per-row strata unrelated to y > 0, handed to the split through the targets
+        targets["stratum"] = (np.arange(len(y)) % 3 == 0).astype(np.int64)
+        self.log.append(("prepare", targets))
+        return targets
+
+    def _validation_strata(self, y, targets):
+        self.log.append(("strata", y, targets))
+        return targets["stratum"]
+
+    def _model_callbacks(self):
+        return [("epochs", _EpochCounter())]
+
+    def _after_fit(self, X, y, sample_weight):
+        net = self.net_
+        self.log.append(
+            ("after_fit", X, y, sample_weight, self.n_iter_, len(net.history), net.train_split)
+        )
+
+
+def _per_row_attributes(model: BaseDeepRegressor, n: int) -> list[str]:
+    """Attributes of ``model`` holding an array with ``n`` rows (training data)."""
+    return sorted(
+        name
+        for name, value in vars(model).items()
+        if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim and len(value) == n
+    )
+
+
+def test_fit_hooks_contract(monkeypatch):
+    X, y1 = _toy(300)
+    Y = pd.DataFrame({"h1": y1, "h2": 2.0 * y1})
+    w = list(np.linspace(0.5, 2.0, 300))
+    stratify = []
+
+    def spy_split(*args, **kwargs):
+        stratify.append(kwargs["stratify"])
+        return train_test_split(*args, **kwargs)
+
+    monkeypatch.setattr("ltvkit.nn._base.train_test_split", spy_split)
+    model = _HookSpy(random_state=0)
+    model.log = []
+    model.fit(X, Y, sample_weight=w)
+    assert [event[0] for event in model.log] == ["prepare", "strata", "after_fit"]
+    prepared = model.log[0][1]
+    # _validation_strata: the validated y and the very targets _prepare_targets returned
+    _, y_seen, targets = model.log[1]
+    assert targets is prepared
+    assert y_seen.dtype == np.float64 and y_seen.shape == (300, 2)
+    assert len(stratify) == 1 and np.array_equal(stratify[0], prepared["stratum"])
+    # _after_fit: once, after training, with X as passed and the validated y / weights
+    _, X_seen, y_after, w_after, n_iter, n_history, train_split = model.log[2]
+    assert X_seen is X
+    assert isinstance(y_after, np.ndarray) and y_after.dtype == np.float64
+    np.testing.assert_array_equal(y_after, Y.to_numpy())
+    assert isinstance(w_after, np.ndarray) and w_after.dtype == np.float64
+    np.testing.assert_array_equal(w_after, w)  # not normalised
+    assert n_iter == n_history == model.n_iter_ == 3 and train_split is None
+    assert dict(model.net_.callbacks_)["epochs"].epochs == model.n_iter_
+    assert _per_row_attributes(model, 300) == []
+
+    # no weights: None; no split on tiny data: no _validation_strata call
+    model.log = []
+    model.fit(X[:30], Y[:30])
+    assert [event[0] for event in model.log] == ["prepare", "after_fit"]
+    assert model.log[1][3] is None
+
+
+def test_model_callbacks_see_the_epoch_early_stopping_ends():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 3))  # no signal: early stopping fires after a few epochs
+    y1 = (rng.random(600) < 0.5) * rng.lognormal(2.0, 1.0, 600)
+    model = _HookSpy(max_epochs=200, patience=2, random_state=0)
+    model.log = []
+    model.fit(X, np.column_stack([y1, y1]))
+    assert model.n_iter_ < 200
+    # model callbacks run before EarlyStopping, which raises in its on_epoch_end
+    assert dict(model.net_.callbacks_)["epochs"].epochs == model.n_iter_
+
+
+class _FailAtEpochEnd(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("cls", "params"),
+    [
+        (MDMERegressor, {}),
+        (CCORNetRegressor, dict(residual_units=(8, 8), high_value_units=(8,))),
+    ],
+)
+def test_stratified_models_keep_no_per_row_data_after_fit_or_failed_fit(cls, params):
+    X, y = _toy(300)
+    model = cls(**FAST, **params).fit(X, y)
+    assert _per_row_attributes(model, 300) == []
+    failing = cls(**FAST, **params, callbacks=[_FailAtEpochEnd()])
+    with pytest.raises(RuntimeError, match="boom"):
+        failing.fit(X, y)
+    assert hasattr(failing, "bucketizer_")  # _prepare_targets ran before the failure
+    assert _per_row_attributes(failing, 300) == []
 
 
 def _doc_blocks() -> list[str]:

@@ -308,8 +308,10 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
 
     Optional hooks: ``_prepare_targets(y, sample_weight)`` (targets the criterion sees,
     e.g. bucket ids; called once in ``fit``), ``_validate_hyperparameters()``,
-    ``_validation_strata(y)``, ``_model_callbacks()`` and the ``_net_class``
-    attribute. ``docs/nn.md`` walks through a complete model.
+    ``_validation_strata(y, targets)``, ``_model_callbacks()``,
+    ``_after_fit(X, y, sample_weight)`` (fitted attributes that need the trained
+    network) and the ``_net_class`` attribute. A model does not override ``fit``.
+    ``docs/nn.md`` walks through a complete model.
 
     Shared hyperparameters
     ----------------------
@@ -465,14 +467,43 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
             raise ValueError("ltvkit: callbacks must be a list of skorch callbacks or None.")
 
-    def _validation_strata(self, y: np.ndarray) -> np.ndarray | None:
-        """Labels to stratify the validation split on (default: ``y > 0``)."""
+    def _validation_strata(
+        self, y: np.ndarray, targets: np.ndarray | dict[str, np.ndarray]
+    ) -> np.ndarray | None:
+        """Labels to stratify the validation split on (default: ``y > 0``).
+
+        Called once in ``fit`` when early stopping splits the rows, with the validated
+        ``y`` and ``targets``, the object ``_prepare_targets`` returned (numpy, all
+        ``n_samples`` rows). Derive per-row strata (bucket ids, sub-distributions) from
+        them rather than keeping them on ``self``: a fitted model must not carry
+        training data. None: a random split.
+        """
         last = y if y.ndim == 1 else y[:, -1]
         return (last > 0).astype(np.int8)
 
     def _model_callbacks(self) -> list[tuple[str, Callback]]:
-        """skorch callbacks the model itself needs (e.g. a temperature schedule)."""
+        """skorch callbacks the model itself needs (e.g. a temperature schedule).
+
+        They run before the base's early stopping, lr scheduler and gradient clipping
+        and before the user's ``callbacks``, so their ``on_epoch_end`` also runs in the
+        epoch in which early stopping ends training (EarlyStopping ends it by raising in
+        its own ``on_epoch_end``); their ``on_train_end`` runs before the best weights
+        are restored.
+        """
         return []
+
+    def _after_fit(self, X: object, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """Fit what needs the trained network; called once, at the end of ``fit``.
+
+        Runs after training, when ``net_``, ``n_iter_`` and ``best_epoch_`` are set
+        (and the training data is no longer referenced by ``net_``), so
+        ``self._forward_outputs(X, fn)`` scores the training rows: calibrate the
+        predictions, record a training diagnostic. ``X`` is the input as passed to
+        ``fit``; ``y`` and ``sample_weight`` are the validated arrays
+        ``_prepare_targets`` received (float64, ``y`` 2-D for ``_multi_horizon``
+        models; raw weights, not normalised, or None). Set fitted attributes here; the
+        return value is ignored. Not called when training raises. Default: nothing.
+        """
 
     # -- helpers for subclasses -------------------------------------------------------
     def _make_bottom(self, spec: EncodedSpec) -> SharedBottom:
@@ -537,10 +568,12 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             X_t = encoder.transform_tensors(frame)  # the one float32/int64 conversion
             del frame
             self.encoder_ = encoder
-            targets = {"target": _to_tensor_tree(self._prepare_targets(y_arr, sw))}
+            prepared = self._prepare_targets(y_arr, sw)
+            targets = {"target": _to_tensor_tree(prepared)}
             if sw is not None and not np.all(sw == sw[0]):
                 targets["weight"] = torch.from_numpy((sw / sw.mean()).astype(np.float32))
-            train_rows, valid_rows = self._split_rows(y_arr, split_seed)
+            train_rows, valid_rows = self._split_rows(y_arr, prepared, split_seed)
+            del prepared  # the tensors hold what training needs
             train_ds = TensorDictDataset(X_t, targets, train_rows)
             valid_ds = (
                 TensorDictDataset(X_t, targets, valid_rows) if valid_rows is not None else None
@@ -578,6 +611,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                 cb.best_model_weights_ = None
         self.net_ = net
         self.n_iter_ = len(net.history)
+        self._after_fit(X, y_arr, sw)
         return self
 
     def predict(self, X: object) -> np.ndarray:
@@ -618,7 +652,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         return kwargs
 
     def _split_rows(
-        self, y: np.ndarray, seed: int
+        self, y: np.ndarray, targets: np.ndarray | dict[str, np.ndarray], seed: int
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         n = y.shape[0]
         n_valid = math.ceil(self.validation_fraction * n)
@@ -628,7 +662,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             or n - n_valid < _MIN_TRAIN_ROWS
         ):
             return None, None
-        strata = self._validation_strata(y)
+        strata = self._validation_strata(y, targets)
         if strata is not None:
             _, counts = np.unique(strata, return_counts=True)
             if len(counts) < 2 or counts.min() < 2:
@@ -642,6 +676,9 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
     def _make_callbacks(self, *, use_validation: bool) -> list[tuple[str, Callback]]:
         sink = print if self.verbose else _silent
         cbs: list[tuple[str, Callback]] = [("finite_loss", _FiniteLossGuard(type(self).__name__))]
+        # the model's own callbacks first: early stopping ends training by raising in
+        # its on_epoch_end, which would skip theirs in the last epoch
+        cbs.extend(self._model_callbacks())
         if use_validation:
             cbs.append(
                 (
@@ -673,7 +710,6 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                     GradientNormClipping(gradient_clip_value=float(self.gradient_clip)),
                 )
             )
-        cbs.extend(self._model_callbacks())
         if self.verbose:
             cbs.append(("progress_bar", ProgressBar()))
         for cb in copy.deepcopy(list(self.callbacks or [])):

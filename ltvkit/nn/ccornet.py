@@ -618,6 +618,8 @@ class CCORNetRegressor(BaseDeepRegressor):
     places the customer inside it (``v = v_norm * r_b + c_b``); a dedicated tower refines
     the top bucket, trained with attention-guided feature noise. Defaults are the paper's
     (Appendix B.2) except the batch size (see ``docs/models/ccornet.md``).
+    ``sample_weight`` holds frequency weights: they weight the bucket quantiles, the stage
+    shares and the losses.
 
     Parameters
     ----------
@@ -849,7 +851,6 @@ class CCORNetRegressor(BaseDeepRegressor):
         self.bucket_centers_ = np.asarray(bk.centers_, dtype=np.float64)
         self.bucket_half_widths_ = np.asarray(bk.half_widths_, dtype=np.float64)
         bucket = bk.transform(y.reshape(-1, 1)).ravel().astype(np.int64)
-        self._train_buckets = bucket  # for the stratified validation split
         w = sample_weight if weighted else np.ones_like(y)
         n_stages = self.n_buckets_ - 1
         share = np.bincount(bucket, weights=w, minlength=self.n_buckets_) / w.sum()
@@ -880,8 +881,10 @@ class CCORNetRegressor(BaseDeepRegressor):
             targets["w"] = sample_weight / sample_weight.mean()
         return targets
 
-    def _validation_strata(self, y: np.ndarray) -> np.ndarray | None:
-        return self._train_buckets
+    def _validation_strata(
+        self, y: np.ndarray, targets: dict[str, np.ndarray]
+    ) -> np.ndarray | None:
+        return targets["bucket"]
 
     def _build_module(self, spec: EncodedSpec) -> CCORNetModule:
         return CCORNetModule(
@@ -938,28 +941,6 @@ class CCORNetRegressor(BaseDeepRegressor):
         return (proba * values).sum(dim=1)
 
     # -- public API ----------------------------------------------------------------------
-    def fit(self, X: object, y: object, sample_weight: object = None) -> CCORNetRegressor:
-        """Fit the bucketizer on ``y``, then train the network (see the base class).
-
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Non-negative customer value.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Frequency weights: they weight the bucket quantiles, stage shares and losses.
-
-        Returns
-        -------
-        self
-        """
-        try:
-            return super().fit(X, y, sample_weight)
-        finally:
-            # the training rows' bucket ids were only needed for the stratified split;
-            # the fitted model must not carry the training data
-            self.__dict__.pop("_train_buckets", None)
-
     @contextlib.contextmanager
     def _value_mode(self, mode: str) -> Iterator[None]:
         module = self.net_.module_

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
@@ -654,7 +655,6 @@ class _MDMEBase(BaseDeepRegressor):
         mean_last = float(np.average(Y[:, -1], weights=ww)) if ww.sum() > 0 else 0.0
         self._y_scale = mean_last if mean_last > 0 else 1.0
         self._priors = self._label_priors(sub, bkt, pos, has_width, ww, valid)
-        self._strata = sub[:, -1].copy()
         return {
             "sub": sub,
             "bucket": bkt,
@@ -687,32 +687,11 @@ class _MDMEBase(BaseDeepRegressor):
             out.append({"p": p_sub, "q": q, "pos": mean_pos})
         return out
 
-    def _validation_strata(self, y: np.ndarray) -> np.ndarray | None:
+    def _validation_strata(
+        self, y: np.ndarray, targets: dict[str, np.ndarray]
+    ) -> np.ndarray | None:
         # stratify on the (last horizon's) sub-distribution: whales in both parts
-        return self._strata
-
-    def fit(self, X: object, y: object, sample_weight: object = None) -> _MDMEBase:
-        """Segment ``y`` into sub-distributions and buckets, then train the network.
-
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_horizons)
-        sample_weight : array-like of shape (n_samples,), default=None
-            Frequency weights: they weight the loss, the bucket quantiles and the
-            classifier initialisation.
-
-        Returns
-        -------
-        self
-        """
-        try:
-            super().fit(X, y, sample_weight)
-        finally:
-            # per-row labels are only needed for the validation split; a fitted model
-            # (and its pickle) does not carry training data
-            self.__dict__.pop("_strata", None)
-        return self
+        return targets["sub"][:, -1]
 
     # -- module -----------------------------------------------------------------------
     def _head_kwargs(self) -> dict[str, Any]:
@@ -847,7 +826,9 @@ class MDMERegressor(_MDMEBase):
     training labels); a Distribution Classification Tower picks the sub-distribution, a
     Bucket Classification Tower per sub-distribution picks the bucket, a Bucket Bias
     Tower places the value inside it. Ordinal towers distil the order of sub-distributions
-    and buckets into the classifiers. See ``docs/models/mdme_odmn.md``.
+    and buckets into the classifiers. See ``docs/models/mdme_odmn.md``. ``sample_weight``
+    holds frequency weights: they weight the loss, the bucket quantiles and the
+    classifier initialisation.
 
     Parameters
     ----------
@@ -1067,13 +1048,14 @@ class ODMNRegressor(_MDMEBase):
 
     Li et al., CIKM 2022, §3.1-3.5. ``y`` has shape ``(n, T)``: cumulative spend at T
     increasing horizons (e.g. the next 13/26/39 weeks), non-decreasing along each row
-    (``ValueError`` otherwise). A shared bottom feeds one MDME head per horizon (see
-    :class:`MDMERegressor`, whose segmentation parameters apply to every horizon, each
-    with its own bucket cuts); Mono Units pass horizon ``t - 1``'s bucket distribution
-    (stop-gradient) into horizon ``t``'s classification logits; the calibration loss
-    penalises expected values that decrease along the horizons. ``predict`` returns
-    ``(n, T)``, non-decreasing along the horizons for every customer when
-    ``enforce_monotonic=True``.
+    (``ValueError`` otherwise); a 1-D ``y`` is one horizon, and ``predict`` then returns
+    1-D too. ``sample_weight`` as in :class:`MDMERegressor`. A shared bottom feeds one
+    MDME head per horizon (see :class:`MDMERegressor`, whose segmentation parameters
+    apply to every horizon, each with its own bucket cuts); Mono Units pass horizon
+    ``t - 1``'s bucket distribution (stop-gradient) into horizon ``t``'s classification
+    logits; the calibration loss penalises expected values that decrease along the
+    horizons. ``predict`` returns ``(n, T)``, non-decreasing along the horizons for every
+    customer when ``enforce_monotonic=True``.
 
     Parameters
     ----------
@@ -1191,27 +1173,19 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
         self.bucket_upper_ = [s.upper.copy() for s in self.segmentations_]
         return targets
 
-    def fit(self, X: object, y: object, sample_weight: object = None) -> ODMNRegressor:
-        """Fit the network on ``y`` of shape ``(n, T)`` (cumulative spend per horizon).
-
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples, n_horizons)
-            Non-negative and non-decreasing along each row. A 1-D ``y`` is one horizon
-            (then ``predict`` returns 1-D too).
-        sample_weight : array-like of shape (n_samples,), default=None
-
-        Returns
-        -------
-        self
-        """
+    def _validate_fit_input(
+        self, X: object, y: object, sample_weight: object = None
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+        validated = super()._validate_fit_input(X, y, sample_weight)
         # the base validates y as (n, T); a 1-D y is one horizon and predict answers 1-D
-        self._y_ndim = 1 if y is not None and np.asarray(y).ndim == 1 else 2
-        super().fit(X, y, sample_weight)
-        raw = self._forward_outputs(X, self._raw_prediction)
-        self.train_violation_rate_ = _violation_rate(raw)
-        return self
+        self._y_ndim = 1 if np.asarray(y).ndim == 1 else 2
+        return validated
+
+    def _after_fit(self, X: object, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """``train_violation_rate_`` of the trained network on the training rows."""
+        self.train_violation_rate_ = _violation_rate(
+            self._forward_outputs(X, self._raw_prediction)
+        )
 
     def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
         pred = self._raw_prediction(output)

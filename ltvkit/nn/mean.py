@@ -34,7 +34,6 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.metaestimators import available_if
 from torch import nn
 
-from ltvkit.base import validate_ltv_target
 from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, MLPBank, SharedBottom
@@ -377,9 +376,9 @@ class MEANRegressor(BaseDeepRegressor):
     label_transform : {"linear", "log1p", "sqrt", "none"}, default="linear"
         Scaling of the (truncated, see ``label_cap_quantile``) label before the Huber
         loss. ``"linear"``: ``20 * min(y, cap) / cap``, the paper's "scaled the labels
-        and truncated them to the range [0, 20]"; the Huber loss is then close to a
-        squared error and ranks by the mean. ``"log1p"``: ``log(1 + min(y, cap))``,
-        which ranks by a median-like value of ``log(1 + y)`` and ranks worse on
+        and truncated them to the range [0, 20]"; the network ranks by a robust
+        location of the spend itself. ``"log1p"``: ``log(1 + min(y, cap))``, which
+        ranks by a robust location of ``log(1 + y)`` and ranks worse by Gini and AUC on
         zero-heavy data (``docs/models/mean.md``). ``"sqrt"``: ``sqrt(min(y, cap))``;
         ``"none"``: ``min(y, cap)``. The scaled prediction is clipped to
         ``[0, label_max_]`` (the scaled cap), so it is non-negative and never
@@ -394,10 +393,11 @@ class MEANRegressor(BaseDeepRegressor):
         back to ``E[y | s_hat]`` with the untruncated labels.
     bias_correction : {"isotonic", "mean", "smearing", "none"}, default="isotonic"
         How the scaled prediction ``s_hat`` becomes an expected value in the original
-        units. A Huber fit on ``log1p(y)`` estimates something between the mean and
-        the median of ``log1p(y)``; its plain inverse ``expm1(s_hat)`` is far below
-        ``E[y | x]`` (about 40% of it on CDNOW). All options are fitted on the training
-        rows after training and keep the network's ranking.
+        units. A Huber fit estimates something between the mean and the median of the
+        scaled, truncated label, so the plain inverse ``T^-1(s_hat)`` is well below
+        ``E[y | x]`` (its mean is about 58% of the mean label on CDNOW with the
+        defaults). All options are fitted on the training rows after training and keep
+        the network's ranking.
         ``"isotonic"``: ``E[y | s_hat]`` by isotonic regression of ``y`` on ``s_hat``
         (a non-parametric smearing that allows the residual spread to change with
         ``s_hat``, as it does with zero inflation); ties between its steps are broken
@@ -406,6 +406,7 @@ class MEANRegressor(BaseDeepRegressor):
         Duan's ``mean_i T^-1(s_hat + r_i)`` over the training residuals (assumes one
         residual distribution for everybody; badly over-predicts zero-inflated data,
         kept for comparison). ``"none"``: ``T^-1(s_hat)``, a median-like value.
+        ``sample_weight`` weights the correction as it weights the loss.
     hidden_units : tuple of int, default=(512, 256)
         The MVFE shared layer (the paper's ``[512, 256]``); the DAM has its own shared
         layer of the same widths.
@@ -654,32 +655,18 @@ class MEANRegressor(BaseDeepRegressor):
             return (s_hat * s_hat + 2.0 * s_hat * params["m1"] + params["m2"]).clamp_min(0.0)
         return ((s_hat + params["m1"]) * self.label_unit_).clamp_min(0.0)  # linear, none
 
-    # -- fit --------------------------------------------------------------------------
-    def fit(self, X: object, y: object, sample_weight: object = None) -> MEANRegressor:
-        """Train MEAN, then fit the retransformation (bias) correction.
+    # -- after training ----------------------------------------------------------------
+    def _after_fit(self, X: object, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """Fit the retransformation (bias) correction ``bias_correction_``.
 
-        Parameters
-        ----------
-        X : DataFrame or array-like of shape (n_samples, n_features)
-            Numeric and categorical features; NaN allowed.
-        y : array-like of shape (n_samples,)
-            Non-negative customer value.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-customer weights of the loss and of the bias correction.
-
-        Returns
-        -------
-        self
+        On the trained network's scaled predictions of every training row, the
+        early-stopping rows included: a one-dimensional monotone map needs many rows
+        more than it needs out-of-sample scores (``docs/models/mean.md`` compares
+        both). Sample-weighted, like the loss.
         """
-        super().fit(X, y, sample_weight)
-        # the correction is fitted on every training row (the early-stopping rows
-        # included): a one-dimensional monotone map needs many rows more than it needs
-        # out-of-sample scores (docs/models/mean.md compares both)
-        y_arr = validate_ltv_target(y)
-        w = np.ones_like(y_arr) if sample_weight is None else np.asarray(sample_weight, float)
+        w = np.ones_like(y) if sample_weight is None else sample_weight
         s_hat = self._forward_outputs(X, self._scaled_prediction)
-        self.bias_correction_ = self._fit_bias_correction(y_arr, s_hat, w)
-        return self
+        self.bias_correction_ = self._fit_bias_correction(y, s_hat, w)
 
     def _fit_bias_correction(
         self, y: np.ndarray, s_hat: np.ndarray, w: np.ndarray

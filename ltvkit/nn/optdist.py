@@ -280,7 +280,9 @@ class _AlignmentHistory(Callback):
     selected SDN's ZILN loss ``L_u``; in training the Gumbel-sampled one), ``*_ce``
     and ``*_kl`` (the alignment terms, unweighted) and ``*_sdn_share`` (share of
     customers whose argmax-``alpha`` SDN is ``i``, a list of length ``L``). Batch sums
-    are accumulated as tensors and turned into floats once per epoch.
+    are accumulated as tensors and turned into floats once per epoch, in
+    ``on_epoch_end`` (a model callback runs before early stopping, so also in the last
+    epoch).
     """
 
     def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
@@ -299,16 +301,13 @@ class _AlignmentHistory(Callback):
         self._flush(net)
 
     def on_train_end(self, net: Any, **kwargs: Any) -> None:
-        # EarlyStopping ends training by raising in *its* on_epoch_end, which runs
-        # before this callback's: the last epoch's sums are still pending here
-        self._flush(net)
         # nothing of the last batch should be pickled with the fitted model
+        self._sums = {True: None, False: None}
         net.criterion_.last_terms_ = None
 
     def _flush(self, net: Any) -> None:
-        sums_by_phase = getattr(self, "_sums", {})
         for training, prefix in ((True, "train"), (False, "valid")):
-            sums = sums_by_phase.get(training)
+            sums = self._sums[training]
             if sums is None:
                 continue
             values = sums.double().tolist()
