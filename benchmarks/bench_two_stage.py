@@ -50,9 +50,7 @@ def _timed(func: Callable[[], object]) -> tuple[tuple[float, float], object]:
     return (time.process_time() - cpu, time.perf_counter() - wall), out
 
 
-def bench(
-    n_samples: int, backend: str, repeats: int, n_jobs: int
-) -> dict[str, float]:
+def bench(n_samples: int, backend: str, repeats: int, n_jobs: int) -> dict[str, float]:
     X, y = make_ltv(n_samples=n_samples, random_state=0)
     y = np.asarray(y, dtype=np.float64)
     params = dict(backend=backend, n_jobs=n_jobs, random_state=0)
@@ -70,8 +68,9 @@ def bench(
         reg = clone(reg_template).fit(X[positive], np.log1p(y[positive]))
         return clf, reg
 
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in
-                                     ("ltvkit fit", "raw fit", "ltvkit predict", "raw predict")}
+    times: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("ltvkit fit", "raw fit", "ltvkit predict", "raw predict")
+    }
     factor = 1.0  # set by the ltvkit fit, which runs first in repetition 0
     for rep in range(repeats):
         order = ("ltvkit", "raw") if rep % 2 == 0 else ("raw", "ltvkit")
@@ -86,8 +85,9 @@ def bench(
                 seconds, (clf, reg) = _timed(fit_raw)
                 times["raw fit"].append(seconds)
 
-                def predict_raw(clf: object = clf, reg: object = reg, factor: float = factor
-                                ) -> np.ndarray:
+                def predict_raw(
+                    clf: object = clf, reg: object = reg, factor: float = factor
+                ) -> np.ndarray:
                     value = np.exp(reg.predict(X)) * factor - 1.0
                     return clf.predict_proba(X)[:, 1] * np.maximum(value, 0.0)
 
@@ -95,6 +95,7 @@ def bench(
                 times["raw predict"].append(seconds)
     # Same boosters, same data: the two predictions agree (sanity check of the baseline).
     np.testing.assert_allclose(pred_ltvkit, pred_raw, rtol=1e-4, atol=1e-6)
+
     def median(key: str, clock: int) -> float:
         return float(np.median([t[clock] for t in times[key]]))
 
@@ -118,8 +119,9 @@ def bench(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--backends", nargs="+", default=["xgboost", "lightgbm"],
-                        choices=["xgboost", "lightgbm"])
+    parser.add_argument(
+        "--backends", nargs="+", default=["xgboost", "lightgbm"], choices=["xgboost", "lightgbm"]
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-jobs", type=int, default=1)
     args = parser.parse_args()

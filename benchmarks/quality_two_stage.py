@@ -124,17 +124,23 @@ def cross_validated(
         for a, b in KFold(5, shuffle=True, random_state=rep).split(X):
             pred, _ = fit_predict(X.iloc[a], y[a], X.iloc[b])
             yb = y[b]
-            scores.append([normalized_gini(yb, pred), decile_mape(yb, pred),
-                           pred.mean() / yb.mean() - 1.0])
+            scores.append(
+                [normalized_gini(yb, pred), decile_mape(yb, pred), pred.mean() / yb.mean() - 1.0]
+            )
     gini, dmape, bias = np.mean(scores, axis=0)
-    return {"CV normalized Gini": gini, "CV decile MAPE": dmape,
-            "CV mean(pred) / mean(y) - 1": bias}
+    return {
+        "CV normalized Gini": gini,
+        "CV decile MAPE": dmape,
+        "CV mean(pred) / mean(y) - 1": bias,
+    }
 
 
 def table(rows: dict[str, dict[str, float]], digits: int = 3) -> str:
     frame = pd.DataFrame(rows).T
-    lines = ["| model | " + " | ".join(frame.columns) + " |",
-             "|---|" + "---:|" * len(frame.columns)]
+    lines = [
+        "| model | " + " | ".join(frame.columns) + " |",
+        "|---|" + "---:|" * len(frame.columns),
+    ]
     for name, row in frame.iterrows():
         cells = [f"{v:.{digits}f}" if abs(v) < 1000 else f"{v:.0f}" for v in row]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -148,8 +154,10 @@ def evaluate(name: str, *, defaults: bool = False) -> None:
         print(f"## {name}: skipped ({exc})\n")
         return
     X_tr, X_te, y_tr, y_te = fixed_split(X, y)
-    print(f"## {name}: {len(y_tr)} train / {len(y_te)} test customers, "
-          f"{(y_te == 0).mean():.0%} zeros in test, mean(y_test) = {y_te.mean():.2f}\n")
+    print(
+        f"## {name}: {len(y_tr)} train / {len(y_te)} test customers, "
+        f"{(y_te == 0).mean():.0%} zeros in test, mean(y_test) = {y_te.mean():.2f}\n"
+    )
     rows = {}
     for label, fit_predict in PEERS.items():
         start = time.perf_counter()
@@ -167,23 +175,32 @@ def evaluate(name: str, *, defaults: bool = False) -> None:
                 "AMBE": ambe(y_te, pred),
                 "mean(pred) / mean(y) - 1": pred.mean() / y_te.mean() - 1.0,
             } | cross_validated(variant(backend, params), X_tr, y_tr)
-        print(f"### {name}, stage-2 variants, backend={backend} "
-              "(test split | 3 x 5-fold CV on the training part)\n")
+        print(
+            f"### {name}, stage-2 variants, backend={backend} "
+            "(test split | 3 x 5-fold CV on the training part)\n"
+        )
         print(table(rows) + "\n")
     if defaults:
         for backend in ("xgboost", "lightgbm"):
-            rows = {label: cross_validated(two_stage(backend=backend, **params), X_tr, y_tr)
-                    for label, params in CANDIDATES.items()}
-            print(f"### {name}, candidate defaults, backend={backend} "
-                  "(3 x 5-fold CV on the training part)\n")
+            rows = {
+                label: cross_validated(two_stage(backend=backend, **params), X_tr, y_tr)
+                for label, params in CANDIDATES.items()
+            }
+            print(
+                f"### {name}, candidate defaults, backend={backend} "
+                "(3 x 5-fold CV on the training part)\n"
+            )
             print(table(rows) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=["cdnow", "online_retail", "all"], default="all")
-    parser.add_argument("--defaults", action="store_true",
-                        help="also cross-validate the candidate default hyper-parameters")
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="also cross-validate the candidate default hyper-parameters",
+    )
     args = parser.parse_args()
     for name in ("cdnow", "online_retail"):
         if args.data in (name, "all"):

@@ -351,7 +351,9 @@ class LTVRegressorMixin(RegressorMixin):
         self.schema_ = schema
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
-                sample_weight, np.empty((len(frame), 0)), dtype=np.float64,
+                sample_weight,
+                np.empty((len(frame), 0)),
+                dtype=np.float64,
                 ensure_non_negative=True,
             )
             if not np.isfinite(sample_weight).all():

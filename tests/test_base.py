@@ -82,8 +82,9 @@ def test_schema_records_kinds_and_maps_unseen_levels_to_missing():
     assert out["channel"].isna().all() and out["country"].isna().all()
     assert list(out["country"].cat.categories) == ["FR", "UK"]
     # known levels keep their codes whatever the input's own category order
-    again = schema.transform(X.assign(channel=pd.Categorical(["web", "app", "web"],
-                                                             categories=["web", "app"])))
+    again = schema.transform(
+        X.assign(channel=pd.Categorical(["web", "app", "web"], categories=["web", "app"]))
+    )
     np.testing.assert_array_equal(
         again["channel"].cat.codes, schema.transform(X)["channel"].cat.codes
     )
@@ -102,8 +103,11 @@ def test_schema_column_order_follows_fit_and_missing_columns_are_named():
     ("X", "error", "pattern"),
     [
         (pd.DataFrame({"a": [1.0, np.inf]}), ValueError, "'a'.*infinite"),
-        (pd.DataFrame({"d": pd.to_datetime(["2020-01-01", "2020-01-02"])}), ValueError,
-         "neither numeric nor categorical"),
+        (
+            pd.DataFrame({"d": pd.to_datetime(["2020-01-01", "2020-01-02"])}),
+            ValueError,
+            "neither numeric nor categorical",
+        ),
         (pd.DataFrame({"a": []}), ValueError, "empty"),
         (pd.DataFrame(index=[0, 1]), ValueError, "no columns"),
         (sparse.csr_matrix(np.ones((2, 2))), TypeError, "sparse"),

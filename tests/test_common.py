@@ -256,8 +256,15 @@ def _bad_inputs(X: pd.DataFrame, y: np.ndarray) -> list[tuple[str, object, objec
     ]
 
 
-BAD_CASES = ["nan_target", "inf_target", "negative_target", "no_positive_target", "empty_X",
-             "length_mismatch", "datetime_column"]
+BAD_CASES = [
+    "nan_target",
+    "inf_target",
+    "negative_target",
+    "no_positive_target",
+    "empty_X",
+    "length_mismatch",
+    "datetime_column",
+]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)

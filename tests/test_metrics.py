@@ -70,8 +70,9 @@ FAST = settings(max_examples=60, deadline=None)
 def _pairs(min_size: int = 1) -> st.SearchStrategy:
     """(y_true, y_pred) lists of equal length."""
     return st.integers(min_size, 60).flatmap(
-        lambda n: st.tuples(st.lists(values, min_size=n, max_size=n),
-                            st.lists(values, min_size=n, max_size=n))
+        lambda n: st.tuples(
+            st.lists(values, min_size=n, max_size=n), st.lists(values, min_size=n, max_size=n)
+        )
     )
 
 
@@ -469,8 +470,14 @@ def test_scorer_names():
 def test_scorer_in_cross_val_score_and_grid_search(name, ltv_xy):
     X, y = ltv_xy
     cv = KFold(3, shuffle=True, random_state=0)
-    scores = cross_val_score(DecisionTreeRegressor(max_depth=3, random_state=0), X, y,
-                             scoring=get_scorer(name), cv=cv, error_score="raise")
+    scores = cross_val_score(
+        DecisionTreeRegressor(max_depth=3, random_state=0),
+        X,
+        y,
+        scoring=get_scorer(name),
+        cv=cv,
+        error_score="raise",
+    )
     assert scores.shape == (3,)
     assert np.isfinite(scores).all()
     grid = GridSearchCV(
@@ -490,8 +497,14 @@ def test_scorer_in_cross_val_score_and_grid_search(name, ltv_xy):
 
 def test_all_scorers_together_in_cross_validate(ltv_xy):
     X, y = ltv_xy
-    res = cross_validate(DecisionTreeRegressor(max_depth=3, random_state=0), X, y,
-                         scoring={**SCORERS, "r2": "r2"}, cv=3, error_score="raise")
+    res = cross_validate(
+        DecisionTreeRegressor(max_depth=3, random_state=0),
+        X,
+        y,
+        scoring={**SCORERS, "r2": "r2"},
+        cv=3,
+        error_score="raise",
+    )
     for name in SCORERS:
         assert np.isfinite(res[f"test_{name}"]).all(), name
 
@@ -538,10 +551,7 @@ def test_get_scorer_returns_a_copy():
 
 
 def test_import_does_not_load_preprocessing():
-    code = (
-        "import sys, ltvkit.metrics; "
-        "sys.exit(int('ltvkit.preprocessing' in sys.modules))"
-    )
+    code = "import sys, ltvkit.metrics; sys.exit(int('ltvkit.preprocessing' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

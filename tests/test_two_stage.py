@@ -95,11 +95,11 @@ def test_target_transform_none_fits_y_with_a_gamma_objective(backend, objective)
     assert model.regressor_.get_params()["objective"] == objective
     # balance: the spenders' predicted total equals their observed total
     pos = y > 0
-    np.testing.assert_allclose(model.predict_positive_value(X[pos]).sum(), y[pos].sum(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(model.predict_positive_value(X[pos]).sum(), y[pos].sum(), rtol=1e-6)
     tweedie = {"xgboost": "reg:tweedie", "lightgbm": "tweedie"}[backend]
-    model = TwoStageRegressor(backend=backend, target_transform="none",
-                              regressor_params={"objective": tweedie}, **FAST).fit(X, y)
+    model = TwoStageRegressor(
+        backend=backend, target_transform="none", regressor_params={"objective": tweedie}, **FAST
+    ).fit(X, y)
     assert model.regressor_.get_params()["objective"] == tweedie
 
 
@@ -114,8 +114,9 @@ def test_bias_correction_makes_mean_predictions_unbiased():
     truth = y_new[pos_new].mean()
     ratio = {}
     for correction in ("none", "smearing", "lognormal", "balance"):
-        model = TwoStageRegressor(bias_correction=correction, n_estimators=100, n_jobs=1,
-                                  random_state=0).fit(X, y)
+        model = TwoStageRegressor(
+            bias_correction=correction, n_estimators=100, n_jobs=1, random_state=0
+        ).fit(X, y)
         ratio[correction] = model.predict_positive_value(X_new[pos_new]).mean() / truth
         if correction == "none":
             assert model.correction_factor_ == 1.0
@@ -228,8 +229,9 @@ def test_zero_weight_equals_dropping_the_rows(backend, ltv):
     w[rng.random(len(y)) < 0.25] = 0.0
     keep = w > 0
     with_zeros = TwoStageRegressor(backend=backend, **FAST).fit(X, y, sample_weight=w)
-    dropped = TwoStageRegressor(backend=backend, **FAST).fit(X[keep], y[keep],
-                                                              sample_weight=w[keep])
+    dropped = TwoStageRegressor(backend=backend, **FAST).fit(
+        X[keep], y[keep], sample_weight=w[keep]
+    )
     np.testing.assert_array_equal(with_zeros.predict(X), dropped.predict(X))
 
 
@@ -264,8 +266,14 @@ def test_random_state_reaches_both_boosters(backend, ltv):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_early_stopping_stops_both_stages(backend, ltv):
     X, y = ltv
-    params = dict(backend=backend, n_estimators=2000, learning_rate=0.3,
-                  early_stopping_rounds=10, n_jobs=1, random_state=0)
+    params = dict(
+        backend=backend,
+        n_estimators=2000,
+        learning_rate=0.3,
+        early_stopping_rounds=10,
+        n_jobs=1,
+        random_state=0,
+    )
     model = TwoStageRegressor(**params).fit(X, y)
     n_clf, n_reg = model.n_estimators_
     assert n_clf < 2000 and n_reg < 2000
@@ -317,8 +325,9 @@ def test_early_stopping_with_spenders_missing_from_the_split_falls_back(backend)
     X = np.random.default_rng(0).normal(size=(100, 2))
     y = np.zeros(100)
     y[[3, 50]] = [5.0, 7.0]
-    model = TwoStageRegressor(backend=backend, n_estimators=10, early_stopping_rounds=2,
-                              n_jobs=1, random_state=0)
+    model = TwoStageRegressor(
+        backend=backend, n_estimators=10, early_stopping_rounds=2, n_jobs=1, random_state=0
+    )
     with pytest.warns(UserWarning, match="both classes on each side"):
         model.fit(X, y)
     assert np.isfinite(model.predict(X)).all()
@@ -346,12 +355,17 @@ def test_custom_classifier_and_regressor_plug_in(ltv):
         pred, model.predict_nonzero_proba(X) * model.predict_positive_value(X)
     )
     # only the booster stage early-stops; the plug-in stage says it cannot
-    with pytest.warns(UserWarning, match="early_stopping_rounds applies to XGBoost"), \
-            threadpool_limits(1):
-        mixed = TwoStageRegressor(classifier=clf, early_stopping_rounds=5,
-                                  n_estimators=500, learning_rate=0.3, **{
-                                      k: v for k, v in FAST.items() if k != "n_estimators"
-                                  }).fit(X, y)
+    with (
+        pytest.warns(UserWarning, match="early_stopping_rounds applies to XGBoost"),
+        threadpool_limits(1),
+    ):
+        mixed = TwoStageRegressor(
+            classifier=clf,
+            early_stopping_rounds=5,
+            n_estimators=500,
+            learning_rate=0.3,
+            **{k: v for k, v in FAST.items() if k != "n_estimators"},
+        ).fit(X, y)
     assert mixed.n_estimators_[0] is None and mixed.n_estimators_[1] < 500
 
 
@@ -360,8 +374,11 @@ def test_plug_in_booster_gets_early_stopping_and_plug_in_without_weights_is_refu
 
     X, y = _lognormal(2000, 0)
     reg = XGBRegressor(n_estimators=1000, learning_rate=0.3, max_depth=2, n_jobs=1)
-    model = TwoStageRegressor(regressor=reg, early_stopping_rounds=5, **{
-        k: v for k, v in FAST.items() if k != "n_estimators"}).fit(X, y)
+    model = TwoStageRegressor(
+        regressor=reg,
+        early_stopping_rounds=5,
+        **{k: v for k, v in FAST.items() if k != "n_estimators"},
+    ).fit(X, y)
     assert model.n_estimators_[1] < 1000
     # category columns reach a plug-in XGBoost model natively (enable_categorical is set)
     X_cat = X.assign(c=pd.Categorical(np.where(X["a"] > 0, "hi", "lo")))
@@ -389,9 +406,10 @@ def test_only_positives_is_a_documented_degenerate_fit(backend):
     np.testing.assert_array_equal(model.predict_nonzero_proba(X), np.ones(len(y)))
     np.testing.assert_array_equal(model.predict(X), model.predict_positive_value(X))
     assert model.n_estimators_ == (None, 60)
-    np.testing.assert_allclose(model.feature_importances_,
-                               model.regressor_.feature_importances_
-                               / model.regressor_.feature_importances_.sum())
+    np.testing.assert_allclose(
+        model.feature_importances_,
+        model.regressor_.feature_importances_ / model.regressor_.feature_importances_.sum(),
+    )
 
 
 def test_no_positive_label_is_a_clear_error():
@@ -433,8 +451,9 @@ def test_invalid_parameters_raise_value_error(params, pattern):
 
 def test_stage_params_override_shared_ones(ltv):
     X, y = ltv
-    model = TwoStageRegressor(classifier_params={"max_depth": 2},
-                              regressor_params={"reg_lambda": 7.0}, **FAST).fit(X, y)
+    model = TwoStageRegressor(
+        classifier_params={"max_depth": 2}, regressor_params={"reg_lambda": 7.0}, **FAST
+    ).fit(X, y)
     assert model.classifier_.get_params()["max_depth"] == 2
     assert model.regressor_.get_params()["max_depth"] == 3
     assert model.regressor_.get_params()["reg_lambda"] == 7.0
@@ -450,8 +469,10 @@ def test_feature_importances_combine_normalized_stages(backend, ltv):
     imp = model.feature_importances_
     assert imp.shape == (X.shape[1],) and (imp >= 0).all()
     np.testing.assert_allclose(imp.sum(), 1.0)
-    per_stage = [e.feature_importances_ / e.feature_importances_.sum()
-                 for e in (model.classifier_, model.regressor_)]
+    per_stage = [
+        e.feature_importances_ / e.feature_importances_.sum()
+        for e in (model.classifier_, model.regressor_)
+    ]
     np.testing.assert_allclose(imp, (per_stage[0] + per_stage[1]) / 2)
     # make_ltv: num_0 carries the latent group; the second half of num_* is noise
     named = dict(zip(X.columns, imp, strict=True))

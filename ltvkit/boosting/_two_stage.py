@@ -284,9 +284,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
             if not isinstance(value, numbers.Real) or not low < value <= high:
                 raise ValueError(f"{name} must be a number in ({low}, {high}], got {value!r}.")
         if self.validation_fraction >= 1.0:
-            raise ValueError(
-                f"validation_fraction must be < 1, got {self.validation_fraction!r}."
-            )
+            raise ValueError(f"validation_fraction must be < 1, got {self.validation_fraction!r}.")
         for name in ("min_child_weight", "reg_lambda"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or value < 0:
@@ -390,9 +388,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(
-        self, X: Any, y: Any, sample_weight: Any = None
-    ) -> TwoStageRegressor:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TwoStageRegressor:
         """Fit the two stages.
 
         Parameters
@@ -468,8 +464,13 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
             in_val[val_idx] = True
             in_val = in_val[pos_idx]
             self._fit_stage(
-                regressor, X_pos, target, w_pos,
-                np.flatnonzero(~in_val), np.flatnonzero(in_val), "regressor",
+                regressor,
+                X_pos,
+                target,
+                w_pos,
+                np.flatnonzero(~in_val),
+                np.flatnonzero(in_val),
+                "regressor",
             )
         self.regressor_ = regressor
         self.correction_factor_ = self._correction_factor(regressor, X_pos, y_pos, w_pos, fitted)
@@ -532,8 +533,11 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         """One held-out split for both stages, stratified on y > 0 (or None)."""
         if self.early_stopping_rounds is None:
             return None, None
-        stages = [(n, e) for n, e in (("classifier", classifier), ("regressor", regressor))
-                  if e is not None]
+        stages = [
+            (n, e)
+            for n, e in (("classifier", classifier), ("regressor", regressor))
+            if e is not None
+        ]
         for name, est in stages:
             if _booster_kind(est) is None:
                 warnings.warn(

@@ -28,7 +28,8 @@ def _as_1d(values: ArrayLike, name: str) -> np.ndarray:
         n_nan = int(np.isnan(arr).sum())
         n_inf = int((~finite).sum()) - n_nan
         found = " and ".join(
-            f"{count} {kind} value(s)" for count, kind in ((n_nan, "NaN"), (n_inf, "infinite"))
+            f"{count} {kind} value(s)"
+            for count, kind in ((n_nan, "NaN"), (n_inf, "infinite"))
             if count
         )
         raise ValueError(f"{_PREFIX}: {name} contains {found}; metrics need finite values.")

@@ -150,8 +150,7 @@ class MLPBank(nn.Module):
             raise ValueError(f"ltvkit: MLPBank needs n_networks >= 1, got {n_networks!r}.")
         if seeds is not None and len(seeds) != n_networks:
             raise ValueError(
-                f"ltvkit: MLPBank needs one seed per network, got {len(seeds)} for "
-                f"{n_networks}."
+                f"ltvkit: MLPBank needs one seed per network, got {len(seeds)} for {n_networks}."
             )
         self.n_networks = int(n_networks)
         self.in_features = widths[0]
