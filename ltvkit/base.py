@@ -247,7 +247,12 @@ class TabularSchema:
                 raise ValueError(
                     f"ltvkit: column {col!r} was numeric in fit but is not numeric now."
                 )
-            out[col] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            if values.dtype in (np.float32, np.float64):
+                # numpy floats pass as they are (a view, no copy): NaN is already the
+                # missing value, and every consumer copies before it writes
+                out[col] = values.to_numpy()
+            else:  # ints, bools, nullable extension types: float64 with NaN for NA
+                out[col] = values.to_numpy(dtype=np.float64, na_value=np.nan)
         for col in self.categorical_columns:
             values = frame[col]
             levels = self.categories[col]
@@ -261,7 +266,8 @@ class TabularSchema:
             # get_indexer gives -1 (missing) for NaN and for levels never seen in fit
             codes = levels.get_indexer(pd.Index(values, dtype=object))
             out[col] = pd.Categorical.from_codes(codes, categories=levels)
-        return pd.DataFrame(out, index=frame.index)[self.columns]
+        # copy=False: one block per column instead of a consolidated copy of them all
+        return pd.DataFrame(out, index=frame.index, copy=False)[self.columns]
 
 
 def _to_frame(X: object) -> pd.DataFrame:

@@ -124,3 +124,24 @@ def test_schema_on_arrays_names_columns_and_keeps_nan():
     out = schema.transform([[5, np.nan]])
     assert list(out.columns) == ["x0", "x1"]
     assert np.isnan(out["x1"].iloc[0])
+
+
+def test_schema_passes_float_columns_without_copying_and_converts_the_rest():
+    X = pd.DataFrame(
+        {
+            "f64": np.array([1.0, np.nan, 3.0]),
+            "f32": np.array([1.0, 2.0, np.nan], dtype=np.float32),
+            "int": np.array([1, 2, 3]),
+            "nullable": pd.array([1, None, 3], dtype="Int64"),
+            "flag": [True, False, True],
+        }
+    )
+    out = TabularSchema().fit(X).transform(X)
+    # numpy float columns are views of the input (no full copy of a big table)
+    for col in ("f64", "f32"):
+        assert np.shares_memory(out[col].to_numpy(), X[col].to_numpy())
+        assert out[col].dtype == X[col].dtype
+    # everything else becomes float64 with NaN for missing
+    for col in ("int", "nullable", "flag"):
+        assert out[col].dtype == np.float64
+    np.testing.assert_array_equal(out["nullable"].to_numpy(), [1.0, np.nan, 3.0])

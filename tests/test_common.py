@@ -308,6 +308,21 @@ def test_bad_sample_weight_raises_clear_value_error(cls, case, pattern, ltv_data
 
 
 @pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_fit_and_predict_leave_the_input_unchanged(cls, ltv_data):
+    # validation hands float columns on as views, so no model may write into them
+    X, _, _ = ltv_data
+    X = X.copy()
+    num = X.select_dtypes("number").columns
+    X[num[0]] = X[num[0]].astype(np.float64)
+    X.loc[X.index[::9], num[1]] = np.nan
+    y = _target(_fast(cls), ltv_data)
+    before = X.copy(deep=True)
+    est = _fast(cls).fit(X, y)
+    est.predict(X)
+    pd.testing.assert_frame_equal(X, before)
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
 def test_bad_input_at_predict_raises_clear_value_error(cls, ltv_data):
     X, _, _ = ltv_data
     est = _fast(cls)
