@@ -5,6 +5,7 @@ Run from the repository root::
     OMP_NUM_THREADS=1 python benchmarks/quality_mean.py                   # all tables
     OMP_NUM_THREADS=1 python benchmarks/quality_mean.py --seeds 1 --datasets CDNOW
     OMP_NUM_THREADS=1 python benchmarks/quality_mean.py --size small --models MEAN
+    OMP_NUM_THREADS=1 python benchmarks/quality_mean.py --models MEAN --set max_epochs=100
 
 Protocol (ltvkit convention): ``train_test_split(X, y, test_size=0.3, random_state=0)``;
 one fit per ``random_state`` in ``0 .. seeds-1`` (the split is fixed; the seed changes
@@ -36,6 +37,7 @@ rows (so the comparison is paired). Online Retail is skipped when its file is ab
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import time
 from collections.abc import Callable
@@ -86,11 +88,13 @@ def _fmt(values: pd.Series) -> str:
     return mean_sd(values, 2 if values.abs().mean() >= 10 else 4)
 
 
-def _models(size: str, wanted: list[str]) -> dict[str, Callable[[int], object]]:
+def _models(
+    size: str, wanted: list[str], overrides: dict[str, object]
+) -> dict[str, Callable[[int], object]]:
     mean_cls = estimator("MEANRegressor")
     out: dict[str, Callable[[int], object]] = {}
     for label, extra in MEAN_VARIANTS.items():
-        params = {**SIZES[size], **extra}
+        params = {**SIZES[size], **overrides, **extra}
         out[label] = lambda seed, p=params: mean_cls(random_state=seed, **p)
     for label, cls_name in (("ZILN", "ZILNRegressor"), ("OptDist", "OptDistRegressor")):
         cls = estimator(cls_name)
@@ -101,7 +105,9 @@ def _models(size: str, wanted: list[str]) -> dict[str, Callable[[int], object]]:
     return {k: v for k, v in out.items() if not wanted or k in wanted}
 
 
-def evaluate(name: str, seeds: int, size: str, wanted: list[str]) -> None:
+def evaluate(
+    name: str, seeds: int, size: str, wanted: list[str], overrides: dict[str, object]
+) -> None:
     split = load_split(name, float_train=True)
     if split is None:
         print(f"{name}: data not found, skipped\n")
@@ -112,7 +118,7 @@ def evaluate(name: str, seeds: int, size: str, wanted: list[str]) -> None:
     corrections: dict[str, list[dict[str, float]]] = {c: [] for c in CORRECTIONS}
     dam_accuracy: list[float] = []
     majority = 0.0
-    for label, make in _models(size, wanted).items():
+    for label, make in _models(size, wanted, overrides).items():
         for seed in range(seeds):
             model = make(seed)
             t0 = time.perf_counter()
@@ -139,7 +145,7 @@ def evaluate(name: str, seeds: int, size: str, wanted: list[str]) -> None:
     print(
         f"### {name}: {len(X_tr):,} train / {len(X_te):,} test customers, "
         f"{(y_te == 0).mean():.0%} zeros in test; MEAN sizes: {size} {SIZES[size] or '(defaults)'}"
-        f"; {seeds} seed(s)\n"
+        f"{'; MEAN overrides: ' + str(overrides) if overrides else ''}; {seeds} seed(s)\n"
     )
     table = pd.DataFrame(
         {label: [_fmt(pd.DataFrame(res)[m]) for m in METRICS] for label, res in rows.items()},
@@ -156,6 +162,14 @@ def evaluate(name: str, seeds: int, size: str, wanted: list[str]) -> None:
     }
     print("mean fit time and epochs: " + "; ".join(f"{k} {v}" for k, v in fit.items()))
     print()
+    per_seed = {
+        label: ", ".join(f"{r['GINI ↑']:.4f}" for r in res)
+        for label, res in rows.items()
+        if label.startswith("MEAN")
+    }
+    if per_seed:
+        print("GINI per seed: " + "; ".join(f"{k} {v}" for k, v in per_seed.items()))
+        print()
     if dam_accuracy:
         print(
             f"MEAN's DAM, accuracy on the training rows: {np.mean(dam_accuracy):.4f} "
@@ -188,12 +202,26 @@ def main() -> None:
     parser.add_argument(
         "--datasets", nargs="*", default=["CDNOW", "Online Retail"], help="CDNOW, Online Retail"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a MEANRegressor parameter in every MEAN row, e.g. max_epochs=100",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    overrides: dict[str, object] = {}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
     torch.set_num_threads(args.threads)
     print(f"quality_mean.py, {datetime.date.today()}, torch {torch.__version__}\n")
     for name in args.datasets:
-        evaluate(name, args.seeds, args.size, args.models)
+        evaluate(name, args.seeds, args.size, args.models, overrides)
 
 
 if __name__ == "__main__":
