@@ -36,7 +36,12 @@ from sklearn.model_selection import KFold, train_test_split
 from sklearn.utils.validation import check_is_fitted
 
 from ltvkit._registry import all_estimators
-from ltvkit.base import TabularSchema, check_predictions, validate_ltv_target
+from ltvkit.base import (
+    DataQualityWarning,
+    TabularSchema,
+    check_predictions,
+    validate_ltv_target,
+)
 from ltvkit.metrics import (
     ambe,
     decile_mape,
@@ -783,7 +788,9 @@ def run_benchmark(
                         per_fold.append(
                             _fit_one(spec, frame, y_arr, fold, multi_target, oof, report, k, folds)
                         )
-                for msg in dict.fromkeys(_warning_text(w) for w in caught):
+                # data-quality warnings were raised once, by the input check above
+                kept = [w for w in caught if not issubclass(w.category, DataQualityWarning)]
+                for msg in dict.fromkeys(_warning_text(w) for w in kept):
                     notes.append(f"warning: {msg}")
             except Exception as exc:  # one model failing must not stop the run
                 row["status"] = f"failed: {_short_reason(exc)}"

@@ -33,6 +33,7 @@ from sklearn.utils.validation import (
 )
 
 __all__ = [
+    "DataQualityWarning",
     "LTVRegressorMixin",
     "TabularSchema",
     "check_predictions",
@@ -41,6 +42,31 @@ __all__ = [
 
 # Largest prediction ltvkit ever returns; anything above it means a model diverged.
 _PREDICTION_LIMIT = 1e15
+
+# Column checks at fit (see TabularSchema): a text column whose values are mostly
+# numbers or dates, or that has a distinct value in (nearly) every row, draws a warning.
+_MOSTLY = 0.9  # share of distinct values that parse as numbers / dates
+_ID_LIKE_SHARE = 0.95  # distinct values per non-missing row
+_ID_LIKE_MIN_ROWS = 50  # below this, unique values per row are ordinary
+_PARSE_SAMPLE = 2000  # distinct values parsed per column (evenly spaced)
+
+
+class DataQualityWarning(UserWarning):
+    """Input that is legal but probably a mistake, e.g. numbers stored as text.
+
+    Raised as a warning (never an error) by ``fit`` of every ltvkit model and by the
+    command line; the message names the column and what to do about it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> X = pd.DataFrame({"amount": [str(i) for i in range(30)] + ["12,50"]})
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = TabularSchema().fit(X)
+    >>> caught[0].category.__name__
+    'DataQualityWarning'
+    """
 
 
 def validate_ltv_target(
@@ -75,6 +101,7 @@ def validate_ltv_target(
     """
     if sparse.issparse(y):
         raise ValueError("ltvkit: the target y must be dense, got a sparse matrix.")
+    _check_numeric_target(y)
     try:
         arr = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -128,6 +155,30 @@ def validate_ltv_target(
                 "row(s); columns must be cumulative spend (non-decreasing)."
             )
     return arr
+
+
+def _check_numeric_target(y: object) -> None:
+    """Refuse text and categorical targets (numpy would parse "12.5" silently)."""
+    frame_like = isinstance(y, (pd.Series, pd.DataFrame))
+    dtypes = list(y.dtypes) if isinstance(y, pd.DataFrame) else [getattr(y, "dtype", None)]
+    for dtype in dtypes:
+        if isinstance(dtype, pd.CategoricalDtype) or (
+            frame_like and pd.api.types.is_string_dtype(dtype)
+        ):
+            raise ValueError(
+                f"ltvkit: the target y must be numeric, got dtype {dtype}; convert it, e.g. "
+                "pd.to_numeric(y)."
+            )
+    arr = np.asarray(y)
+    text = arr.dtype.kind in "USa"
+    if not text and arr.dtype.kind == "O":
+        text = any(isinstance(v, (str, bytes)) for v in arr.ravel()[:10_000])
+    if text:
+        example = next((str(v) for v in arr.ravel() if isinstance(v, (str, bytes))), None)
+        raise ValueError(
+            f"ltvkit: the target y must be numeric, got text (e.g. {example!r}); convert "
+            "it, e.g. pd.to_numeric(y), and check the values that do not parse."
+        )
 
 
 def check_predictions(pred: np.ndarray, estimator_name: str) -> np.ndarray:
@@ -228,6 +279,7 @@ class TabularSchema:
                 # object/string columns: levels are compared as strings
                 self._string_levels.add(col)
                 levels = pd.Index(sorted(set(values.dropna().astype("string"))), dtype=object)
+                _warn_text_column(col, levels, int(values.notna().sum()))
             self.categories[col] = pd.Index(levels)
         return self
 
@@ -268,6 +320,52 @@ class TabularSchema:
             out[col] = pd.Categorical.from_codes(codes, categories=levels)
         # copy=False: one block per column instead of a consolidated copy of them all
         return pd.DataFrame(out, index=frame.index, copy=False)[self.columns]
+
+
+def _sample(levels: pd.Index) -> pd.Series:
+    step = max(1, len(levels) // _PARSE_SAMPLE)
+    return pd.Series(np.asarray(levels[::step], dtype=object), dtype=object)
+
+
+def _warn_text_column(col: str, levels: pd.Index, n_values: int) -> None:
+    """Warn when a text column looks like numbers, dates or an identifier."""
+    if not len(levels):
+        return
+    sample = _sample(levels)
+    as_number = pd.to_numeric(sample, errors="coerce")
+    share_numeric = float(as_number.notna().mean())
+    if share_numeric >= _MOSTLY:
+        bad = sample[as_number.isna()]
+        example = f" (e.g. {bad.iloc[0]!r} is not a number)" if len(bad) else ""
+        warnings.warn(
+            f"ltvkit: column {col!r} holds numbers stored as text{example}, so it is used "
+            "as a categorical column with one level per distinct value. Convert it, e.g. "
+            f"X[{col!r}] = pd.to_numeric(X[{col!r}], errors='coerce'), or drop it.",
+            DataQualityWarning,
+            stacklevel=5,
+        )
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas' "could not infer format" chatter
+        as_date = pd.to_datetime(sample, errors="coerce", format="mixed")
+    if float(as_date.notna().mean()) >= _MOSTLY and share_numeric < 0.5:
+        warnings.warn(
+            f"ltvkit: column {col!r} holds dates stored as text, so it is used as a "
+            "categorical column with one level per distinct date. Convert it to a number, "
+            f"e.g. days since the date: (as_of - pd.to_datetime(X[{col!r}])).dt.days, or "
+            "drop it.",
+            DataQualityWarning,
+            stacklevel=5,
+        )
+        return
+    if n_values >= _ID_LIKE_MIN_ROWS and len(levels) >= _ID_LIKE_SHARE * n_values:
+        warnings.warn(
+            f"ltvkit: column {col!r} has a distinct value in almost every row ({len(levels)} "
+            f"distinct values in {n_values} rows): it looks like an identifier, which a "
+            "model can only memorise. Drop it from the features (keep ids as the index).",
+            DataQualityWarning,
+            stacklevel=5,
+        )
 
 
 def _to_frame(X: object) -> pd.DataFrame:

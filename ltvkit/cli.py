@@ -319,7 +319,7 @@ def _load_transactions(args: argparse.Namespace) -> tuple[pd.DataFrame, object]:
         except (ValueError, TypeError) as exc:
             raise InputError(_first_line(exc)) from None
     for w in caught:
-        print(f"{_PROG} benchmark: warning: {_first_line(w.message)}", file=sys.stderr)
+        print(f"{_PROG} {args.command}: warning: {_first_line(w.message)}", file=sys.stderr)
     if not (np.asarray(y) > 0).any():
         raise InputError(
             "no customer spends in the holdout window; an LTV model needs at least one "
@@ -357,12 +357,18 @@ def _load(args: argparse.Namespace) -> tuple[pd.DataFrame, object, str]:
         X, y = _load_transactions(args)
     else:
         X, y = _load_customer_table(args)
-    from ltvkit.base import TabularSchema
+    from ltvkit.base import DataQualityWarning, TabularSchema
 
-    try:  # the feature checks every model makes, once, before any model runs
-        TabularSchema().fit(X)
-    except (ValueError, TypeError) as exc:
-        raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+    # the feature checks every model makes, once, before any model runs
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataQualityWarning)
+        try:
+            TabularSchema().fit(X)
+        except (ValueError, TypeError) as exc:
+            raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+    for w in caught:
+        text = _first_line(w.message).removeprefix("ltvkit: ")
+        print(f"{_PROG} {args.command}: warning: {text}", file=sys.stderr)
     return X, y, str(args.data)
 
 
@@ -382,6 +388,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     X, y, source = _load(args)
     from ltvkit._benchmark import _resolve_models, format_table, run_benchmark, write_benchmark
+    from ltvkit.base import DataQualityWarning
 
     try:  # unknown names and a missing baseline column, before any output
         _resolve_models(args.models, args.baseline_column, X.columns)
@@ -403,19 +410,22 @@ def _benchmark(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        result = run_benchmark(
-            X,
-            y,
-            models=args.models,
-            test_size=args.test_size,
-            cv=args.cv,
-            seed=args.seed,
-            quick=args.quick,
-            baseline_column=args.baseline_column,
-            n_jobs=args.n_jobs,
-            progress=sys.stderr,
-            return_predictions=True,
-        )
+        with warnings.catch_warnings():
+            # data-quality warnings were printed once, by _load
+            warnings.simplefilter("ignore", DataQualityWarning)
+            result = run_benchmark(
+                X,
+                y,
+                models=args.models,
+                test_size=args.test_size,
+                cv=args.cv,
+                seed=args.seed,
+                quick=args.quick,
+                baseline_column=args.baseline_column,
+                n_jobs=args.n_jobs,
+                progress=sys.stderr,
+                return_predictions=True,
+            )
     except ValueError as exc:
         raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
     print(format_table(result.table, "text"))

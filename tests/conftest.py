@@ -1,4 +1,9 @@
-"""Shared pytest set-up: one torch thread per worker so parallel workers don't oversubscribe."""
+"""Shared pytest set-up.
+
+Threads: one per worker by default, so parallel workers don't oversubscribe. Set
+``OMP_NUM_THREADS`` to run the suite with more (torch, XGBoost and LightGBM then use that
+many); the suite must pass with 1 thread and with many.
+"""
 
 from __future__ import annotations
 
@@ -15,4 +20,4 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
     except ImportError:  # pragma: no cover - torch is a hard dependency
         return
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))

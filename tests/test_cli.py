@@ -834,3 +834,37 @@ def test_n_jobs_sets_torch_threads_during_the_run_and_restores_them(table, monke
     assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="n_jobs must be"):
         run_benchmark(X, y, models={"probe": ThreadProbeRegressor()}, n_jobs=0)
+
+
+def test_suspicious_columns_are_warned_about_once_naming_them(
+    toy_registry, table, tmp_path, capsys
+):
+    _, df = table
+    df = df.copy()
+    df["order_ref"] = [f"R{i:07d}" for i in range(len(df))]  # an id left among the features
+    amounts = df["monetary_total"].map("{:.2f}".format)
+    amounts.iloc[7] = "12,50"
+    df["amount_text"] = amounts
+    path = tmp_path / "suspicious.csv"
+    df.to_csv(path, index=False)
+    code, _, err = run(
+        [
+            "benchmark",
+            "--data",
+            path,
+            "--target",
+            "spend",
+            "--id",
+            "customer_id",
+            "--quick",
+            "--out",
+            tmp_path / "o",
+        ],
+        capsys,
+    )
+    assert code == 0
+    lines = err.splitlines()
+    id_lines = [ln for ln in lines if "'order_ref'" in ln]
+    text_lines = [ln for ln in lines if "'amount_text' holds numbers stored as text" in ln]
+    assert len(id_lines) == 1 and "warning: column 'order_ref' has a distinct value" in id_lines[0]
+    assert len(text_lines) == 1 and "'12,50'" in text_lines[0]

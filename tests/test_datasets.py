@@ -95,7 +95,7 @@ def test_transactions_to_ltv_refunds_clip_and_monotone():
     )
     with pytest.warns(UserWarning, match="1 customer"):
         _, y = transactions_to_ltv(
-            tx, **TOY_KW, calibration_end="2020-02-01", holdout_end=["2020-02-10", "2020-03-01"]
+            tx, **TOY_KW, calibration_end="2020-02-01", holdout_end=["2020-02-10", "2020-02-21"]
         )
     # customer 1: cumulative net 100 then 40 -> earlier horizon lowered to 40;
     # customer 2: net -25 -> 0
@@ -375,3 +375,28 @@ def test_make_ltv_groups_and_params():
 def test_make_ltv_bad_params(kwargs):
     with pytest.raises(ValueError):
         make_ltv(**kwargs)
+
+
+def test_transactions_to_ltv_warns_when_a_window_runs_past_the_data():
+    # the last transaction is on 2020-08-01; a holdout that ends 2021 sees no more spend
+    # than one that ends with the data, and must say so
+    with pytest.warns(
+        UserWarning,
+        match=r"holdout_end 2021-06-01 is after the last "
+        r"transaction \(2020-08-01",
+    ):
+        _, y_late = transactions_to_ltv(
+            TOY, **TOY_KW, calibration_end="2020-06-01", holdout_end="2021-06-01"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ending the day after the last transaction is fine
+        _, y_end = transactions_to_ltv(
+            TOY, **TOY_KW, calibration_end="2020-06-01", holdout_end="2020-08-02"
+        )
+    pd.testing.assert_series_equal(y_late, y_end)
+    # with several horizons, only the ends past the data are named
+    with pytest.warns(UserWarning, match=r"holdout_end 2020-12-01 is after") as record:
+        transactions_to_ltv(
+            TOY, **TOY_KW, calibration_end="2020-06-01", holdout_end=["2020-07-01", "2020-12-01"]
+        )
+    assert "2020-07-01" not in str(record[0].message)

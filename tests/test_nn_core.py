@@ -221,9 +221,9 @@ def test_fit_encodes_once_and_predict_is_batched(monkeypatch):
     calls = []
     original = TabularEncoder.transform
 
-    def counting(self, frame):
+    def counting(self, frame, *args):
         calls.append(len(frame))
-        return original(self, frame)
+        return original(self, frame, *args)
 
     monkeypatch.setattr(TabularEncoder, "transform", counting)
     model = ZILNRegressor(**FAST).fit(X, y)
@@ -325,6 +325,7 @@ def test_every_shared_hyperparameter_is_settable_and_used():
         verbose=0,
         callbacks=[],
         device="cpu",
+        precision="float64",
     )
     assert set(values) == set(SHARED_PARAMS)
     model = ZILNRegressor()
@@ -466,6 +467,7 @@ class _MultiHorizonLogMSE(BaseDeepRegressor):
         verbose=0,
         callbacks=None,
         device="cpu",
+        precision="float32",
     ):
         self._store_params(locals())
 

@@ -64,6 +64,25 @@ def _parse_timestamp(value: object, name: str, tz: object) -> pd.Timestamp:
     return ts
 
 
+def _warn_past_data(dates: pd.Series, ends: list[pd.Timestamp], name: str) -> None:
+    """Warn when a window ends more than a day after the last transaction.
+
+    Spend after the data ends is unknown, not zero: such a window silently gives the same
+    ``y`` as one that ends with the data.
+    """
+    last = dates.max()
+    late = [e for e in ends if e > last.normalize() + _DAY]
+    if late:
+        shown = ", ".join(_label(e) for e in late)
+        warnings.warn(
+            f"transactions_to_ltv: {name} {shown} is after the last transaction "
+            f"({last}); the data cannot show spend after that, so the window is cut short "
+            "and y understates it. End the window with the data or use a shorter horizon.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _label(ts: pd.Timestamp) -> str:
     return ts.date().isoformat() if ts == ts.normalize() and ts.tzinfo is None else ts.isoformat()
 
@@ -137,7 +156,9 @@ def transactions_to_ltv(
     Warns
     -----
     UserWarning
-        When refunds make some customer's net holdout spend negative: such ``y`` is set
+        When a ``holdout_end`` is more than a day after the last transaction (the window
+        runs past the data, so its spend is understated). When refunds make some
+        customer's net holdout spend negative: such ``y`` is set
         to 0 (models need ``y >= 0``). With several horizons, where a later refund makes
         the cumulative net spend fall, the earlier horizons are lowered to it (a
         backward running minimum), so the columns are non-decreasing and the last column
@@ -147,16 +168,16 @@ def transactions_to_ltv(
     --------
     >>> import pandas as pd
     >>> tx = pd.DataFrame({
-    ...     "customer": ["a", "a", "b", "a"],
-    ...     "date": ["2020-01-01", "2020-01-05", "2020-01-03", "2020-02-10"],
-    ...     "value": [10.0, 5.0, 7.0, 20.0],
+    ...     "customer": ["a", "a", "b", "a", "b"],
+    ...     "date": ["2020-01-01", "2020-01-05", "2020-01-03", "2020-02-10", "2020-02-29"],
+    ...     "value": [10.0, 5.0, 7.0, 20.0, 3.0],
     ... })
     >>> X, y = transactions_to_ltv(tx, customer_col="customer", date_col="date",
     ...     value_col="value", calibration_end="2020-02-01", holdout_end="2020-03-01")
     >>> X.index.tolist(), X["frequency"].tolist(), X["recency"].tolist()
     (['a', 'b'], [2, 1], [27.0, 29.0])
     >>> y.tolist()
-    [20.0, 0.0]
+    [20.0, 3.0]
     """
     if not isinstance(transactions, pd.DataFrame):
         raise TypeError(
@@ -203,6 +224,8 @@ def transactions_to_ltv(
         raise ValueError(
             f"calibration_start ({cal_start}) must be before calibration_end ({cal_end})."
         )
+
+    _warn_past_data(dates, ends, "holdout_end")
 
     # .array keeps the extension dtypes (categorical ids, tz-aware dates) intact.
     df = pd.DataFrame({"c": cust.array, "d": dates.array, "v": values})

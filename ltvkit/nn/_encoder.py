@@ -185,14 +185,17 @@ class TabularEncoder:
         )
         return self
 
-    def transform(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def transform(
+        self, frame: pd.DataFrame, dtype: type[np.floating] = np.float32
+    ) -> dict[str, np.ndarray]:
         """Return ``{"x_num": (n, n_numeric) float32, "x_cat": (n, n_cat) int64}``.
 
         Works through the rows in chunks of 65,536 and writes straight into the float32
-        output, so the float64 working copies never exceed one chunk.
+        output (``dtype=np.float64`` for a model trained with ``precision="float64"``),
+        so the float64 working copies never exceed one chunk.
         """
         n = len(frame)
-        x_num = np.empty((n, self.spec_.n_numeric), dtype=np.float32)
+        x_num = np.empty((n, self.spec_.n_numeric), dtype=dtype)
         x_cat = np.zeros((n, len(self.categorical_columns_)), dtype=np.int64)
         n_cols = len(self.numeric_columns_)
         for start in range(0, n, _CHUNK_ROWS):
@@ -211,9 +214,11 @@ class TabularEncoder:
                     x_cat[start:stop, j] = self._code_maps[j_enc][codes[:, j_enc]]
         return {"x_num": x_num, "x_cat": x_cat}
 
-    def transform_tensors(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+    def transform_tensors(
+        self, frame: pd.DataFrame, dtype: type[np.floating] = np.float32
+    ) -> dict[str, torch.Tensor]:
         """:meth:`transform`, as torch tensors sharing the arrays' memory."""
-        return {k: torch.from_numpy(v) for k, v in self.transform(frame).items()}
+        return {k: torch.from_numpy(v) for k, v in self.transform(frame, dtype).items()}
 
     # -- numeric --------------------------------------------------------------------------
     @staticmethod

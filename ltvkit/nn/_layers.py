@@ -250,7 +250,7 @@ class TabularEmbedding(nn.Module):
 
     def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
         if not len(self.embeddings):
-            return x_cat.new_zeros((x_cat.shape[0], 0), dtype=torch.float32)
+            return x_cat.new_zeros((x_cat.shape[0], 0), dtype=torch.get_default_dtype())
         return torch.cat([emb(x_cat[:, j]) for j, emb in enumerate(self.embeddings)], dim=1)
 
 

@@ -893,6 +893,7 @@ class MDMERegressor(_MDMEBase):
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
     callbacks : list or None, default=None
+    precision : {"float32", "float64"}, default="float32"
     device : str, default="cpu"
         See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
 
@@ -950,6 +951,7 @@ class MDMERegressor(_MDMEBase):
         verbose: int = 0,
         callbacks: list | None = None,
         device: str = "cpu",
+        precision: str = "float32",
     ) -> None:
         self._store_params(locals())
 
@@ -1147,6 +1149,7 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
         verbose: int = 0,
         callbacks: list | None = None,
         device: str = "cpu",
+        precision: str = "float32",
     ) -> None:
         self._store_params(locals())
 

@@ -386,6 +386,7 @@ class OptDistRegressor(BaseDeepRegressor):
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
     callbacks : list or None, default=None
+    precision : {"float32", "float64"}, default="float32"
     device : str, default="cpu"
         See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
 
@@ -450,6 +451,7 @@ class OptDistRegressor(BaseDeepRegressor):
         verbose: int = 0,
         callbacks: list | None = None,
         device: str = "cpu",
+        precision: str = "float32",
     ) -> None:
         self._store_params(locals())
 

@@ -164,6 +164,7 @@ class ZILNRegressor(BaseDeepRegressor):
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
     callbacks : list or None, default=None
+    precision : {"float32", "float64"}, default="float32"
     device : str, default="cpu"
         See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
 
@@ -216,6 +217,7 @@ class ZILNRegressor(BaseDeepRegressor):
         verbose: int = 0,
         callbacks: list | None = None,
         device: str = "cpu",
+        precision: str = "float32",
     ) -> None:
         self._store_params(locals())
 
