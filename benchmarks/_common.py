@@ -20,9 +20,9 @@ from ltvkit.datasets import load_cdnow, load_online_retail, transactions_to_ltv
 # Where a model lives until it is registered in ``ltvkit`` (see :func:`estimator`).
 _MODULES = {
     "TwoStageRegressor": "ltvkit.boosting",
-    "ZILNRegressor": "ltvkit.nn.ziln",
-    "OptDistRegressor": "ltvkit.nn.optdist",
-    "MEANRegressor": "ltvkit.nn.mean",
+    "ZILNRegressor": "ltvkit.nn",
+    "OptDistRegressor": "ltvkit.nn",
+    "MEANRegressor": "ltvkit.nn",
 }
 
 

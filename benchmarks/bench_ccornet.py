@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ltvkit.datasets import make_ltv
-    from ltvkit.nn.ccornet import CCORNetRegressor
+    from ltvkit.nn import CCORNetRegressor
 
     torch.set_num_threads(1)
     X, y = make_ltv(n_samples=args.n_rows, n_features=20, n_categorical=3, random_state=0)

@@ -52,7 +52,7 @@ class _EpochCPUTimer(Callback):
 def _classes():
     from ltvkit.nn import ZILNRegressor
     from ltvkit.nn._layers import MLP
-    from ltvkit.nn.optdist import OptDistRegressor
+    from ltvkit.nn import OptDistRegressor
 
     class _LoopSDN(nn.Module):
         """L separate MLPs evaluated one after the other (the layout ltvkit avoids)."""
@@ -101,7 +101,7 @@ def main() -> None:
         batch_size=1024,
         max_epochs=args.epochs,
         early_stopping=False,
-        lr_schedule="none",
+        learning_rate_schedule="none",
     )
     configs = {
         "ZILN": (ziln_cls, {}),

@@ -120,7 +120,7 @@ def bench_epochs(X, y, reps: int, batch_size: int) -> dict:
     params = dict(
         max_epochs=1,
         early_stopping=False,
-        lr_schedule="none",
+        learning_rate_schedule="none",
         batch_size=batch_size,
         callbacks=[("cpu_timer", _EpochCPUTimer())],
     )
@@ -132,7 +132,7 @@ def bench_epochs(X, y, reps: int, batch_size: int) -> dict:
     def run_plain(rep: int) -> None:
         torch.manual_seed(rep)
         module = ref._build_module(ref.encoder_.spec_)
-        opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(module.parameters(), learning_rate=1e-3)
         gen = torch.Generator().manual_seed(rep)
         x_num, x_cat = tensors["x_num"], tensors["x_cat"]
         wall, cpu = _plain_epoch(module, x_num, x_cat, y_t, batch_size, opt, gen)

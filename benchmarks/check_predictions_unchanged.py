@@ -35,7 +35,7 @@ CASES: list[tuple[str, str, dict, bool]] = [
     (
         "two_stage_es",
         "TwoStageRegressor",
-        dict(n_estimators=40, n_jobs=1, random_state=0, early_stopping_rounds=5),
+        dict(n_estimators=40, n_jobs=1, random_state=0, early_stopping=True, patience=5),
         True,
     ),
     ("ziln", "ZILNRegressor", dict(DEEP), False),
@@ -113,12 +113,14 @@ def _outputs(est: object, X: object) -> dict[str, np.ndarray]:
                 value = method(X)
         except (AttributeError, NotImplementedError, TypeError, ValueError):
             continue
+        if isinstance(value, dict):  # e.g. predict_params: one array per parameter
+            value = np.column_stack([np.asarray(v, dtype=float) for v in value.values()])
         value = value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
         out[name] = value
     return out
 
 
-def run() -> dict[str, np.ndarray]:
+def run(only: list[str] | None = None) -> dict[str, np.ndarray]:
     torch.set_num_threads(1)
     X, y = make_ltv(n_samples=600, n_features=5, n_categorical=2, random_state=0)
     _, y_multi = make_ltv(
@@ -127,6 +129,8 @@ def run() -> dict[str, np.ndarray]:
     w = np.random.default_rng(0).integers(1, 4, size=len(X)).astype(float)
     results = {}
     for case, cls_name, params, weighted in CASES:
+        if only and not any(case.startswith(prefix) for prefix in only):
+            continue
         cls = getattr(ltvkit, cls_name)
         target = y_multi if getattr(cls, "_multi_horizon", False) else y
         with warnings.catch_warnings():
@@ -140,8 +144,9 @@ def run() -> dict[str, np.ndarray]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="record the reference values")
+    parser.add_argument("--only", nargs="*", help="check only the cases with these prefixes")
     args = parser.parse_args()
-    results = run()
+    results = run(args.only)
     if args.record:
         REFERENCE.parent.mkdir(exist_ok=True)
         np.savez_compressed(REFERENCE, **results)
@@ -149,6 +154,8 @@ def main() -> int:
         return 0
     ref = dict(np.load(REFERENCE))
     failures = 0
+    if args.only:
+        ref = {k: v for k, v in ref.items() if any(k.startswith(p) for p in args.only)}
     for key, value in ref.items():
         case, method = key.split("/")
         now = f"{case}/{RENAMED_METHODS.get(method, method)}"

@@ -79,7 +79,7 @@ from ltvkit.metrics import (
     zero_f1,
 )
 from ltvkit.nn import BaseDeepRegressor
-from ltvkit.nn.ccornet import CCORNetRegressor
+from ltvkit.nn import CCORNetRegressor
 from ltvkit.preprocessing import LTVBucketizer
 
 
@@ -115,7 +115,7 @@ class MSEBaseline(BaseDeepRegressor):
     def __init__(
         self, *, hidden_units=(400, 300, 200), dropout=0.0, embedding_dim=None,
         log_transform="auto", min_category_frequency=5, batch_size=1024, max_epochs=100,
-        lr=5e-4, weight_decay=1e-4, optimizer="adamw", lr_schedule="cosine",
+        learning_rate=5e-4, weight_decay=1e-4, optimizer="adamw", learning_rate_schedule="cosine",
         early_stopping=True, validation_fraction=0.1, patience=10, gradient_clip=None,
         random_state=None, verbose=0, callbacks=None, device="cpu",
     ):  # fmt: skip

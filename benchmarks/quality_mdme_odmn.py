@@ -54,7 +54,7 @@ from _common import fixed_split, load_dataset, mean_sd, online_retail_horizons, 
 
 from ltvkit.datasets import load_cdnow, make_ltv
 from ltvkit.metrics import ambe, mutual_gini, nmae, normalized_gini, nrmse, spearman
-from ltvkit.nn.mdme import MDMERegressor, ODMNRegressor
+from ltvkit.nn import MDMERegressor, ODMNRegressor
 from ltvkit.preprocessing import BucketMergeWarning
 
 METRICS = {
@@ -207,17 +207,17 @@ def lr_check(seeds: int) -> pd.DataFrame:
     rows = []
     for lr in (1e-3, 0.05):
         for seed in range(seeds):
-            model = MDMERegressor(lr=lr, random_state=seed).fit(X_tr, y_tr)
+            model = MDMERegressor(learning_rate=lr, random_state=seed).fit(X_tr, y_tr)
             rows.append(
                 {
-                    "lr": lr,
+                    "learning_rate": lr,
                     "seed": seed,
                     **_scores(y_te, model.predict(X_te)),
                     "epochs": model.n_iter_,
                 }
             )
-    out = _summary(rows, ["lr"])
-    out.index = [f"MDME lr={lr:g}" for lr in out.index]
+    out = _summary(rows, ["learning_rate"])
+    out.index = [f"MDME learning_rate={lr:g}" for lr in out.index]
     out.index.name = "CDNOW, expected prediction"
     return out
 

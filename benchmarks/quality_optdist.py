@@ -35,7 +35,7 @@ Prints Markdown tables (pasted into ``docs/models/optdist.md``):
    defaults (the paper's SDN sizes on ltvkit's shared bottom); "linear SDNs" (no shared
    MLP, ``sdn_hidden_units=()``, ``dsm_hidden_units=(32,)``: the configuration of
    ``tests/test_optdist.py``); the same without alignment terms; and the same at
-   initialisation (``lr=1e-12``, one epoch: the ARI an untrained selection network
+   initialisation (``learning_rate=1e-12``, one epoch: the ARI an untrained selection network
    gets from the features alone).
 """
 
@@ -54,7 +54,7 @@ from sklearn.model_selection import train_test_split
 from ltvkit.datasets import make_ltv
 from ltvkit.metrics import ambe, decile_mape, nmae, normalized_gini, spearman
 from ltvkit.nn import ZILNRegressor
-from ltvkit.nn.optdist import OptDistRegressor
+from ltvkit.nn import OptDistRegressor
 
 METRICS = {
     "normalized Gini ↑": normalized_gini,
@@ -79,9 +79,9 @@ GROUP_VARIANTS = {
         "ce_weight": 0.0,
         "kl_weight": 0.0,
     },
-    "linear SDNs at initialisation (lr=1e-12, 1 epoch)": {
+    "linear SDNs at initialisation (learning_rate=1e-12, 1 epoch)": {
         **LINEAR,
-        "lr": 1e-12,
+        "learning_rate": 1e-12,
         "max_epochs": 1,
     },
 }

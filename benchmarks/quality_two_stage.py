@@ -110,7 +110,7 @@ CANDIDATES = {
     ),
     "default + subsample 0.8, colsample 0.8": dict(subsample=0.8, colsample_bytree=0.8),
     "early stopping: lr 0.05, <= 2000 trees, 50 rounds": dict(
-        n_estimators=2000, early_stopping_rounds=50
+        n_estimators=2000, early_stopping=True, patience=50
     ),
 }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from ltvkit.datasets import load_cdnow, transactions_to_ltv
@@ -58,4 +59,5 @@ print(
 )
 
 # The fitted distribution per customer: P(y > 0) and the lognormal (mu, sigma) of the spend.
-print("\n" + model.predict_params(X_test.head()).round(3).to_string())
+params = pd.DataFrame(model.predict_params(X_test.head()), index=X_test.head().index)
+print("\n" + params.round(3).to_string())

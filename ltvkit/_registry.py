@@ -12,11 +12,11 @@ import importlib
 ESTIMATOR_LOCATIONS: dict[str, str] = {
     "TwoStageRegressor": "ltvkit.boosting",
     "ZILNRegressor": "ltvkit.nn",
-    "OptDistRegressor": "ltvkit.nn.optdist",
-    "MDMERegressor": "ltvkit.nn.mdme",
-    "ODMNRegressor": "ltvkit.nn.mdme",
-    "MEANRegressor": "ltvkit.nn.mean",
-    "CCORNetRegressor": "ltvkit.nn.ccornet",
+    "OptDistRegressor": "ltvkit.nn",
+    "MDMERegressor": "ltvkit.nn",
+    "ODMNRegressor": "ltvkit.nn",
+    "MEANRegressor": "ltvkit.nn",
+    "CCORNetRegressor": "ltvkit.nn",
     "LTVBucketizer": "ltvkit.preprocessing",
     "QuantileBucketizer": "ltvkit.preprocessing",
 }

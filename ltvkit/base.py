@@ -422,6 +422,20 @@ class LTVRegressorMixin(RegressorMixin):
     #: Multi-horizon models (2-D ``y``) set this to True.
     _multi_horizon: bool = False
 
+    #: Allowed values of each ``__init__`` parameter, checked at ``fit`` by
+    #: :meth:`_validate_params` (see :mod:`ltvkit._utils`).
+    _parameter_constraints: dict[str, list] = {}
+
+    def _validate_params(self) -> None:
+        """Check the hyperparameters: each against its constraints, then combinations."""
+        from ltvkit._utils import validate_params
+
+        validate_params(self)
+        self._check_param_combinations()
+
+    def _check_param_combinations(self) -> None:
+        """Raise ValueError for settings that are valid alone but not together."""
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.positive_only = True
@@ -453,6 +467,8 @@ class LTVRegressorMixin(RegressorMixin):
         y_arr = validate_ltv_target(y, multi_horizon=self._multi_horizon)
         check_consistent_length(frame, y_arr)
         self.schema_ = schema
+        # a multi-horizon model fitted on a 1-D y answers in 1-D
+        self.target_ndim_ = 1 if np.ndim(y) == 1 else 2
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight,

@@ -15,7 +15,7 @@ from ltvkit.datasets import load_cdnow, make_ltv
 from ltvkit.metrics import normalized_gini, sva
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import SharedBottom
-from ltvkit.nn.ccornet import (
+from ltvkit.nn import (
     CCORNetLoss,
     CCORNetModule,
     CCORNetRegressor,

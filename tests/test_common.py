@@ -24,8 +24,8 @@ REGRESSORS = all_estimators("regressor")
 TRANSFORMERS = all_estimators("transformer")
 
 # Small, fast configurations for the tests (the defaults are tuned for real data).
-# 10 epochs at lr 1e-2 is the least that trains a deep model on sklearn's tiny check data.
-DEEP_FAST = dict(hidden_units=(16,), max_epochs=10, batch_size=64, lr=1e-2)
+# 10 epochs at learning_rate 1e-2 is the least that trains a deep model on sklearn's tiny check data.
+DEEP_FAST = dict(hidden_units=(16,), max_epochs=10, batch_size=64, learning_rate=1e-2)
 FAST_PARAMS: dict[str, dict] = {
     "TwoStageRegressor": dict(n_estimators=20, n_jobs=1),
     "ZILNRegressor": DEEP_FAST,
@@ -42,7 +42,7 @@ FAST_PARAMS: dict[str, dict] = {
 GRIDS: dict[str, dict] = {
     "TwoStageRegressor": {"model__max_depth": [2, 3]},
 }
-DEEP_GRID = {"model__lr": [3e-3, 1e-2]}
+DEEP_GRID = {"model__learning_rate": [3e-3, 1e-2]}
 
 # sklearn's checks compare predictions at rtol=1e-7, which is one float32 rounding step
 # (2**-23): a weighted fit and a fit on repeated rows sum their losses and gradients in

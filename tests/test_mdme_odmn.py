@@ -10,7 +10,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from ltvkit.datasets import make_ltv
-from ltvkit.nn.mdme import (
+from ltvkit.nn import (
     MDMEHead,
     MDMELoss,
     MDMERegressor,

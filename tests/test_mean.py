@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from ltvkit.datasets import make_ltv
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import SharedBottom
-from ltvkit.nn.mean import (
+from ltvkit.nn import (
     XI,
     MEANLoss,
     MEANModule,
@@ -197,7 +197,7 @@ def toy():
 @pytest.fixture(scope="module")
 def fitted(toy):
     X, y = toy
-    model = MEANRegressor(**dict(FAST, max_epochs=15, lr=3e-3)).fit(X, y)
+    model = MEANRegressor(**dict(FAST, max_epochs=15, learning_rate=3e-3)).fit(X, y)
     return model
 
 
@@ -223,7 +223,7 @@ def test_dam_beats_the_majority_class_on_training_data():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(3000, 4))
     y = (X[:, 0] > 0.3) * np.exp(2 + 1.5 * X[:, 1] + 0.3 * rng.normal(size=3000))
-    model = MEANRegressor(**dict(FAST, max_epochs=15, lr=3e-3)).fit(X, y)
+    model = MEANRegressor(**dict(FAST, max_epochs=15, learning_rate=3e-3)).fit(X, y)
     z = model.bucketizer_.transform(y.reshape(-1, 1)).ravel()
     acc = (model.predict_distribution_proba(X).argmax(axis=1) == z).mean()
     majority = np.bincount(z).max() / len(z)

@@ -17,6 +17,9 @@ from skorch.callbacks import Callback
 from ltvkit.nn import (
     SHARED_PARAMS,
     BaseDeepRegressor,
+    CCORNetRegressor,
+    MDMERegressor,
+    PreparedTargets,
     TabularEncoder,
     TensorDictDataset,
     ZILNLoss,
@@ -25,8 +28,6 @@ from ltvkit.nn import (
 )
 from ltvkit.nn._base import BatchIterator
 from ltvkit.nn._layers import MLPBank
-from ltvkit.nn.ccornet import CCORNetRegressor
-from ltvkit.nn.mdme import MDMERegressor
 
 FAST = dict(hidden_units=(8,), max_epochs=3, batch_size=64, random_state=0)
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "nn.md"
@@ -290,7 +291,7 @@ def test_early_stopping_stops_and_history_is_recorded():
     X = rng.normal(size=(600, 3))  # no signal: validation loss stops improving fast
     y = (rng.random(600) < 0.5) * rng.lognormal(2.0, 1.0, 600)
     model = ZILNRegressor(
-        hidden_units=(32,), max_epochs=200, patience=3, lr=3e-3, random_state=0
+        hidden_units=(32,), max_epochs=200, patience=3, learning_rate=3e-3, random_state=0
     ).fit(X, y)
     assert model.n_iter_ < 200
     assert model.best_epoch_ <= model.n_iter_ - 3
@@ -313,10 +314,10 @@ def test_every_shared_hyperparameter_is_settable_and_used():
         min_category_frequency=2,
         batch_size=32,
         max_epochs=2,
-        lr=5e-3,
+        learning_rate=5e-3,
         weight_decay=1e-4,
         optimizer="sgd",
-        lr_schedule="none",
+        learning_rate_schedule="none",
         early_stopping=False,
         validation_fraction=0.2,
         patience=2,
@@ -355,10 +356,10 @@ def test_every_shared_hyperparameter_is_settable_and_used():
     [
         (dict(hidden_units=16), r"\(16,\)"),
         (dict(dropout=1.0), "dropout"),
-        (dict(lr=0.0), "lr"),
+        (dict(learning_rate=0.0), "learning_rate"),
         (dict(batch_size=0), "batch_size"),
         (dict(optimizer="lbfgs"), "optimizer"),
-        (dict(lr_schedule="step"), "lr_schedule"),
+        (dict(learning_rate_schedule="step"), "learning_rate_schedule"),
         (dict(validation_fraction=1.0), "validation_fraction"),
         (dict(sigma_max=0.0), "sigma_max"),
     ],
@@ -455,10 +456,10 @@ class _MultiHorizonLogMSE(BaseDeepRegressor):
         min_category_frequency=5,
         batch_size=64,
         max_epochs=3,
-        lr=1e-2,
+        learning_rate=1e-2,
         weight_decay=0.0,
         optimizer="adam",
-        lr_schedule="cosine",
+        learning_rate_schedule="cosine",
         early_stopping=True,
         validation_fraction=0.1,
         patience=10,
@@ -473,11 +474,12 @@ class _MultiHorizonLogMSE(BaseDeepRegressor):
 
     def _prepare_targets(self, y, sample_weight):
         self.n_horizons_ = y.shape[1]
-        return {"log_y": np.log1p(y), "any": (y[:, -1] > 0).astype(np.int64)}
+        targets = {"log_y": np.log1p(y), "any": (y[:, -1] > 0).astype(np.int64)}
+        return PreparedTargets(targets, info={"n_out": y.shape[1]})
 
-    def _build_module(self, spec):
+    def _build_module(self, spec, info):
         bottom = self._make_bottom(spec)
-        n_out = self.n_horizons_
+        n_out = info["n_out"]
 
         class Module(torch.nn.Module):
             def __init__(self):
@@ -490,7 +492,7 @@ class _MultiHorizonLogMSE(BaseDeepRegressor):
 
         return Module()
 
-    def _build_criterion(self):
+    def _build_criterion(self, info):
         class Loss(torch.nn.Module):
             def forward(self, output, target):
                 assert target["any"].dtype == torch.int64
@@ -516,11 +518,11 @@ class _HookSpy(_MultiHorizonLogMSE):
     """Logs what the optional fit hooks receive (in ``log``, a list set by the test)."""
 
     def _prepare_targets(self, y, sample_weight):
-        targets = super()._prepare_targets(y, sample_weight)
+        prepared = super()._prepare_targets(y, sample_weight)
         # per-row strata unrelated to y > 0, handed to the split through the targets
-        targets["stratum"] = (np.arange(len(y)) % 3 == 0).astype(np.int64)
-        self.log.append(("prepare", targets))
-        return targets
+        prepared.targets["stratum"] = (np.arange(len(y)) % 3 == 0).astype(np.int64)
+        self.log.append(("prepare", prepared.targets))
+        return prepared
 
     def _validation_strata(self, y, targets):
         self.log.append(("strata", y, targets))

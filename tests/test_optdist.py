@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from ltvkit.datasets import make_ltv
 from ltvkit.nn import ziln_nll, ziln_quantile
 from ltvkit.nn._layers import MLP
-from ltvkit.nn.optdist import OptDistLoss, OptDistRegressor, StackedMLP
+from ltvkit.nn import OptDistLoss, OptDistRegressor, StackedMLP
 
 SMALL = dict(
     hidden_units=(16,),
@@ -208,7 +208,7 @@ def test_sdns_are_evaluated_as_one_batched_operation():
 @pytest.fixture(scope="module")
 def toy():
     X, y = make_ltv(n_samples=3000, n_features=6, n_categorical=2, random_state=1)
-    model = OptDistRegressor(**dict(SMALL, max_epochs=15, lr=3e-3)).fit(X, y)
+    model = OptDistRegressor(**dict(SMALL, max_epochs=15, learning_rate=3e-3)).fit(X, y)
     return model, X, y
 
 
@@ -287,7 +287,9 @@ def test_history_records_alignment_terms_every_epoch_including_the_last(toy):
     # early stopping ends training inside another callback's on_epoch_end: the last
     # epoch must still have its columns
     X_big, y_big = make_ltv(n_samples=2000, n_features=5, n_categorical=1, random_state=3)
-    stopped = OptDistRegressor(**dict(SMALL, max_epochs=60, patience=1, lr=0.05)).fit(X_big, y_big)
+    stopped = OptDistRegressor(**dict(SMALL, max_epochs=60, patience=1, learning_rate=0.05)).fit(
+        X_big, y_big
+    )
     assert stopped.n_iter_ < 60
     assert len(stopped.net_.history[:, "valid_ce"]) == stopped.n_iter_
     assert stopped.net_.criterion_.last_terms_ is None  # nothing of a batch is pickled

@@ -270,7 +270,8 @@ def test_early_stopping_stops_both_stages(backend, ltv):
         backend=backend,
         n_estimators=2000,
         learning_rate=0.3,
-        early_stopping_rounds=10,
+        early_stopping=True,
+        patience=10,
         n_jobs=1,
         random_state=0,
     )
@@ -295,7 +296,7 @@ def test_early_stopping_stops_both_stages(backend, ltv):
 def test_early_stopping_split_is_stratified_and_seeded(ltv):
     _, y = ltv
     positive = y > 0
-    model = TwoStageRegressor(early_stopping_rounds=3, validation_fraction=0.2)
+    model = TwoStageRegressor(early_stopping=True, patience=3, validation_fraction=0.2)
     clf, reg = model._make_classifier(0), model._make_regressor(0)
     train, val = model._validation_split(positive, clf, reg, np.random.RandomState(0))
     assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(y)
@@ -311,7 +312,7 @@ def test_early_stopping_split_is_stratified_and_seeded(ltv):
 def test_early_stopping_on_tiny_data_falls_back_with_a_warning():
     X = np.arange(12.0).reshape(6, 2)
     y = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5.0])  # a single spender
-    model = TwoStageRegressor(n_estimators=10, early_stopping_rounds=2, n_jobs=1)
+    model = TwoStageRegressor(n_estimators=10, early_stopping=True, patience=2, n_jobs=1)
     with pytest.warns(UserWarning, match="without early stopping"):
         model.fit(X, y)
     assert model.n_estimators_ == (10, 10)
@@ -326,7 +327,7 @@ def test_early_stopping_with_spenders_missing_from_the_split_falls_back(backend)
     y = np.zeros(100)
     y[[3, 50]] = [5.0, 7.0]
     model = TwoStageRegressor(
-        backend=backend, n_estimators=10, early_stopping_rounds=2, n_jobs=1, random_state=0
+        backend=backend, n_estimators=10, early_stopping=True, patience=2, n_jobs=1, random_state=0
     )
     with pytest.warns(UserWarning, match="both classes on each side"):
         model.fit(X, y)
@@ -356,12 +357,13 @@ def test_custom_classifier_and_regressor_plug_in(ltv):
     )
     # only the booster stage early-stops; the plug-in stage says it cannot
     with (
-        pytest.warns(UserWarning, match="early_stopping_rounds applies to XGBoost"),
+        pytest.warns(UserWarning, match="early_stopping applies to XGBoost"),
         threadpool_limits(1),
     ):
         mixed = TwoStageRegressor(
             classifier=clf,
-            early_stopping_rounds=5,
+            early_stopping=True,
+            patience=5,
             n_estimators=500,
             learning_rate=0.3,
             **{k: v for k, v in FAST.items() if k != "n_estimators"},
@@ -376,7 +378,8 @@ def test_plug_in_booster_gets_early_stopping_and_plug_in_without_weights_is_refu
     reg = XGBRegressor(n_estimators=1000, learning_rate=0.3, max_depth=2, n_jobs=1)
     model = TwoStageRegressor(
         regressor=reg,
-        early_stopping_rounds=5,
+        early_stopping=True,
+        patience=5,
         **{k: v for k, v in FAST.items() if k != "n_estimators"},
     ).fit(X, y)
     assert model.n_estimators_[1] < 1000
@@ -438,7 +441,7 @@ def test_single_spender_and_tiny_data_do_not_crash():
         (dict(subsample=1.5), "subsample"),
         (dict(validation_fraction=1.0), "validation_fraction"),
         (dict(min_child_weight=-1), "min_child_weight"),
-        (dict(early_stopping_rounds=0), "early_stopping_rounds"),
+        (dict(early_stopping=True, patience=0), "patience"),
         (dict(classifier_params=[("max_depth", 2)]), "classifier_params"),
         (dict(classifier=HistGradientBoostingRegressor()), "classifier"),
     ],

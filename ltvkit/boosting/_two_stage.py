@@ -11,7 +11,7 @@ import inspect
 import numbers
 import re
 import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import Tags, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from ltvkit._utils import Boolean, Instance, Int, Options, Real
 from ltvkit.base import LTVRegressorMixin, check_predictions
 
 __all__ = ["TwoStageRegressor"]
@@ -123,7 +124,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         The defaults (200 rounds, ``learning_rate=0.05``, ``max_depth=3``,
         ``min_child_weight=5``) were chosen by cross-validation on the training parts
         of CDNOW and Online Retail; for tables with millions of rows allow more
-        rounds with ``early_stopping_rounds``.
+        rounds with ``early_stopping``.
     learning_rate : float, default=0.05
         Shrinkage of the built-in boosters.
     max_depth : int, default=3
@@ -139,16 +140,18 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         Column subsampling ratio per tree.
     reg_lambda : float, default=1.0
         L2 regularization of leaf values.
-    early_stopping_rounds : int or None, default=None
-        If set, ``validation_fraction`` of the rows is held out (stratified on
-        ``y > 0``, seeded by ``random_state``) and each booster stage stops when its
-        validation loss (log-loss; squared error on log1p(y) or gamma deviance) has
-        not improved for this many rounds; predictions use the best round. The
-        held-out rows are not used for the trees. Applies to XGBoost / LightGBM
-        estimators (built-in or plugged in); other plug-ins are fitted without it,
-        with a warning.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (stratified on ``y > 0``, seeded
+        by ``random_state``); each booster stage stops when its validation loss
+        (log-loss; squared error on log1p(y) or gamma deviance) has not improved for
+        ``patience`` rounds, and predictions use the best round. The held-out rows are
+        not used for the trees. Applies to XGBoost / LightGBM estimators (built-in or
+        plugged in); other plug-ins are fitted without it, with a warning.
     validation_fraction : float, default=0.1
         Share of the rows held out for early stopping, in (0, 1).
+    patience : int, default=20
+        Boosting rounds without improvement of the validation loss before a stage
+        stops (with ``early_stopping=True``).
     classifier_params : dict or None, default=None
         Extra keyword arguments for the built-in stage-1 booster (they override the
         shared ones), e.g. ``{"scale_pos_weight": 2.0}``.
@@ -229,8 +232,9 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         subsample: float = 1.0,
         colsample_bytree: float = 1.0,
         reg_lambda: float = 1.0,
-        early_stopping_rounds: int | None = None,
+        early_stopping: bool = False,
         validation_fraction: float = 0.1,
+        patience: int = 20,
         classifier_params: dict[str, Any] | None = None,
         regressor_params: dict[str, Any] | None = None,
         n_jobs: int | None = None,
@@ -248,8 +252,9 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
         self.reg_lambda = reg_lambda
-        self.early_stopping_rounds = early_stopping_rounds
+        self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.patience = patience
         self.classifier_params = classifier_params
         self.regressor_params = regressor_params
         self.n_jobs = n_jobs
@@ -257,66 +262,48 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ parameters
 
-    def _check_params(self) -> None:
-        if self.backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {_BACKENDS}, got {self.backend!r}.")
-        if self.target_transform not in _TARGET_TRANSFORMS:
-            raise ValueError(
-                f"target_transform must be one of {_TARGET_TRANSFORMS}, got "
-                f"{self.target_transform!r}."
-            )
-        if self.bias_correction not in _BIAS_CORRECTIONS:
-            raise ValueError(
-                f"bias_correction must be one of {_BIAS_CORRECTIONS}, got "
-                f"{self.bias_correction!r}."
-            )
-        for name in ("n_estimators", "max_depth"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        for name, low, high in (
-            ("learning_rate", 0.0, np.inf),
-            ("subsample", 0.0, 1.0),
-            ("colsample_bytree", 0.0, 1.0),
-            ("validation_fraction", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not low < value <= high:
-                raise ValueError(f"{name} must be a number in ({low}, {high}], got {value!r}.")
-        if self.validation_fraction >= 1.0:
-            raise ValueError(f"validation_fraction must be < 1, got {self.validation_fraction!r}.")
-        for name in ("min_child_weight", "reg_lambda"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}.")
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "backend": [Options(*_BACKENDS)],
+        # any estimator object; _check_param_combinations checks what it can do
+        "classifier": [Instance(object, text="a scikit-learn classifier"), None],
+        "regressor": [Instance(object, text="a scikit-learn regressor"), None],
+        "target_transform": [Options(*_TARGET_TRANSFORMS)],
+        "bias_correction": [Options(*_BIAS_CORRECTIONS)],
+        "n_estimators": [Int(1)],
+        "learning_rate": [Real(0.0, None, closed="neither")],
+        "max_depth": [Int(1)],
+        "min_child_weight": [Real(0.0)],
+        "subsample": [Real(0.0, 1.0, closed="right")],
+        "colsample_bytree": [Real(0.0, 1.0, closed="right")],
+        "reg_lambda": [Real(0.0)],
+        "early_stopping": [Boolean()],
+        "validation_fraction": [Real(0.0, 1.0, closed="neither")],
+        "patience": [Int(1)],
+        "classifier_params": [Instance(dict), None],
+        "regressor_params": [Instance(dict), None],
+        "n_jobs": [Int(), None],
+        "random_state": [Int(), Instance(np.random.RandomState), None],
+    }
+
+    def _check_param_combinations(self) -> None:
         if self.bias_correction in ("smearing", "lognormal") and self.target_transform != "log1p":
             raise ValueError(
-                f"bias_correction={self.bias_correction!r} corrects a log1p fit; with "
-                "target_transform='none' use 'balance' or 'none'."
+                f"ltvkit: TwoStageRegressor: bias_correction={self.bias_correction!r} "
+                "corrects a log1p fit; with target_transform='none' use 'balance' or 'none'."
             )
-        esr = self.early_stopping_rounds
-        if esr is not None and (
-            not isinstance(esr, numbers.Integral) or isinstance(esr, bool) or esr < 1
-        ):
-            raise ValueError(
-                f"early_stopping_rounds must be None or an integer >= 1, got {esr!r}."
-            )
-        for name in ("classifier_params", "regressor_params"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, dict):
-                raise ValueError(f"{name} must be a dict or None, got {type(value).__name__}.")
         if self.classifier is not None and not (
             is_classifier(self.classifier) and hasattr(self.classifier, "predict_proba")
         ):
             raise ValueError(
-                "classifier must be a scikit-learn classifier with predict_proba, got "
-                f"{self.classifier!r}."
+                "ltvkit: TwoStageRegressor: classifier must be a scikit-learn classifier "
+                f"with predict_proba, got {self.classifier!r}."
             )
         if self.regressor is not None and not (
             is_regressor(self.regressor) or hasattr(self.regressor, "predict")
         ):
             raise ValueError(
-                f"regressor must be a scikit-learn regressor, got {self.regressor!r}."
+                "ltvkit: TwoStageRegressor: regressor must be a scikit-learn regressor, got "
+                f"{self.regressor!r}."
             )
 
     def _shared_params(self, kind: str, seed: int | None) -> dict[str, Any]:
@@ -413,8 +400,8 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
             For invalid input (see ``docs/contract.md``), invalid parameters, or no
             positive ``y`` with a non-zero weight.
         """
+        self._validate_params()
         frame, y_arr, sw = self._validate_fit_input(X, y, sample_weight)
-        self._check_params()
 
         if sw is not None and not (sw > 0).all():
             # a zero weight is exactly a removed row (also for the histogram bin edges)
@@ -531,7 +518,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         self, positive: np.ndarray, classifier: Any, regressor: Any, rng: np.random.RandomState
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """One held-out split for both stages, stratified on y > 0 (or None)."""
-        if self.early_stopping_rounds is None:
+        if not self.early_stopping:
             return None, None
         stages = [
             (n, e)
@@ -541,7 +528,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         for name, est in stages:
             if _booster_kind(est) is None:
                 warnings.warn(
-                    f"TwoStageRegressor: early_stopping_rounds applies to XGBoost / LightGBM "
+                    f"TwoStageRegressor: early_stopping applies to XGBoost / LightGBM "
                     f"stages only; the {name} {type(est).__name__} is fitted without it "
                     "(configure its own early stopping instead).",
                     UserWarning,
@@ -613,7 +600,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         if val_idx is not None and kind is not None:
             X_val, y_val, w_val = frame.iloc[val_idx], target[val_idx], pick(sw, val_idx)
             if kind == "xgboost":
-                est.set_params(early_stopping_rounds=self.early_stopping_rounds)
+                est.set_params(early_stopping_rounds=int(self.patience))
                 kw["eval_set"] = [(X_val, y_val)]
                 if w_val is not None:
                     kw["sample_weight_eval_set"] = [w_val]
@@ -627,9 +614,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
                     kw["eval_set"] = [(X_val, y_val)]
                 if w_val is not None:
                     kw["eval_sample_weight"] = [w_val]
-                kw["callbacks"] = [
-                    lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)
-                ]
+                kw["callbacks"] = [lightgbm.early_stopping(int(self.patience), verbose=False)]
         elif kind == "xgboost" and est.get_params().get("early_stopping_rounds") is not None:
             # a plug-in XGBoost model with its own early stopping but no split to use
             est.set_params(early_stopping_rounds=None)

@@ -1,6 +1,8 @@
 """Deep LTV models on a shared skorch-based estimator (``docs/nn.md``).
 
-Importing this package imports torch and skorch; ``import ltvkit`` alone does not.
+Each model lives in a private module (``_ziln``, ``_optdist``, ``_mdme``, ``_mean``,
+``_ccornet``) holding its torch module, its loss and its estimator; they are re-exported
+here. Importing this package imports torch and skorch; ``import ltvkit`` alone does not.
 
 Examples
 --------
@@ -9,7 +11,14 @@ Examples
 (32,)
 """
 
-from ltvkit.nn._base import SHARED_PARAMS, BaseDeepRegressor, LTVNeuralNet, TensorDictDataset
+from ltvkit.nn._base import (
+    SHARED_PARAMS,
+    BaseDeepRegressor,
+    LTVNeuralNet,
+    PreparedTargets,
+    TensorDictDataset,
+)
+from ltvkit.nn._ccornet import CCORNetLoss, CCORNetModule, CCORNetRegressor
 from ltvkit.nn._encoder import EncodedSpec, TabularEncoder, embedding_dim_rule
 from ltvkit.nn._layers import MLP, MLPBank, SharedBottom, TabularEmbedding
 from ltvkit.nn._losses import (
@@ -20,15 +29,32 @@ from ltvkit.nn._losses import (
     ziln_nll,
     ziln_quantile,
 )
-from ltvkit.nn.ziln import ZILNLoss, ZILNModule, ZILNRegressor
+from ltvkit.nn._mdme import MDMELoss, MDMEModule, MDMERegressor, ODMNRegressor
+from ltvkit.nn._mean import MEANLoss, MEANModule, MEANRegressor
+from ltvkit.nn._optdist import OptDistLoss, OptDistModule, OptDistRegressor
+from ltvkit.nn._ziln import ZILNLoss, ZILNModule, ZILNRegressor
 
 __all__ = [
     "MLP",
     "SHARED_PARAMS",
     "BaseDeepRegressor",
+    "CCORNetLoss",
+    "CCORNetModule",
+    "CCORNetRegressor",
     "EncodedSpec",
     "LTVNeuralNet",
+    "MDMELoss",
+    "MDMEModule",
+    "MDMERegressor",
+    "MEANLoss",
+    "MEANModule",
+    "MEANRegressor",
     "MLPBank",
+    "ODMNRegressor",
+    "OptDistLoss",
+    "OptDistModule",
+    "OptDistRegressor",
+    "PreparedTargets",
     "SharedBottom",
     "TabularEmbedding",
     "TabularEncoder",

@@ -14,11 +14,12 @@ import copy
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
@@ -31,10 +32,12 @@ from skorch.callbacks import (
     LRScheduler,
     ProgressBar,
 )
+from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
 from skorch.utils import to_tensor
 from torch import nn
 
+from ltvkit._utils import Boolean, Instance, Int, Options, Real, Units
 from ltvkit.base import LTVRegressorMixin, check_predictions
 from ltvkit.nn._encoder import EncodedSpec, TabularEncoder
 from ltvkit.nn._layers import SharedBottom
@@ -44,39 +47,9 @@ __all__ = [
     "BaseDeepRegressor",
     "BatchIterator",
     "LTVNeuralNet",
+    "PreparedTargets",
     "TensorDictDataset",
 ]
-
-#: Hyperparameters every deep model has, with the same name and meaning. A subclass
-#: must list all of them in its ``__init__`` signature (checked at class creation).
-SHARED_PARAMS: tuple[str, ...] = (
-    "hidden_units",
-    "dropout",
-    "embedding_dim",
-    "log_transform",
-    "min_category_frequency",
-    "batch_size",
-    "max_epochs",
-    "lr",
-    "weight_decay",
-    "optimizer",
-    "lr_schedule",
-    "early_stopping",
-    "validation_fraction",
-    "patience",
-    "gradient_clip",
-    "random_state",
-    "verbose",
-    "callbacks",
-    "device",
-    "precision",
-)
-
-#: ``precision`` -> (torch dtype, numpy dtype) of the network's parameters and inputs.
-_PRECISIONS: dict[str, tuple[torch.dtype, type[np.floating]]] = {
-    "float32": (torch.float32, np.float32),
-    "float64": (torch.float64, np.float64),
-}
 
 _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -84,6 +57,121 @@ _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
     "rmsprop": torch.optim.RMSprop,
 }
+
+#: ``precision`` -> (torch dtype, numpy dtype) of the network's parameters and inputs.
+_PRECISIONS: dict[str, tuple[torch.dtype, type[np.floating]]] = {
+    "float32": (torch.float32, np.float32),
+    "float64": (torch.float64, np.float64),
+}
+
+
+@dataclass(frozen=True)
+class SharedParam:
+    """A hyperparameter every deep model has: its constraints and its documentation."""
+
+    constraints: list[Any]
+    type_text: str
+    doc: str
+
+
+#: Hyperparameters every deep model has, with the same name, meaning and checks; the
+#: one source of their documentation (each model's docstring gets it, with the model's
+#: own defaults). A subclass must list all of them in its ``__init__`` signature
+#: (checked at class creation).
+SHARED_PARAM_SPECS: dict[str, SharedParam] = {
+    "hidden_units": SharedParam(
+        [Units()], "tuple of int", "Widths of the shared bottom MLP (``()``: no hidden layer)."
+    ),
+    "dropout": SharedParam(
+        [Real(0.0, 1.0, closed="left")], "float", "Dropout after each hidden layer."
+    ),
+    "embedding_dim": SharedParam(
+        [Int(1), None],
+        "int or None",
+        "Width of every categorical embedding; None: ``min(50, ceil(cardinality / 2))``.",
+    ),
+    "log_transform": SharedParam(
+        [Options("auto", True, False)],
+        '{"auto", True, False}',
+        "``log1p`` on skewed non-negative numeric columns before standardizing.",
+    ),
+    "min_category_frequency": SharedParam(
+        [Int(1)],
+        "int",
+        'Rarer categories share the "other" embedding slot with unseen/missing ones.',
+    ),
+    "batch_size": SharedParam([Int(1)], "int", "Training batch size."),
+    "max_epochs": SharedParam([Int(1)], "int", "Upper bound on training epochs."),
+    "learning_rate": SharedParam(
+        [Real(0.0, None, closed="neither")], "float", "Learning rate of the optimizer."
+    ),
+    "weight_decay": SharedParam([Real(0.0)], "float", "Passed to the optimizer."),
+    "optimizer": SharedParam(
+        [
+            Options(*_OPTIMIZERS),
+            Instance(torch.optim.Optimizer, kind="subclass", text="a torch optimizer class"),
+        ],
+        '{"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class',
+        '``"sgd"`` uses momentum 0.9.',
+    ),
+    "learning_rate_schedule": SharedParam(
+        [Options("cosine", "none"), None],
+        '{"cosine", "none"} or None',
+        "Cosine annealing of the learning rate over ``max_epochs`` (stepped per epoch).",
+    ),
+    "early_stopping": SharedParam(
+        [Boolean()],
+        "bool",
+        "Hold out ``validation_fraction`` of the rows (stratified on ``y > 0``), stop "
+        "after ``patience`` epochs without improvement of the validation loss and "
+        "restore the best weights. Skipped automatically when the split would leave "
+        "fewer than 20 rows on either side.",
+    ),
+    "validation_fraction": SharedParam(
+        [Real(0.0, 1.0, closed="neither")], "float", "Share of rows held out for early stopping."
+    ),
+    "patience": SharedParam(
+        [Int(1)], "int", "Epochs without improvement before early stopping ends training."
+    ),
+    "gradient_clip": SharedParam(
+        [Real(0.0, None, closed="neither"), None],
+        "float or None",
+        "Clip the global gradient norm (skorch ``GradientNormClipping``).",
+    ),
+    "random_state": SharedParam(
+        [Int(), Instance(np.random.RandomState), None],
+        "int, RandomState or None",
+        "Seeds weight init, dropout, shuffling and the validation split; an int gives "
+        "bitwise-identical predictions on one machine. The global torch RNG is left "
+        "untouched.",
+    ),
+    "verbose": SharedParam(
+        [Int(0)], "int", "0: silent; 1: skorch's progress bar and epoch table."
+    ),
+    "callbacks": SharedParam(
+        [Instance(list, tuple), None],
+        "list of skorch callbacks or (name, callback) tuples, or None",
+        "Extra callbacks, deep-copied at ``fit`` (the originals are never mutated; the "
+        "fitted ones are in ``net_.callbacks_``).",
+    ),
+    "device": SharedParam([Instance(str, torch.device)], "str", "torch device."),
+    "precision": SharedParam(
+        [Options(*_PRECISIONS)],
+        '{"float32", "float64"}',
+        'Floating-point type of the network\'s weights and inputs. ``"float32"`` is what '
+        'deep learning normally uses and about twice as fast; ``"float64"`` makes '
+        "results far less sensitive to summation order, e.g. a row with "
+        "``sample_weight=k`` and ``k`` repeated rows then give predictions equal to "
+        "~1e-12 instead of to the last float32 bit (which differs between CPUs). "
+        "Predictions are float64 either way.",
+    ),
+}
+
+#: The names of the shared hyperparameters, in their documentation order.
+SHARED_PARAMS: tuple[str, ...] = tuple(SHARED_PARAM_SPECS)
+
+#: Where a deep model's docstring gets the shared hyperparameters' documentation.
+SHARED_PARAMS_MARKER = "{shared_params}"
 
 # Early stopping needs a validation set worth the name; below this many validation
 # rows (e.g. sklearn's estimator checks, which fit on a handful of rows) the split is
@@ -234,9 +322,9 @@ class _FiniteLossGuard(Callback):
         epoch = len(net.history)
         raise RuntimeError(
             f"{self.estimator_name}: the {where} loss became {value} in epoch {epoch}; the "
-            f"fit diverged. Likely causes: a learning rate that is too high (lr={net.lr:g}), "
+            f"fit diverged. Likely causes: a learning rate that is too high (learning_rate={net.lr:g}), "
             "extreme feature values (outliers, unscaled spend; keep log_transform='auto'), "
-            "or extreme targets. Try a lower lr, gradient_clip=1.0 or some weight_decay."
+            "or extreme targets. Try a lower learning_rate, gradient_clip=1.0 or some weight_decay."
         )
 
     def on_batch_end(
@@ -254,10 +342,22 @@ class LTVNeuralNet(NeuralNet):
 
     ``get_loss`` calls the criterion as ``criterion(output, target)``, which must
     return one loss per sample (shape ``(n,)``), and averages it with the sample
-    weights (normalised to mean 1 over the training rows). Subclass it and set
-    ``_net_class`` on the estimator when a model needs a different reduction or a
-    custom ``train_step``.
+    weights (normalised to mean 1 over the training rows).
+
+    Parameters
+    ----------
+    target_inputs : tuple of str, default=()
+        Entries of a training batch's targets that the module's ``forward`` also
+        receives, as keyword arguments, in training and validation steps (e.g. the
+        true bucket of a model conditioned on it: teacher forcing). Prediction passes
+        do not have targets. A model sets this with its ``_target_inputs`` attribute.
+    *args, **kwargs
+        skorch ``NeuralNet`` arguments.
     """
+
+    def __init__(self, *args: Any, target_inputs: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.target_inputs = tuple(target_inputs)
 
     def get_default_callbacks(self) -> list[tuple[str, Callback]]:
         callbacks = list(super().get_default_callbacks())
@@ -269,9 +369,34 @@ class LTVNeuralNet(NeuralNet):
     def infer(self, x: Any, **fit_params: Any) -> Any:
         # batches are dicts of tensors built on the CPU already; skip skorch's per-batch
         # to_tensor/merge round trip in the common case
-        if not fit_params and isinstance(x, dict) and str(self.device) == "cpu":
-            return self.module_(**x)
+        if isinstance(x, dict) and str(self.device) == "cpu":
+            return self.module_(**x, **fit_params)
         return super().infer(x, **fit_params)
+
+    def _with_target_inputs(self, batch: Any) -> Any:
+        if not self.target_inputs:
+            return batch
+        Xi, yi = unpack_data(batch)
+        return {**Xi, **{k: yi["target"][k] for k in self.target_inputs}}, yi
+
+    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        return super().train_step_single(self._with_target_inputs(batch), **fit_params)
+
+    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
+        return super().validation_step(self._with_target_inputs(batch), **fit_params)
+
+    def predict_batches(self, dataset: Any, **forward_kwargs: Any) -> Iterator[Any]:
+        """Module output per batch of ``dataset``, in eval mode, without gradients.
+
+        ``forward_kwargs`` are passed to the module's ``forward`` (e.g. which output
+        a model computes).
+        """
+        self.check_is_fitted()
+        self._set_training(False)
+        with torch.inference_mode():
+            for batch in self.get_iterator(dataset, training=False):
+                Xi, _ = unpack_data(batch)
+                yield self.infer(Xi, **forward_kwargs)
 
     def _set_training(self, training: bool = True) -> None:
         # skorch calls this on every batch, and module.train() walks every submodule
@@ -300,79 +425,59 @@ class LTVNeuralNet(NeuralNet):
         return loss.mean()
 
 
+@dataclass
+class PreparedTargets:
+    """What ``_prepare_targets`` hands to training and to the model's builders.
+
+    Parameters
+    ----------
+    targets : ndarray or dict of ndarray
+        One row per training sample: what the criterion receives as ``target`` (floats
+        become float tensors of the model's ``precision``, integers int64).
+    info : object, default=None
+        Label-derived constants the module and the loss need (bucket edges, starting
+        values of output biases...), passed to ``_build_module(spec, info)`` and
+        ``_build_criterion(info)``. Not kept on the fitted model.
+
+    Examples
+    --------
+    >>> PreparedTargets(np.zeros(3), info={"scale": 2.0}).info["scale"]
+    2.0
+    """
+
+    targets: np.ndarray | dict[str, np.ndarray]
+    info: Any = None
+
+
 # -- the estimator -----------------------------------------------------------------------
 class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
     """Base class of ltvkit's deep LTV models (ZILN, OptDist, MDME/ODMN, CC-OR-Net...).
 
     Not used directly. A model subclasses it, lists every name in
     :data:`SHARED_PARAMS` plus its own hyperparameters in its ``__init__`` signature
-    (keyword-only), stores them with ``self._store_params(locals())`` and implements
-    three hooks:
+    (keyword-only), stores them with ``self._store_params(locals())``, declares the
+    allowed values of its own hyperparameters in ``_parameter_constraints`` (merged
+    with the shared ones) and implements three hooks:
 
-    - ``_build_module(spec) -> nn.Module``: the torch module. Its ``forward`` takes
+    - ``_build_module(spec, info) -> nn.Module``: the torch module. Its ``forward`` takes
       ``x_num`` and ``x_cat`` (see :class:`~ltvkit.nn._layers.SharedBottom`, built by
       :meth:`_make_bottom`) and returns a tensor, tuple or dict.
-    - ``_build_criterion() -> nn.Module``: called as ``criterion(output, target)``,
+    - ``_build_criterion(info) -> nn.Module``: called as ``criterion(output, target)``,
       returns the per-sample loss, shape ``(n,)``.
     - ``_output_to_prediction(output) -> Tensor``: expected value per customer.
 
-    Optional hooks: ``_prepare_targets(y, sample_weight)`` (targets the criterion sees,
-    e.g. bucket ids; called once in ``fit``), ``_validate_hyperparameters()``,
+    Optional hooks: ``_prepare_targets(y, sample_weight) -> PreparedTargets`` (the
+    targets the criterion sees, e.g. bucket ids, and the ``info`` the builders get;
+    called once in ``fit``), ``_check_param_combinations()``,
     ``_validation_strata(y, targets)``, ``_model_callbacks()``,
     ``_after_fit(X, y, sample_weight)`` (fitted attributes that need the trained
-    network) and the ``_net_class`` attribute. A model does not override ``fit``.
+    network) and the ``_target_inputs`` attribute (target entries the module's
+    ``forward`` also receives in training). A model does not override ``fit``.
     ``docs/nn.md`` walks through a complete model.
 
     Shared hyperparameters
     ----------------------
-    hidden_units : tuple of int
-        Widths of the shared bottom MLP.
-    dropout : float
-        Dropout after each hidden layer.
-    embedding_dim : int or None
-        Width of every categorical embedding; None: ``min(50, ceil(cardinality / 2))``.
-    log_transform : {"auto", True, False}
-        ``log1p`` on skewed non-negative numeric columns before standardizing.
-    min_category_frequency : int
-        Rarer categories share the "other" embedding slot with unseen/missing ones.
-    batch_size : int
-        Training batch size.
-    max_epochs : int
-        Upper bound on training epochs.
-    lr : float
-        Learning rate.
-    weight_decay : float
-        Passed to the optimizer.
-    optimizer : {"adam", "adamw", "sgd", "rmsprop"} or torch optimizer class
-        ``"sgd"`` uses momentum 0.9.
-    lr_schedule : {"cosine", "none"} or None
-        Cosine annealing of the learning rate over ``max_epochs`` (per epoch).
-    early_stopping : bool
-        Hold out ``validation_fraction`` of the rows (stratified on ``y > 0``), stop
-        after ``patience`` epochs without improvement of the validation loss and
-        restore the best weights. Skipped automatically when the split would leave
-        fewer than 20 rows on either side.
-    validation_fraction : float
-    patience : int
-    gradient_clip : float or None
-        Clip the global gradient norm (skorch ``GradientNormClipping``).
-    random_state : int, RandomState or None
-        Seeds weight init, dropout, shuffling and the validation split; an int gives
-        bitwise-identical predictions on CPU. The global torch RNG is left untouched.
-    verbose : int
-        0: silent; 1: skorch's progress bar and epoch table.
-    callbacks : list of skorch callbacks or (name, callback) tuples, or None
-        Extra callbacks, deep-copied at ``fit`` (the originals are never mutated; the
-        fitted ones are in ``net_.callbacks_``).
-    device : str
-        torch device, ``"cpu"`` by default.
-    precision : {"float32", "float64"}
-        Floating-point type of the network's weights and inputs. ``"float32"`` (the
-        default) is what deep learning normally uses and is about twice as fast;
-        ``"float64"`` makes results far less sensitive to summation order, e.g. a row
-        with ``sample_weight=k`` and ``k`` repeated rows then give predictions equal to
-        ~1e-12 instead of to the last float32 bit (which differs between CPUs).
-        Predictions are float64 either way.
+    {shared_params}
 
     Attributes
     ----------
@@ -384,10 +489,16 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         Number of epochs trained.
     best_epoch_ : int
         Epoch whose weights were kept (the last one without early stopping).
+    target_ndim_ : int
+        1 or 2: the dimensionality of the ``y`` passed to ``fit``.
     """
 
-    #: skorch net class used by ``fit``; override with a subclass of LTVNeuralNet.
-    _net_class: ClassVar[type[LTVNeuralNet]] = LTVNeuralNet
+    #: Target entries passed to the module's ``forward`` in training and validation.
+    _target_inputs: ClassVar[tuple[str, ...]] = ()
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        name: spec.constraints for name, spec in SHARED_PARAM_SPECS.items()
+    }
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -403,6 +514,10 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                 f"{cls.__name__}.__init__ must list every shared deep hyperparameter; "
                 f"missing: {missing}. See docs/nn.md."
             )
+        if cls.__doc__ and SHARED_PARAMS_MARKER in cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace(
+                SHARED_PARAMS_MARKER, _shared_params_doc(cls.__doc__, sig)
+            )
 
     def _store_params(self, params: Mapping[str, Any]) -> None:
         """Store the ``__init__`` arguments as attributes (call with ``locals()``)."""
@@ -410,11 +525,11 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             setattr(self, name, params[name])
 
     # -- hooks ------------------------------------------------------------------------
-    def _build_module(self, spec: EncodedSpec) -> nn.Module:  # pragma: no cover - abstract
+    def _build_module(self, spec: EncodedSpec, info: Any) -> nn.Module:  # pragma: no cover
         """Return the torch module (``forward(x_num, x_cat)``). Required."""
         raise NotImplementedError
 
-    def _build_criterion(self) -> nn.Module:  # pragma: no cover - abstract
+    def _build_criterion(self, info: Any) -> nn.Module:  # pragma: no cover - abstract
         """Return ``criterion(output, target) -> (n,)`` per-sample losses. Required."""
         raise NotImplementedError
 
@@ -422,71 +537,16 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         """Map a batch of module output to expected values. Required."""
         raise NotImplementedError
 
-    def _prepare_targets(
-        self, y: np.ndarray, sample_weight: np.ndarray | None
-    ) -> np.ndarray | dict[str, np.ndarray]:
-        """Targets the criterion receives, built once from the validated ``y``.
+    def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
+        """Targets the criterion receives, and the ``info`` the builders need.
 
-        Called in ``fit`` after validation and before ``_build_module``, so it may
-        learn fitted attributes (e.g. bucket edges) the module needs. Return an array
-        or a dict of arrays with ``n_samples`` rows; floats become float32 tensors,
-        integers int64. Default: ``y`` itself.
+        Called once in ``fit``, after validation and before ``_build_module``, with the
+        validated ``y`` (float64; 2-D for multi-horizon models) and sample weights (or
+        None). It may set fitted attributes that predictions need (e.g. bucket edges);
+        everything the module and the loss only need to be built goes in
+        ``PreparedTargets.info``. Default: ``y`` itself, no info.
         """
-        return y
-
-    def _validate_hyperparameters(self) -> None:
-        """Raise ValueError for invalid hyperparameters. Extend and call super()."""
-        _check_int(self.batch_size, "batch_size", 1)
-        _check_int(self.max_epochs, "max_epochs", 1)
-        _check_int(self.patience, "patience", 1)
-        _check_int(self.min_category_frequency, "min_category_frequency", 1)
-        _check_int(self.verbose, "verbose", 0)
-        hidden = self.hidden_units
-        if isinstance(hidden, numbers.Integral):
-            raise ValueError(
-                f"ltvkit: hidden_units must be a tuple of ints, got {hidden!r}; "
-                f"write ({hidden},) for one layer."
-            )
-        if not isinstance(hidden, Sequence) or not all(
-            isinstance(u, numbers.Integral) and u >= 1 for u in hidden
-        ):
-            raise ValueError(
-                f"ltvkit: hidden_units must be a tuple of positive ints, got {hidden!r}."
-            )
-        if self.embedding_dim is not None:
-            _check_int(self.embedding_dim, "embedding_dim", 1)
-        _check_float(self.dropout, "dropout", 0.0, 1.0, right_open=True)
-        _check_float(self.lr, "lr", 0.0, None, left_open=True)
-        _check_float(self.weight_decay, "weight_decay", 0.0, None)
-        _check_float(
-            self.validation_fraction,
-            "validation_fraction",
-            0.0,
-            1.0,
-            left_open=True,
-            right_open=True,
-        )
-        if self.gradient_clip is not None:
-            _check_float(self.gradient_clip, "gradient_clip", 0.0, None, left_open=True)
-        if self.precision not in _PRECISIONS:
-            raise ValueError(
-                f"ltvkit: precision must be one of {sorted(_PRECISIONS)}, got {self.precision!r}."
-            )
-        if self.log_transform not in ("auto", True, False):
-            raise ValueError(
-                f"ltvkit: log_transform must be 'auto', True or False, got {self.log_transform!r}."
-            )
-        if self.lr_schedule not in ("cosine", "none", None):
-            raise ValueError(
-                f"ltvkit: lr_schedule must be 'cosine', 'none' or None, got {self.lr_schedule!r}."
-            )
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise ValueError(
-                f"ltvkit: early_stopping must be True or False, got {self.early_stopping!r}."
-            )
-        self._optimizer_class()
-        if self.callbacks is not None and not isinstance(self.callbacks, (list, tuple)):
-            raise ValueError("ltvkit: callbacks must be a list of skorch callbacks or None.")
+        return PreparedTargets(y)
 
     def _validation_strata(
         self, y: np.ndarray, targets: np.ndarray | dict[str, np.ndarray]
@@ -494,10 +554,8 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         """Labels to stratify the validation split on (default: ``y > 0``).
 
         Called once in ``fit`` when early stopping splits the rows, with the validated
-        ``y`` and ``targets``, the object ``_prepare_targets`` returned (numpy, all
-        ``n_samples`` rows). Derive per-row strata (bucket ids, sub-distributions) from
-        them rather than keeping them on ``self``: a fitted model must not carry
-        training data. None: a random split.
+        ``y`` and the ``targets`` of :class:`PreparedTargets` (numpy, all ``n_samples``
+        rows). None: a random split.
         """
         last = y if y.ndim == 1 else y[:, -1]
         return (last > 0).astype(np.int8)
@@ -531,25 +589,25 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         """The shared bottom MLP built from ``hidden_units``/``dropout``."""
         return SharedBottom(spec, tuple(int(u) for u in self.hidden_units), float(self.dropout))
 
-    def _forward_outputs(self, X: object, fn: Callable[[Any], Any]) -> Any:
+    def _forward_outputs(self, X: object, fn: Callable[[Any], Any], **forward_kwargs: Any) -> Any:
         """Run the fitted module over ``X`` in bounded batches; apply ``fn`` per batch.
 
         Validates ``X`` once, encodes it slice by slice (65,536 rows), runs the module
-        in eval mode under ``torch.inference_mode`` and returns ``fn(output)``
-        concatenated over batches as numpy (an array, or a tuple of arrays when ``fn``
-        returns a tuple). ``fn`` sees one batch of module output at a time.
+        in eval mode under ``torch.inference_mode`` (``forward_kwargs`` go to its
+        ``forward``) and returns ``fn(output)`` concatenated over batches as numpy (an
+        array, or a tuple of arrays when ``fn`` returns a tuple). ``fn`` sees one batch
+        of module output at a time.
         """
         frame = self._validate_predict_input(X)
+        np_dtype = _PRECISIONS[self.precision][1]
         chunks: list[Any] = []
-        with torch.inference_mode():
-            # encode a slice of rows at a time: besides the validated frame, memory is
-            # bounded by the slice, never by n
-            for start in range(0, len(frame), _PREDICT_CHUNK_ROWS):
-                part = frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
-                dataset = TensorDictDataset(
-                    self.encoder_.transform_tensors(part, _PRECISIONS[self.precision][1])
-                )
-                for output in self.net_.forward_iter(dataset, training=False):
+        # encode a slice of rows at a time: besides the validated frame, memory is
+        # bounded by the slice, never by n
+        for start in range(0, len(frame), _PREDICT_CHUNK_ROWS):
+            part = frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
+            dataset = TensorDictDataset(self.encoder_.transform_tensors(part, np_dtype))
+            with torch.inference_mode():
+                for output in self.net_.predict_batches(dataset, **forward_kwargs):
                     chunks.append(fn(output))
         if isinstance(chunks[0], tuple):
             return tuple(
@@ -574,7 +632,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         -------
         self
         """
-        self._validate_hyperparameters()
+        self._validate_params()
         frame, y_arr, sw = self._validate_fit_input(X, y, sample_weight)
         rng = check_random_state(self.random_state)
         torch_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
@@ -594,22 +652,28 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             del frame
             self.encoder_ = encoder
             prepared = self._prepare_targets(y_arr, sw)
-            targets = {"target": _to_tensor_tree(prepared, np_dtype)}
+            if not isinstance(prepared, PreparedTargets):
+                raise TypeError(
+                    f"{type(self).__name__}._prepare_targets must return PreparedTargets, "
+                    f"got {type(prepared).__name__}."
+                )
+            targets = {"target": _to_tensor_tree(prepared.targets, np_dtype)}
             if sw is not None and not np.all(sw == sw[0]):
                 targets["weight"] = torch.from_numpy((sw / sw.mean()).astype(np_dtype))
-            train_rows, valid_rows = self._split_rows(y_arr, prepared, split_seed)
-            del prepared  # the tensors hold what training needs
+            train_rows, valid_rows = self._split_rows(y_arr, prepared.targets, split_seed)
             train_ds = TensorDictDataset(X_t, targets, train_rows)
             valid_ds = (
                 TensorDictDataset(X_t, targets, valid_rows) if valid_rows is not None else None
             )
 
-            module = self._build_module(encoder.spec_).to(torch_dtype)
-            net = self._net_class(
+            module = self._build_module(encoder.spec_, prepared.info).to(torch_dtype)
+            criterion = self._build_criterion(prepared.info).to(torch_dtype)
+            del prepared  # the tensors hold what training needs
+            net = LTVNeuralNet(
                 module=module,
-                criterion=self._build_criterion().to(torch_dtype),
+                criterion=criterion,
                 optimizer=self._optimizer_class(),
-                lr=float(self.lr),
+                lr=float(self.learning_rate),
                 max_epochs=int(self.max_epochs),
                 batch_size=int(self.batch_size),
                 iterator_train=BatchIterator,
@@ -622,6 +686,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                 predict_nonlinearity=None,
                 verbose=int(self.verbose),
                 device=self.device,
+                target_inputs=self._target_inputs,
                 **self._optimizer_kwargs(),
             )
             net.fit(train_ds, None)
@@ -649,26 +714,18 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,)
-            Finite, non-negative float64.
+            Finite, non-negative float64 (``(n_samples, n_horizons)`` for a
+            multi-horizon model fitted on a 2-D ``y``).
         """
         pred = self._forward_outputs(X, self._output_to_prediction)
+        if pred.ndim == 2 and self.target_ndim_ == 1:
+            pred = pred[:, 0]
         return check_predictions(pred, type(self).__name__)
 
     # -- internals --------------------------------------------------------------------
     def _optimizer_class(self) -> type[torch.optim.Optimizer]:
         opt = self.optimizer
-        if isinstance(opt, str):
-            if opt.lower() not in _OPTIMIZERS:
-                raise ValueError(
-                    f"ltvkit: optimizer must be one of {sorted(_OPTIMIZERS)} or a "
-                    f"torch optimizer class, got {opt!r}."
-                )
-            return _OPTIMIZERS[opt.lower()]
-        if inspect.isclass(opt) and issubclass(opt, torch.optim.Optimizer):
-            return opt
-        raise ValueError(
-            f"ltvkit: optimizer must be a name or a torch optimizer class, got {opt!r}."
-        )
+        return _OPTIMIZERS[opt] if isinstance(opt, str) else opt
 
     def _optimizer_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"optimizer__weight_decay": float(self.weight_decay)}
@@ -718,7 +775,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                     ),
                 )
             )
-        if self.lr_schedule == "cosine":
+        if self.learning_rate_schedule == "cosine":
             cbs.append(
                 (
                     "lr_scheduler",
@@ -741,9 +798,6 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             cbs.append(cb if isinstance(cb, tuple) else (_callback_name(cb, cbs), cb))
         return cbs
 
-    def _params_frame_index(self, X: object, n: int) -> pd.Index:
-        return X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
-
 
 def _callback_name(cb: Callback, existing: list[tuple[str, Callback]]) -> str:
     base = type(cb).__name__
@@ -755,37 +809,35 @@ def _callback_name(cb: Callback, existing: list[tuple[str, Callback]]) -> str:
     return name
 
 
-def _check_int(value: object, name: str, low: int) -> None:
-    if (
-        isinstance(value, (bool, np.bool_))
-        or not isinstance(value, numbers.Integral)
-        or value < low
-    ):
-        raise ValueError(f"ltvkit: {name} must be an integer >= {low}, got {value!r}.")
+def _shared_params_doc(doc: str, sig: inspect.Signature | None) -> str:
+    """numpydoc entries of the shared hyperparameters, with this model's defaults.
 
-
-def _check_float(
-    value: object,
-    name: str,
-    low: float | None,
-    high: float | None,
-    *,
-    left_open: bool = False,
-    right_open: bool = False,
-) -> None:
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, (bool, np.bool_))
-        and math.isfinite(value)
-    )
-    if ok and low is not None:
-        ok = value > low if left_open else value >= low
-    if ok and high is not None:
-        ok = value < high if right_open else value <= high
-    if not ok:
-        lo = "(" if left_open else "["
-        hi = ")" if right_open else "]"
-        rng = (
-            f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
+    A shared hyperparameter the docstring documents itself (a model-specific note on
+    its default) is left out.
+    """
+    marker_line = next(line for line in doc.splitlines() if SHARED_PARAMS_MARKER in line)
+    indent = marker_line[: len(marker_line) - len(marker_line.lstrip())]
+    entries: list[str] = []
+    for name, spec in SHARED_PARAM_SPECS.items():
+        if f"\n{indent}{name} : " in doc or f"\n{indent}{name}, " in doc:
+            continue
+        head = f"{name} : {spec.type_text}"
+        if sig is not None:
+            default = sig.parameters[name].default
+            shown = f'"{default}"' if isinstance(default, str) else repr(default)
+            head += f", default={shown}"
+        entries.append(head if not entries else f"{indent}{head}")
+        entries.extend(
+            textwrap.wrap(
+                spec.doc,
+                width=88,
+                initial_indent=indent + "    ",
+                subsequent_indent=indent + "    ",
+            )
         )
-        raise ValueError(f"ltvkit: {name} must be a number in {rng}, got {value!r}.")
+    return "\n".join(entries)
+
+
+BaseDeepRegressor.__doc__ = (BaseDeepRegressor.__doc__ or "").replace(
+    SHARED_PARAMS_MARKER, _shared_params_doc(BaseDeepRegressor.__doc__ or "", None)
+)

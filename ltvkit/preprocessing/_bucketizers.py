@@ -23,6 +23,8 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ltvkit._utils import inverted_cdf_quantile
+
 __all__ = ["BucketMergeWarning", "LTVBucketizer", "QuantileBucketizer"]
 
 
@@ -67,27 +69,6 @@ def _check_non_negative(X: np.ndarray, whom: str) -> None:
             f"(min {X.min():g}). LTVBucketizer buckets non-negative customer values; "
             "net out refunds before bucketizing."
         )
-
-
-def _inverted_cdf_quantile(
-    values: np.ndarray, qs: np.ndarray, weights: np.ndarray | None = None
-) -> np.ndarray:
-    """``np.quantile(values, qs, method="inverted_cdf")``, with frequency weights.
-
-    Weighted, the result is the first sorted value whose cumulative weight reaches
-    ``N * q`` (``N`` the total weight, the product rounded as numpy rounds it): numpy's
-    unweighted rule applied to the rows repeated, exactly so for integer weights.
-    ``np.quantile(..., weights=...)`` compares ``cumsum / N`` with ``q`` instead, which
-    can be one rank off the repeated rows when ``N * q`` is a whole number up to
-    rounding (``q = 0.675``, an MDME default level, with ``N = 680``; the
-    ``0.7000000000000001`` of ``np.linspace(0, 1, 11)`` with ``N = 50``).
-    """
-    if weights is None:
-        return np.quantile(values, qs, method="inverted_cdf")
-    order = np.argsort(values, kind="stable")
-    cum = np.cumsum(weights[order], dtype=np.float64)
-    idx = np.searchsorted(cum, cum[-1] * np.asarray(qs, dtype=np.float64), side="left")
-    return values[order][np.minimum(idx, values.size - 1)]
 
 
 def _fit_rows(X: np.ndarray, sample_weight: object) -> tuple[np.ndarray, np.ndarray | None]:
@@ -292,7 +273,7 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                     no_positive.append(names[j])
             else:
                 w_pos = None if w_fit is None else w_fit[is_pos]
-                cand = _inverted_cdf_quantile(pos, qs, w_pos)
+                cand = inverted_cdf_quantile(pos, qs, w_pos)
                 # unique() merges tied quantiles; a cut at the maximum would leave the top
                 # bucket empty, so it is merged too.
                 c = np.unique(cand)
@@ -567,7 +548,7 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         if vals.size == 0:
             return np.empty(0)
-        cand = np.unique(_inverted_cdf_quantile(vals, qs, weights)) if qs.size else []
+        cand = np.unique(inverted_cdf_quantile(vals, qs, weights)) if qs.size else []
         split_at_zero = vals[0] < 0 < vals[-1]
         if split_at_zero:
             cand = np.union1d(cand, [0.0])

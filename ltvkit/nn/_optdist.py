@@ -372,10 +372,10 @@ class OptDistRegressor(BaseDeepRegressor):
     min_category_frequency : int, default=5
     batch_size : int, default=1024
     max_epochs : int, default=100
-    lr : float, default=1e-3
+    learning_rate : float, default=1e-3
     weight_decay : float, default=0.0
     optimizer : str or torch optimizer class, default="adam"
-    lr_schedule : {"cosine", "none"} or None, default="cosine"
+    learning_rate_schedule : {"cosine", "none"} or None, default="cosine"
     early_stopping : bool, default=True
         Monitors the validation ZILN loss of the inference-time selection (no Gumbel
         noise, without the alignment terms, which are training signals for the DSM:
@@ -409,7 +409,7 @@ class OptDistRegressor(BaseDeepRegressor):
     Examples
     --------
     >>> import numpy as np
-    >>> from ltvkit.nn.optdist import OptDistRegressor
+    >>> from ltvkit.nn import OptDistRegressor
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(500, 3))
     >>> y = (rng.random(500) < 0.4) * np.exp(1 + X[:, 0] + 0.5 * rng.normal(size=500))
@@ -439,10 +439,10 @@ class OptDistRegressor(BaseDeepRegressor):
         min_category_frequency: int = 5,
         batch_size: int = 1024,
         max_epochs: int = 100,
-        lr: float = 1e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         optimizer: str | type = "adam",
-        lr_schedule: str | None = "cosine",
+        learning_rate_schedule: str | None = "cosine",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 10,

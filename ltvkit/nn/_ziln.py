@@ -10,15 +10,16 @@ finite and sensible on heavy-tailed data (see ``docs/models/ziln.md``).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from ltvkit.nn._base import BaseDeepRegressor
+from ltvkit._utils import Real
+from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import SharedBottom
 from ltvkit.nn._losses import (
@@ -145,28 +146,8 @@ class ZILNRegressor(BaseDeepRegressor):
         also kept within ``[log(min y+) - 1, log(max y+)]`` of the positive training
         labels, so no prediction exceeds ``max(y) * exp(sigma_max**2 / 2)``.
     hidden_units : tuple of int, default=(64, 32)
-        Shared bottom MLP (the reference DNN's ``Dense(64) -> Dense(32)``).
-    dropout : float, default=0.0
-    embedding_dim : int or None, default=None
-        None: ``min(50, ceil(cardinality / 2))`` per categorical column.
-    log_transform : {"auto", True, False}, default="auto"
-    min_category_frequency : int, default=5
-    batch_size : int, default=1024
-    max_epochs : int, default=100
-    lr : float, default=1e-3
-    weight_decay : float, default=0.0
-    optimizer : str or torch optimizer class, default="adam"
-    lr_schedule : {"cosine", "none"} or None, default="cosine"
-    early_stopping : bool, default=True
-    validation_fraction : float, default=0.1
-    patience : int, default=10
-    gradient_clip : float or None, default=None
-    random_state : int, RandomState or None, default=None
-    verbose : int, default=0
-    callbacks : list or None, default=None
-    precision : {"float32", "float64"}, default="float32"
-    device : str, default="cpu"
-        See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
+        Widths of the shared bottom MLP (the reference DNN's ``Dense(64) -> Dense(32)``).
+    {shared_params}
 
     Attributes
     ----------
@@ -190,7 +171,7 @@ class ZILNRegressor(BaseDeepRegressor):
     >>> model = ZILNRegressor(max_epochs=5, random_state=0).fit(X, y)
     >>> model.predict(X[:2]).shape
     (2,)
-    >>> model.predict_params(X[:2]).columns.tolist()
+    >>> list(model.predict_params(X[:2]))
     ['p', 'mu', 'sigma']
     """
 
@@ -205,10 +186,10 @@ class ZILNRegressor(BaseDeepRegressor):
         min_category_frequency: int = 5,
         batch_size: int = 1024,
         max_epochs: int = 100,
-        lr: float = 1e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         optimizer: str | type = "adam",
-        lr_schedule: str | None = "cosine",
+        learning_rate_schedule: str | None = "cosine",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 10,
@@ -221,26 +202,23 @@ class ZILNRegressor(BaseDeepRegressor):
     ) -> None:
         self._store_params(locals())
 
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        **BaseDeepRegressor._parameter_constraints,
+        "sigma_max": [Real(0.01, None, closed="neither")],
+    }
+
     # -- hooks ------------------------------------------------------------------------
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        ok = isinstance(self.sigma_max, numbers.Real) and not isinstance(self.sigma_max, bool)
-        if not ok or not math.isfinite(self.sigma_max) or self.sigma_max <= 0.01:
-            raise ValueError(f"ltvkit: sigma_max must be a number > 0.01, got {self.sigma_max!r}.")
-
-    def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+    def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
         # starting values and mu bounds of the head (shared with OptDist)
-        self._label_stats = ZILNLabelStats.from_labels(y, sample_weight)
-        self.positive_rate_ = self._label_stats.positive_rate
-        self.log_y_range_ = self._label_stats.log_range
-        return y
+        stats = ZILNLabelStats.from_labels(y, sample_weight)
+        self.positive_rate_ = stats.positive_rate
+        self.log_y_range_ = stats.log_range
+        return PreparedTargets(y, info=stats)
 
-    def _build_module(self, spec: EncodedSpec) -> ZILNModule:
-        return ZILNModule(
-            self._make_bottom(spec), **self._label_stats.head_init(float(self.sigma_max))
-        )
+    def _build_module(self, spec: EncodedSpec, info: ZILNLabelStats) -> ZILNModule:
+        return ZILNModule(self._make_bottom(spec), **info.head_init(float(self.sigma_max)))
 
-    def _build_criterion(self) -> ZILNLoss:
+    def _build_criterion(self, info: ZILNLabelStats) -> ZILNLoss:
         return ZILNLoss()
 
     def _output_to_prediction(self, output: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -269,7 +247,7 @@ class ZILNRegressor(BaseDeepRegressor):
         """
         return self._forward_outputs(X, lambda out: torch.sigmoid(out[0].double()))
 
-    def predict_params(self, X: object) -> pd.DataFrame:
+    def predict_params(self, X: object) -> dict[str, np.ndarray]:
         """The fitted distribution of each customer: ``p``, ``mu`` and ``sigma``.
 
         ``y = 0`` with probability ``1 - p``, else ``log(y) ~ Normal(mu, sigma)``.
@@ -280,21 +258,22 @@ class ZILNRegressor(BaseDeepRegressor):
 
         Returns
         -------
-        DataFrame with columns ``p``, ``mu``, ``sigma`` (index of ``X`` if a DataFrame)
+        dict of str to ndarray of shape (n_samples,)
+            ``"p"``, ``"mu"``, ``"sigma"`` (``pd.DataFrame(params, index=X.index)``
+            makes a table of it).
 
         Examples
         --------
         >>> import numpy as np
         >>> X = np.arange(40.0).reshape(-1, 1); y = np.r_[np.zeros(20), np.ones(20)]
-        >>> ZILNRegressor(max_epochs=2, random_state=0).fit(X, y).predict_params(X).shape
-        (40, 3)
+        >>> params = ZILNRegressor(max_epochs=2, random_state=0).fit(X, y).predict_params(X)
+        >>> sorted(params), params["mu"].shape
+        (['mu', 'p', 'sigma'], (40,))
         """
         p, mu, sigma = self._forward_outputs(
             X, lambda out: (torch.sigmoid(out[0].double()), out[1].double(), out[2].double())
         )
-        return pd.DataFrame(
-            {"p": p, "mu": mu, "sigma": sigma}, index=self._params_frame_index(X, len(p))
-        )
+        return {"p": p, "mu": mu, "sigma": sigma}
 
     def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
         """Exact quantiles of each customer's zero-inflated lognormal.

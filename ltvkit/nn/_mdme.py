@@ -44,11 +44,11 @@ import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ltvkit._utils import inverted_cdf_quantile
 from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLPBank, SharedBottom
 from ltvkit.preprocessing import LTVBucketizer
-from ltvkit.preprocessing._bucketizers import _inverted_cdf_quantile
 
 __all__ = [
     "MDMEHead",
@@ -619,9 +619,7 @@ class _MDMEBase(BaseDeepRegressor):
         pos_mask = y > 0 if w is None else (y > 0) & (w > 0)
         pos, wp = y[pos_mask], None if w is None else w[pos_mask]
         splits = (
-            _inverted_cdf_quantile(pos, split_qs, wp)
-            if pos.size and split_qs.size
-            else np.empty(0)
+            inverted_cdf_quantile(pos, split_qs, wp) if pos.size and split_qs.size else np.empty(0)
         )
         return _Segmentation(bk, splits, bool(self.zero_subdistribution))
 
@@ -878,13 +876,13 @@ class MDMERegressor(_MDMEBase):
     batch_size : int, default=512
         The paper's batch size.
     max_epochs : int, default=100
-    lr : float, default=1e-3
+    learning_rate : float, default=1e-3
         The paper uses 0.05 (Adam) for its embedding-only input; on ltvkit's standardized
         numeric input 0.05 gave a lower Gini on CDNOW (see the model page), so ltvkit keeps
         the shared 1e-3.
     weight_decay : float, default=0.0
     optimizer : str or torch optimizer class, default="adam"
-    lr_schedule : {"cosine", "none"} or None, default="cosine"
+    learning_rate_schedule : {"cosine", "none"} or None, default="cosine"
     early_stopping : bool, default=True
     validation_fraction : float, default=0.1
         The split is stratified on the sub-distribution, so the tail is in both parts.
@@ -912,7 +910,7 @@ class MDMERegressor(_MDMEBase):
     Examples
     --------
     >>> from ltvkit.datasets import make_ltv
-    >>> from ltvkit.nn.mdme import MDMERegressor
+    >>> from ltvkit.nn import MDMERegressor
     >>> X, y = make_ltv(n_samples=600, n_features=4, n_categorical=1, random_state=0)
     >>> model = MDMERegressor(max_epochs=3, random_state=0).fit(X, y)
     >>> model.predict(X).shape, model.predict_bucket_proba(X).shape
@@ -939,10 +937,10 @@ class MDMERegressor(_MDMEBase):
         min_category_frequency: int = 5,
         batch_size: int = 512,
         max_epochs: int = 100,
-        lr: float = 1e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         optimizer: str | type = "adam",
-        lr_schedule: str | None = "cosine",
+        learning_rate_schedule: str | None = "cosine",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 10,
@@ -1081,7 +1079,7 @@ class ODMNRegressor(_MDMEBase):
 ordinal_distillation, beta, gamma, prediction, tower_units
         As in :class:`MDMERegressor`, for every horizon.
     hidden_units, dropout, embedding_dim, log_transform, min_category_frequency, \
-batch_size, max_epochs, lr, weight_decay, optimizer, lr_schedule, early_stopping, \
+batch_size, max_epochs, learning_rate, weight_decay, optimizer, learning_rate_schedule, early_stopping, \
 validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, device
         Shared deep hyperparameters (:class:`~ltvkit.nn.BaseDeepRegressor`); same
         defaults as :class:`MDMERegressor`. Early stopping is stratified on the longest
@@ -1102,7 +1100,7 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
     Examples
     --------
     >>> from ltvkit.datasets import make_ltv
-    >>> from ltvkit.nn.mdme import ODMNRegressor
+    >>> from ltvkit.nn import ODMNRegressor
     >>> X, y = make_ltv(n_samples=600, n_features=4, n_categorical=1, n_horizons=3,
     ...                 random_state=0)
     >>> model = ODMNRegressor(max_epochs=3, random_state=0).fit(X, y)
@@ -1137,10 +1135,10 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
         min_category_frequency: int = 5,
         batch_size: int = 512,
         max_epochs: int = 100,
-        lr: float = 1e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         optimizer: str | type = "adam",
-        lr_schedule: str | None = "cosine",
+        learning_rate_schedule: str | None = "cosine",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 10,

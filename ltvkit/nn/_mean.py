@@ -34,11 +34,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.metaestimators import available_if
 from torch import nn
 
+from ltvkit._utils import inverted_cdf_quantile
 from ltvkit.nn._base import BaseDeepRegressor
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, MLPBank, SharedBottom
 from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
-from ltvkit.preprocessing._bucketizers import _inverted_cdf_quantile
 
 __all__ = ["MEANLoss", "MEANModule", "MEANRegressor", "ParallelMLP"]
 
@@ -423,11 +423,11 @@ class MEANRegressor(BaseDeepRegressor):
         ranking of the paper-sized network swings from epoch to epoch (CDNOW Gini
         0.721 ± 0.013 over 3 seeds against 0.727 ± 0.002 with 30;
         ``docs/models/mean.md``).
-    lr : float, default=1e-3
+    learning_rate : float, default=1e-3
         The paper's Adam learning rate.
     weight_decay : float, default=0.0
     optimizer : str or torch optimizer class, default="adam"
-    lr_schedule : {"cosine", "none"} or None, default="cosine"
+    learning_rate_schedule : {"cosine", "none"} or None, default="cosine"
     early_stopping : bool, default=True
     validation_fraction : float, default=0.1
     patience : int, default=10
@@ -467,7 +467,7 @@ class MEANRegressor(BaseDeepRegressor):
     Examples
     --------
     >>> import numpy as np
-    >>> from ltvkit.nn.mean import MEANRegressor
+    >>> from ltvkit.nn import MEANRegressor
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(500, 3))
     >>> y = (rng.random(500) < 0.4) * np.exp(1 + X[:, 0] + 0.5 * rng.normal(size=500))
@@ -503,10 +503,10 @@ class MEANRegressor(BaseDeepRegressor):
         min_category_frequency: int = 5,
         batch_size: int = 1024,
         max_epochs: int = 30,
-        lr: float = 1e-3,
+        learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
         optimizer: str | type = "adam",
-        lr_schedule: str | None = "cosine",
+        learning_rate_schedule: str | None = "cosine",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 10,
@@ -585,7 +585,7 @@ class MEANRegressor(BaseDeepRegressor):
         positive = (y > 0) & (w > 0)
         weighted = not np.all(w[positive] == w[positive][0])
         self.label_cap_ = float(
-            _inverted_cdf_quantile(
+            inverted_cdf_quantile(
                 y[positive],
                 np.asarray([float(self.label_cap_quantile)]),
                 w[positive] if weighted else None,

@@ -31,7 +31,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ltvkit.base import check_predictions
-from ltvkit.nn._base import BaseDeepRegressor, LTVNeuralNet, _check_float, _check_int
+from ltvkit.nn._base import BaseDeepRegressor, LTVNeuralNet
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, SharedBottom
 from ltvkit.preprocessing import LTVBucketizer
@@ -690,10 +690,10 @@ class CCORNetRegressor(BaseDeepRegressor):
         The paper used 100,000 on 14 cores and hundreds of millions of rows; on data of
         ltvkit's size that gives a handful of steps per epoch (see the model page).
     max_epochs : int, default=100
-    lr : float, default=5e-4
+    learning_rate : float, default=5e-4
     weight_decay : float, default=1e-4
     optimizer : str or torch optimizer class, default="adamw"
-    lr_schedule : {"cosine", "none"} or None, default="cosine"
+    learning_rate_schedule : {"cosine", "none"} or None, default="cosine"
     early_stopping : bool, default=True
         Stops on the validation loss; the split is stratified on the buckets.
     validation_fraction : float, default=0.1
@@ -724,7 +724,7 @@ class CCORNetRegressor(BaseDeepRegressor):
     Examples
     --------
     >>> import numpy as np
-    >>> from ltvkit.nn.ccornet import CCORNetRegressor
+    >>> from ltvkit.nn import CCORNetRegressor
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(600, 3))
     >>> y = (rng.random(600) < 0.4) * np.exp(1 + X[:, 0] + 0.5 * rng.normal(size=600))
@@ -775,10 +775,10 @@ class CCORNetRegressor(BaseDeepRegressor):
         min_category_frequency: int = 5,
         batch_size: int = 1024,
         max_epochs: int = 100,
-        lr: float = 5e-4,
+        learning_rate: float = 5e-4,
         weight_decay: float = 1e-4,
         optimizer: str | type = "adamw",
-        lr_schedule: str | None = "cosine",
+        learning_rate_schedule: str | None = "cosine",
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         patience: int = 10,
@@ -1187,3 +1187,40 @@ def _check_pair(
         raise ValueError(f"ltvkit: {name} must be a pair (start, end), got {value!r}.")
     for v in value:
         _check_float(v, name, low, high, left_open=left_open)
+
+
+# TODO(refactor): temporary copies until the constraints table replaces them
+def _check_int(value: object, name: str, low: int) -> None:
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, numbers.Integral)
+        or value < low
+    ):
+        raise ValueError(f"ltvkit: {name} must be an integer >= {low}, got {value!r}.")
+
+
+def _check_float(
+    value: object,
+    name: str,
+    low: float | None,
+    high: float | None,
+    *,
+    left_open: bool = False,
+    right_open: bool = False,
+) -> None:
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, (bool, np.bool_))
+        and math.isfinite(value)
+    )
+    if ok and low is not None:
+        ok = value > low if left_open else value >= low
+    if ok and high is not None:
+        ok = value < high if right_open else value <= high
+    if not ok:
+        lo = "(" if left_open else "["
+        hi = ")" if right_open else "]"
+        rng = (
+            f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
+        )
+        raise ValueError(f"ltvkit: {name} must be a number in {rng}, got {value!r}.")
