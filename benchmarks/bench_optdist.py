@@ -50,9 +50,8 @@ class _EpochCPUTimer(Callback):
 
 
 def _classes():
-    from ltvkit.nn import ZILNRegressor
+    from ltvkit.nn import OptDistRegressor, ZILNRegressor
     from ltvkit.nn._layers import MLP
-    from ltvkit.nn import OptDistRegressor
 
     class _LoopSDN(nn.Module):
         """L separate MLPs evaluated one after the other (the layout ltvkit avoids)."""

@@ -78,8 +78,7 @@ from ltvkit.metrics import (
     sva,
     zero_f1,
 )
-from ltvkit.nn import BaseDeepRegressor
-from ltvkit.nn import CCORNetRegressor
+from ltvkit.nn import BaseDeepRegressor, CCORNetRegressor
 from ltvkit.preprocessing import LTVBucketizer
 
 

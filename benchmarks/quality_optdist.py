@@ -53,8 +53,7 @@ from sklearn.model_selection import train_test_split
 
 from ltvkit.datasets import make_ltv
 from ltvkit.metrics import ambe, decile_mape, nmae, normalized_gini, spearman
-from ltvkit.nn import ZILNRegressor
-from ltvkit.nn import OptDistRegressor
+from ltvkit.nn import OptDistRegressor, ZILNRegressor
 
 METRICS = {
     "normalized Gini ↑": normalized_gini,

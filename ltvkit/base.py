@@ -18,7 +18,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from dataclasses import dataclass, field
-
+from typing import ClassVar
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -424,7 +424,7 @@ class LTVRegressorMixin(RegressorMixin):
 
     #: Allowed values of each ``__init__`` parameter, checked at ``fit`` by
     #: :meth:`_validate_params` (see :mod:`ltvkit._utils`).
-    _parameter_constraints: dict[str, list] = {}
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
 
     def _validate_params(self) -> None:
         """Check the hyperparameters: each against its constraints, then combinations."""

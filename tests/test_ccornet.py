@@ -13,14 +13,14 @@ from skorch.callbacks import Callback
 
 from ltvkit.datasets import load_cdnow, make_ltv
 from ltvkit.metrics import normalized_gini, sva
-from ltvkit.nn._encoder import EncodedSpec
-from ltvkit.nn._layers import SharedBottom
 from ltvkit.nn import (
     CCORNetLoss,
     CCORNetModule,
     CCORNetRegressor,
     bucket_log_proba,
 )
+from ltvkit.nn._encoder import EncodedSpec
+from ltvkit.nn._layers import SharedBottom
 from ltvkit.preprocessing import LTVBucketizer
 
 SMALL = dict(

@@ -24,7 +24,7 @@ REGRESSORS = all_estimators("regressor")
 TRANSFORMERS = all_estimators("transformer")
 
 # Small, fast configurations for the tests (the defaults are tuned for real data).
-# 10 epochs at learning_rate 1e-2 is the least that trains a deep model on sklearn's tiny check data.
+# 10 epochs at learning_rate 1e-2: the least that trains a deep model on the tiny check data.
 DEEP_FAST = dict(hidden_units=(16,), max_epochs=10, batch_size=64, learning_rate=1e-2)
 FAST_PARAMS: dict[str, dict] = {
     "TwoStageRegressor": dict(n_estimators=20, n_jobs=1),

@@ -14,8 +14,6 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import train_test_split
 
 from ltvkit.datasets import make_ltv
-from ltvkit.nn._encoder import EncodedSpec
-from ltvkit.nn._layers import SharedBottom
 from ltvkit.nn import (
     XI,
     MEANLoss,
@@ -25,6 +23,8 @@ from ltvkit.nn import (
     _interp,
     soft_cross_entropy,
 )
+from ltvkit.nn._encoder import EncodedSpec
+from ltvkit.nn._layers import SharedBottom
 from ltvkit.preprocessing import LTVBucketizer
 
 FAST = dict(

@@ -18,9 +18,8 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 
 from ltvkit.datasets import make_ltv
-from ltvkit.nn import ziln_nll, ziln_quantile
+from ltvkit.nn import OptDistLoss, OptDistRegressor, StackedMLP, ziln_nll, ziln_quantile
 from ltvkit.nn._layers import MLP
-from ltvkit.nn import OptDistLoss, OptDistRegressor, StackedMLP
 
 SMALL = dict(
     hidden_units=(16,),

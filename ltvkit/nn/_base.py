@@ -322,9 +322,10 @@ class _FiniteLossGuard(Callback):
         epoch = len(net.history)
         raise RuntimeError(
             f"{self.estimator_name}: the {where} loss became {value} in epoch {epoch}; the "
-            f"fit diverged. Likely causes: a learning rate that is too high (learning_rate={net.lr:g}), "
-            "extreme feature values (outliers, unscaled spend; keep log_transform='auto'), "
-            "or extreme targets. Try a lower learning_rate, gradient_clip=1.0 or some weight_decay."
+            "fit diverged. Likely causes: a learning rate that is too high "
+            f"(learning_rate={net.lr:g}), extreme feature values (outliers, unscaled spend; "
+            "keep log_transform='auto'), or extreme targets. Try a lower learning_rate, "
+            "gradient_clip=1.0 or some weight_decay."
         )
 
     def on_batch_end(

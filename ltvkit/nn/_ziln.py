@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
