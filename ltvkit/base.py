@@ -19,6 +19,7 @@ import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
