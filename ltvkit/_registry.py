@@ -1,24 +1,26 @@
 """The registry of public ltvkit estimators (``ltvkit.all_estimators``).
 
-A new model adds one line to ``ESTIMATOR_LOCATIONS`` and is then exposed as
-``ltvkit.<Name>``, run through ``tests/test_common.py`` and offered by ``ltvkit benchmark``.
+A new model is one file plus one line in ``ESTIMATOR_LOCATIONS`` (its name and the
+module that defines it). It is then exposed as ``ltvkit.<Name>`` (and, for a deep model
+in ``ltvkit/nn/``, as ``ltvkit.nn.<Name>``), run through ``tests/test_common.py`` and
+offered by ``ltvkit benchmark``.
 """
 
 from __future__ import annotations
 
 import importlib
 
-#: Public estimator name -> module that defines it. Order = order in benchmarks.
+#: Public estimator name -> the module that defines it. Order = order in benchmarks.
 ESTIMATOR_LOCATIONS: dict[str, str] = {
-    "TwoStageRegressor": "ltvkit.boosting",
-    "ZILNRegressor": "ltvkit.nn",
-    "OptDistRegressor": "ltvkit.nn",
-    "MDMERegressor": "ltvkit.nn",
-    "ODMNRegressor": "ltvkit.nn",
-    "MEANRegressor": "ltvkit.nn",
-    "CCORNetRegressor": "ltvkit.nn",
-    "LTVBucketizer": "ltvkit.preprocessing",
-    "QuantileBucketizer": "ltvkit.preprocessing",
+    "TwoStageRegressor": "ltvkit.boosting._two_stage",
+    "ZILNRegressor": "ltvkit.nn._ziln",
+    "OptDistRegressor": "ltvkit.nn._optdist",
+    "MDMERegressor": "ltvkit.nn._mdme",
+    "ODMNRegressor": "ltvkit.nn._mdme",
+    "MEANRegressor": "ltvkit.nn._mean",
+    "CCORNetRegressor": "ltvkit.nn._ccornet",
+    "LTVBucketizer": "ltvkit.preprocessing._bucketizers",
+    "QuantileBucketizer": "ltvkit.preprocessing._bucketizers",
 }
 
 _TYPES = ("regressor", "transformer")

@@ -33,10 +33,29 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+# the hyperparameter constraints a model declares in ``_parameter_constraints``
+from ltvkit._utils import (
+    Boolean,
+    Instance,
+    Int,
+    Options,
+    PerLevel,
+    Real,
+    Units,
+    validate_params,
+)
+
 __all__ = [
+    "Boolean",
     "DataQualityWarning",
+    "Instance",
+    "Int",
     "LTVRegressorMixin",
+    "Options",
+    "PerLevel",
+    "Real",
     "TabularSchema",
+    "Units",
     "check_predictions",
     "validate_ltv_target",
 ]
@@ -429,8 +448,6 @@ class LTVRegressorMixin(RegressorMixin):
 
     def _validate_params(self) -> None:
         """Check the hyperparameters: each against its constraints, then combinations."""
-        from ltvkit._utils import validate_params
-
         validate_params(self)
         self._check_param_combinations()
 
@@ -469,7 +486,8 @@ class LTVRegressorMixin(RegressorMixin):
         check_consistent_length(frame, y_arr)
         self.schema_ = schema
         # a multi-horizon model fitted on a 1-D y answers in 1-D
-        self.target_ndim_ = 1 if np.ndim(y) == 1 else 2
+        ndim = y.ndim if isinstance(y, (np.ndarray, pd.Series, pd.DataFrame)) else None
+        self.target_ndim_ = 1 if (ndim or np.asarray(y).ndim) == 1 else 2
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight,

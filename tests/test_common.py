@@ -6,8 +6,11 @@ adds itself to the registry and, if it is slow, a fast configuration to ``FAST_P
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import pickle
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -17,10 +20,27 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from ltvkit import _registry as registry
 from ltvkit import all_estimators
 from ltvkit.metrics import get_scorer
 
-REGRESSORS = all_estimators("regressor")
+
+
+@contextlib.contextmanager
+def _registered(name: str, module: str) -> Iterator[None]:
+    """Add one line to ltvkit's registry for the duration of the block."""
+    registry.ESTIMATOR_LOCATIONS[name] = module
+    try:
+        yield
+    finally:
+        del registry.ESTIMATOR_LOCATIONS[name]
+
+
+# A model written the way docs/nn.md tells a newcomer to (tests/newcomer_model.py):
+# registered like any model, it goes through every test below.
+NEWCOMER = "LogMSERegressor"
+with _registered(NEWCOMER, "newcomer_model"):
+    REGRESSORS = all_estimators("regressor")
 TRANSFORMERS = all_estimators("transformer")
 
 # Small, fast configurations for the tests (the defaults are tuned for real data).
@@ -50,13 +70,19 @@ DEEP_GRID = {"model__learning_rate": [3e-3, 1e-2]}
 # the deep models run sklearn's checks with precision="float64", where the two fits agree
 # to ~1e-15 on every machine; every other test uses the float32 default.
 CHECK_PARAMS: dict[str, dict] = {
-    "ZILNRegressor": dict(precision="float64"),
-    "OptDistRegressor": dict(precision="float64"),
-    "MDMERegressor": dict(precision="float64", max_epochs=20),
-    "ODMNRegressor": dict(precision="float64", max_epochs=20),
-    "CCORNetRegressor": dict(precision="float64"),
-    "MEANRegressor": dict(precision="float64"),
+    "MDMERegressor": dict(max_epochs=20),
+    "ODMNRegressor": dict(max_epochs=20),
 }
+
+
+def _check_instance(cls: type) -> object:
+    from ltvkit.nn import BaseDeepRegressor
+
+    params = dict(CHECK_PARAMS.get(cls.__name__, {}))
+    if issubclass(cls, BaseDeepRegressor):
+        params["precision"] = "float64"
+    return _fast(cls, **params)
+
 
 # Checks a model cannot pass, with the reason. Keep this short; every entry is a debt.
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {
@@ -127,7 +153,7 @@ def _target(est: object, data: tuple) -> np.ndarray:
 
 
 @parametrize_with_checks(
-    [_fast(cls, **CHECK_PARAMS.get(cls.__name__, {})) for _, cls in REGRESSORS + TRANSFORMERS],
+    [_check_instance(cls) for _, cls in REGRESSORS + TRANSFORMERS],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):
@@ -138,12 +164,13 @@ def test_registry_lists_every_public_estimator():
     import ltvkit
 
     names = [name for name, _ in all_estimators()]
+    assert NEWCOMER not in names
     assert len(names) == len(set(names))
     for name in names:
         assert getattr(ltvkit, name).__name__ == name
         assert name in ltvkit.__all__
-    # transformers and regressors partition the registry
-    assert len(REGRESSORS) + len(TRANSFORMERS) == len(names)
+    # transformers and regressors partition the registry (plus the test's newcomer)
+    assert len(REGRESSORS) + len(TRANSFORMERS) == len(names) + 1
     assert all(is_regressor(cls()) for _, cls in REGRESSORS)
 
 
@@ -417,3 +444,102 @@ def test_transformer_clone_pickle_pipeline(cls, ltv_data):
     frame = pipe.fit_transform(pd.DataFrame({"value": y}))
     assert isinstance(frame, pd.DataFrame)
     assert len(frame) == len(y)
+
+
+# --------------------------------------------------------------------------- conventions
+
+#: The public prediction methods, one name per concept (docs/contract.md, "Vocabulary").
+#: A new name is a new concept: add it here and to the table, or reuse one.
+PREDICT_METHODS = {
+    "predict",  # E[y | x]
+    "predict_nonzero_proba",  # P(y > 0 | x)
+    "predict_quantiles",  # quantiles of y | x
+    "predict_params",  # a parametric model's distribution parameters (dict of arrays)
+    "predict_positive_value",  # E[y | y > 0, x]
+    "predict_bucket_proba",  # P(bucket | x) over the model's value buckets
+    "predict_bucket",  # the most probable bucket
+    "predict_bucket_values",  # the value the model predicts inside each bucket
+    "predict_stage_proba",  # a cascade's conditional stage probabilities
+    "predict_component_proba",  # a mixture's component (selection) probabilities
+    "predict_component",  # the selected mixture component
+    "predict_attention",  # an attention matrix, for inspection
+}
+
+#: Names that mean different things in different papers (Greek letters) or that ltvkit
+#: replaced by one name per concept; no estimator may use them as a parameter.
+FORBIDDEN_PARAMS = {
+    "alpha": "a role name (e.g. calibration_weight)",
+    "beta": "a role name (e.g. *_weight)",
+    "gamma": "a role name (e.g. main_weight)",
+    "temperature": "gumbel_temperature or distill_temperature",
+    "lr": "learning_rate",
+    "lr_schedule": "learning_rate_schedule",
+    "early_stopping_rounds": "early_stopping + patience",
+    "n_distributions": "n_buckets (label ranges) or n_components (mixture components)",
+    "selection": "prediction",
+}
+
+#: Values of the switches several models share.
+SHARED_CHOICES = {
+    "prediction": {"hard", "expected"},
+    "bias_correction": {"balance", "smearing", "lognormal", "isotonic", "none"},
+}
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_prediction_methods_use_the_shared_vocabulary(cls):
+    methods = {name for name in dir(cls) if name.startswith("predict")}
+    assert "predict" in methods and "predict_nonzero_proba" in methods
+    unknown = methods - PREDICT_METHODS
+    assert not unknown, f"{cls.__name__}: {sorted(unknown)} not in the vocabulary"
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_parameters_use_the_shared_vocabulary(cls):
+    from ltvkit.nn import SHARED_PARAMS, BaseDeepRegressor
+
+    params = inspect.signature(cls.__init__).parameters
+    for name, instead in FORBIDDEN_PARAMS.items():
+        assert name not in params, f"{cls.__name__}.{name}: use {instead}"
+    for name, allowed in SHARED_CHOICES.items():
+        if name in params:
+            constraint = dict(cls._parameter_constraints)[name][0]
+            assert set(constraint.options) <= allowed, (cls.__name__, name)
+    if issubclass(cls, BaseDeepRegressor):
+        assert set(SHARED_PARAMS) <= set(params)
+    # every parameter has declared constraints, checked at fit
+    assert set(params) - {"self"} == set(cls._parameter_constraints), cls.__name__
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_every_parameter_is_validated_at_fit_with_its_name(cls, ltv_data):
+    X, _, _ = ltv_data
+    est = _fast(cls)
+    y = _target(est, ltv_data)
+    for name in cls._parameter_constraints:
+        bad = est.set_params(**{name: _INVALID})
+        with pytest.raises(ValueError, match=rf"\b{re.escape(name)}\b"):
+            bad.fit(X, y)
+        est = _fast(cls)
+
+
+class _Invalid:
+    """A value no constraint accepts."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+_INVALID = _Invalid()
+
+
+def test_a_registered_model_is_exposed_everywhere():
+    import ltvkit
+
+    assert not hasattr(ltvkit, NEWCOMER)
+    with _registered(NEWCOMER, "newcomer_model"):
+        cls = dict(all_estimators("regressor"))[NEWCOMER]
+        assert getattr(ltvkit, NEWCOMER) is cls
+        from ltvkit._benchmark import available_models
+
+        assert available_models()["log_mse"] is cls

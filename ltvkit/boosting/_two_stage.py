@@ -59,6 +59,14 @@ def _clone_plug_in(estimator: Any, seed: int | None) -> Any:
     return est
 
 
+def _safe(check: Any, estimator: object) -> bool:
+    """``check(estimator)``, False when the object is no estimator at all (no tags)."""
+    try:
+        return bool(check(estimator))
+    except (AttributeError, TypeError):
+        return False
+
+
 def _weighted_mean(values: np.ndarray, weights: np.ndarray | None) -> float:
     if weights is None:
         return float(np.mean(values))
@@ -292,14 +300,14 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
                 "corrects a log1p fit; with target_transform='none' use 'balance' or 'none'."
             )
         if self.classifier is not None and not (
-            is_classifier(self.classifier) and hasattr(self.classifier, "predict_proba")
+            _safe(is_classifier, self.classifier) and hasattr(self.classifier, "predict_proba")
         ):
             raise ValueError(
                 "ltvkit: TwoStageRegressor: classifier must be a scikit-learn classifier "
                 f"with predict_proba, got {self.classifier!r}."
             )
         if self.regressor is not None and not (
-            is_regressor(self.regressor) or hasattr(self.regressor, "predict")
+            _safe(is_regressor, self.regressor) or hasattr(self.regressor, "predict")
         ):
             raise ValueError(
                 "ltvkit: TwoStageRegressor: regressor must be a scikit-learn regressor, got "

@@ -11,6 +11,8 @@ Examples
 (32,)
 """
 
+import importlib
+
 from ltvkit.nn._base import (
     SHARED_PARAMS,
     BaseDeepRegressor,
@@ -33,6 +35,18 @@ from ltvkit.nn._mdme import MDMELoss, MDMEModule, MDMERegressor, ODMNRegressor
 from ltvkit.nn._mean import MEANLoss, MEANModule, MEANRegressor
 from ltvkit.nn._optdist import OptDistLoss, OptDistModule, OptDistRegressor
 from ltvkit.nn._ziln import ZILNLoss, ZILNModule, ZILNRegressor
+
+
+def __getattr__(name: str) -> object:
+    # a model registered in ltvkit/_registry.py from a module of this package is
+    # ltvkit.nn.<Name> too, without an import line here
+    from ltvkit._registry import ESTIMATOR_LOCATIONS
+
+    module = ESTIMATOR_LOCATIONS.get(name, "")
+    if module.startswith(f"{__name__}."):
+        return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MLP",
