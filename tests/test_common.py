@@ -25,7 +25,6 @@ from ltvkit import all_estimators
 from ltvkit.metrics import get_scorer
 
 
-
 @contextlib.contextmanager
 def _registered(name: str, module: str) -> Iterator[None]:
     """Add one line to ltvkit's registry for the duration of the block."""

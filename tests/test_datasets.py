@@ -15,6 +15,7 @@ from ltvkit.datasets import (
     load_hillstrom,
     load_online_retail,
     make_ltv,
+    transactions_to_features,
     transactions_to_ltv,
 )
 
@@ -62,8 +63,20 @@ def test_transactions_to_ltv_hand_worked():
         },
         index=pd.Index(["A", "B", "C"], name="cust"),
     )
-    pd.testing.assert_frame_equal(X, expected, check_index_type=False)
-    assert list(X.columns) == list(FEATURE_NAMES)
+    pd.testing.assert_frame_equal(X[list(FEATURE_NAMES)], expected, check_index_type=False)
+    assert list(X.columns[:9]) == list(FEATURE_NAMES)
+    # the calibration window is 152 days: the 30-day window fits, 180 and 365 do not
+    rich = pd.DataFrame(
+        {
+            "spend_last_30d": [0.0, 0.0, 0.0],
+            "frequency_last_30d": [0, 0, 1],
+            "interpurchase_mean_days": [91.0, np.nan, np.nan],  # A: 2020-01-01 -> 04-01
+            "interpurchase_std_days": [np.nan, np.nan, np.nan],  # needs 3 purchases
+            "refund_share": [0.0, 0.4, 0.0],  # B: 20 of 50 came back
+        },
+        index=expected.index,
+    )
+    pd.testing.assert_frame_equal(X.iloc[:, 9:], rich, check_index_type=False)
     pd.testing.assert_series_equal(
         y,
         pd.Series([5.0, 0.0, 15.0], index=expected.index, name="holdout_spend"),
@@ -400,3 +413,140 @@ def test_transactions_to_ltv_warns_when_a_window_runs_past_the_data():
             TOY, **TOY_KW, calibration_end="2020-06-01", holdout_end=["2020-07-01", "2020-12-01"]
         )
     assert "2020-07-01" not in str(record[0].message)
+
+
+# --------------------------------------------------------------------------- transactions_to_features
+
+RICH = pd.DataFrame(
+    {
+        "cust": ["00418683", "00418683", "00418683", "7", "7", "00418683", "7"],
+        "date": [
+            "2019-01-10",
+            "2019-06-01",
+            "2020-03-01",
+            "2020-02-01",
+            "2020-02-01",
+            "2020-06-15",  # holdout
+            "2020-05-20",
+        ],
+        "value": [100.0, 50.0, 20.0, 30.0, -10.0, 5.0, 12.0],
+        "sku": ["x", "y", "x", "z", "z", "x", "w"],
+        "qty": [1, 2, 1, 3, -1, 1, 2],
+        "country": ["UK", "UK", "FR", np.nan, "DE", "UK", np.nan],
+    }
+)
+RICH_KW = dict(
+    customer_col="cust",
+    date_col="date",
+    value_col="value",
+    item_col="sku",
+    quantity_col="qty",
+    static_cols=["country"],
+)
+
+
+def test_features_as_of_equal_the_x_of_transactions_to_ltv():
+    X = transactions_to_features(RICH, **RICH_KW, as_of="2020-06-01")
+    X_ltv, y = transactions_to_ltv(
+        RICH, **RICH_KW, calibration_end="2020-06-01", holdout_end="2020-06-16"
+    )
+    pd.testing.assert_frame_equal(X, X_ltv)
+    assert y.loc["00418683"] == 5.0
+
+
+def test_features_ids_windows_items_quantity_and_static_columns():
+    X = transactions_to_features(RICH, **RICH_KW, as_of="2020-06-01")
+    # ids are identifiers: text stays text, leading zeros included
+    assert X.index.tolist() == ["00418683", "7"]
+    # 507 days of history: every trailing window fits
+    for w in (30, 90, 180, 365):
+        assert f"spend_last_{w}d" in X and f"frequency_last_{w}d" in X
+    a, b = X.loc["00418683"], X.loc["7"]
+    # 2019-06-01 is 366 days before as_of: outside the 365-day window (half-open)
+    assert a["frequency"] == 3 and a["spend_last_365d"] == a["spend_last_180d"] == 20.0
+    assert a["spend_last_90d"] == 0.0  # 2020-03-01 is 92 days before as_of
+    assert a["interpurchase_mean_days"] == pytest.approx((142 + 274) / 2)
+    assert a["interpurchase_std_days"] == pytest.approx(np.std([142, 274], ddof=1))
+    assert a["distinct_items"] == 2 and a["quantity_total"] == 4.0
+    # 2020-02-01 nets to 20 (one occasion of two lines); the -10 line is a refund share
+    assert b["frequency"] == 2 and b["refund_share"] == pytest.approx(10 / 42)
+    assert b["quantity_mean"] == pytest.approx(4 / 2)
+    # static: the last known value before as_of, categorical (NaN rows are skipped)
+    assert isinstance(X["country"].dtype, pd.CategoricalDtype)
+    assert a["country"] == "FR" and b["country"] == "DE"
+    # as of an earlier date, the later values are not known yet
+    early = transactions_to_features(RICH, **RICH_KW, as_of="2019-07-01")
+    assert early.loc["00418683", "country"] == "UK" and "7" not in early.index
+    assert "spend_last_365d" not in early  # 172 days of history
+
+
+def test_features_are_fast_enough_to_be_called_per_scoring_run():
+    # a vectorised path: 200k lines, 20k customers well under a few seconds here
+    rng = np.random.default_rng(0)
+    n = 200_000
+    tx = pd.DataFrame(
+        {
+            "cust": rng.integers(0, 20_000, n).astype(str),
+            "date": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 700, n), "D"),
+            "value": rng.gamma(2.0, 20.0, n),
+        }
+    )
+    X = transactions_to_features(
+        tx, customer_col="cust", date_col="date", value_col="value", as_of="2021-12-01"
+    )
+    assert len(X) == tx["cust"][tx["date"] < "2021-12-01"].nunique()
+
+
+@pytest.mark.parametrize(
+    "dates, fmt, match",
+    [
+        (["01/09/2011", "02/10/2011"], None, r"ambiguous; pass date_format='%d/%m/%Y'"),
+        (["13/09/2011", "02/10/2011"], None, r"only parse day first"),
+        (["20110901", "20111002"], None, "holds numbers|date_format"),
+        (["2011-09-01", "oops"], None, "Could not parse column 'date'"),
+        (["01/09/2011", "02/10/2011"], "%Y-%m-%d", "does not match date_format"),
+    ],
+)
+def test_features_refuse_ambiguous_or_unparseable_dates(dates, fmt, match):
+    tx = pd.DataFrame({"c": ["a", "b"], "date": dates, "v": [1.0, 2.0]})
+    if dates[0].isdigit():
+        tx["date"] = tx["date"].astype(np.int64)
+    with pytest.raises(ValueError, match=match):
+        transactions_to_features(
+            tx,
+            customer_col="c",
+            date_col="date",
+            value_col="v",
+            as_of="2012-01-01",
+            date_format=fmt,
+        )
+
+
+def test_features_with_date_format_read_day_first_and_numeric_dates():
+    tx = pd.DataFrame({"c": ["a", "a"], "date": ["01/09/2011", "02/10/2011"], "v": [1.0, 2.0]})
+    X = transactions_to_features(
+        tx,
+        customer_col="c",
+        date_col="date",
+        value_col="v",
+        as_of="2011-10-03",
+        date_format="%d/%m/%Y",
+    )
+    assert X.loc["a", "recency"] == 1.0 and X.loc["a", "tenure"] == 32.0
+    tx["date"] = [20110901, 20111002]
+    X2 = transactions_to_features(
+        tx,
+        customer_col="c",
+        date_col="date",
+        value_col="v",
+        as_of="2011-10-03",
+        date_format="%Y%m%d",
+    )
+    pd.testing.assert_frame_equal(X, X2)
+
+
+def test_features_as_of_after_the_data_warns():
+    with pytest.warns(UserWarning, match=r"as_of 2021-01-01 is after the last transaction"):
+        transactions_to_features(
+            RICH, customer_col="cust", date_col="date", value_col="value", as_of="2021-01-01"
+        )

@@ -1,7 +1,9 @@
 """Datasets for LTV prediction.
 
+- :func:`transactions_to_features`: a transaction log -> customer features as of a date
+  (what scoring today's customers needs).
 - :func:`transactions_to_ltv`: a transaction log -> ``(X, y)`` with calibration-window
-  features and holdout-window spend (the first step of every LTV project).
+  features and holdout-window spend (training and back-testing).
 - :func:`load_cdnow`: the CDNOW customers (Fader & Hardie), shipped inside ltvkit.
 - :func:`load_online_retail`, :func:`load_hillstrom`: real data read from a local copy
   (not shipped; ``path``, ``$LTVKIT_DATA_DIR`` or ``<repo>/../shared/data``).
@@ -20,7 +22,11 @@ Examples
 
 from ltvkit.datasets._loaders import load_cdnow, load_hillstrom, load_online_retail
 from ltvkit.datasets._synthetic import make_ltv
-from ltvkit.datasets._transactions import FEATURE_NAMES, transactions_to_ltv
+from ltvkit.datasets._transactions import (
+    FEATURE_NAMES,
+    transactions_to_features,
+    transactions_to_ltv,
+)
 
 __all__ = [
     "FEATURE_NAMES",
@@ -28,5 +34,6 @@ __all__ = [
     "load_hillstrom",
     "load_online_retail",
     "make_ltv",
+    "transactions_to_features",
     "transactions_to_ltv",
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltvkit.datasets._transactions import transactions_to_ltv
+from ltvkit.datasets._transactions import FEATURE_NAMES, transactions_to_ltv
 
 __all__ = ["load_cdnow", "load_hillstrom", "load_online_retail"]
 
@@ -102,7 +102,10 @@ def load_cdnow(
     Returns
     -------
     X : pandas.DataFrame of shape (23570, 9)
-        ``transactions_to_ltv`` features, indexed by ``customer_id``.
+        The core ``FEATURE_NAMES`` of ``transactions_to_ltv``, indexed by
+        ``customer_id`` (the richer features ranked no better on CDNOW and Online
+        Retail: ``docs/datasets.md``; ``return_transactions=True`` and
+        ``transactions_to_ltv`` give them all).
     y : pandas.Series or pandas.DataFrame
         Holdout spend in dollars.
 
@@ -158,7 +161,7 @@ def load_cdnow(
     )
     if horizons_weeks is not None:
         y.columns = [f"{w}w" for w in weeks]
-    return X, y
+    return X[list(FEATURE_NAMES)], y
 
 
 def _find_data_file(relpath: str, path: str | os.PathLike | None, what: str) -> Path:
@@ -219,7 +222,8 @@ def load_online_retail(
     Returns
     -------
     X : pandas.DataFrame
-        ``transactions_to_ltv`` features, indexed by ``CustomerID``.
+        The core ``FEATURE_NAMES`` of ``transactions_to_ltv``, indexed by
+        ``CustomerID`` (see :func:`load_cdnow`).
     y : pandas.Series
         Holdout spend.
 
@@ -247,7 +251,7 @@ def load_online_retail(
     df = df.reset_index(drop=True)
     if return_transactions:
         return df
-    return transactions_to_ltv(
+    X, y = transactions_to_ltv(
         df,
         customer_col="CustomerID",
         date_col="InvoiceDate",
@@ -255,6 +259,7 @@ def load_online_retail(
         calibration_end=calibration_end,
         holdout_end=holdout_end,
     )
+    return X[list(FEATURE_NAMES)], y
 
 
 def load_hillstrom(path: str | os.PathLike | None = None) -> tuple[pd.DataFrame, pd.Series]:
