@@ -69,17 +69,17 @@ CASES: list[tuple[str, str, dict, bool]] = [
             DEEP,
             expert_units=(8,),
             dam_units=(8,),
-            n_distributions=4,
-            beta=0.5,
-            gamma=2.0,
-            temperature=1.5,
+            n_buckets=4,
+            hard_label_weight=0.5,
+            soft_label_weight=2.0,
+            distill_temperature=1.5,
         ),
         False,
     ),
     (
         "mean_mean",
         "MEANRegressor",
-        dict(DEEP, expert_units=(8,), dam_units=(8,), bias_correction="mean"),
+        dict(DEEP, expert_units=(8,), dam_units=(8,), bias_correction="balance"),
         True,
     ),
     (
@@ -97,7 +97,9 @@ CASES: list[tuple[str, str, dict, bool]] = [
 ]
 
 # method name before the change -> name now (extend when a refactoring renames a method)
-RENAMED_METHODS: dict[str, str] = {}
+RENAMED_METHODS: dict[str, str] = {
+    "predict_distribution_proba": "predict_bucket_proba",  # MEANRegressor
+}
 
 
 def _outputs(est: object, X: object) -> dict[str, np.ndarray]:

@@ -76,7 +76,7 @@ MEAN_VARIANTS = {
     "MEAN (log1p)": dict(label_transform="log1p"),
     "MEAN (no truncation)": dict(label_cap_quantile=1.0),
 }
-CORRECTIONS = ("isotonic", "mean", "smearing", "none")
+CORRECTIONS = ("isotonic", "balance", "smearing", "none")
 
 
 def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -128,7 +128,7 @@ def evaluate(
             if label == "MEAN":
                 # the DAM's range classification on its own training data
                 z = model.bucketizer_.transform(y_tr.reshape(-1, 1)).ravel()
-                b = model.predict_distribution_proba(X_tr)
+                b = model.predict_bucket_proba(X_tr)
                 dam_accuracy.append(float((b.argmax(axis=1) == z).mean()))
                 majority = float(np.bincount(z).max() / len(z))
                 # paired comparison: refit only the retransformation of this network

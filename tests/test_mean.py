@@ -14,18 +14,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.model_selection import train_test_split
 
 from ltvkit.datasets import make_ltv
-from ltvkit.nn import (
-    XI,
-    MEANLoss,
-    MEANModule,
-    MEANRegressor,
-    ParallelMLP,
-    _interp,
-    soft_cross_entropy,
-)
+from ltvkit.nn import MEANLoss, MEANModule, MEANRegressor, MLPBank
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import SharedBottom
-from ltvkit.preprocessing import LTVBucketizer
+from ltvkit.nn._mean import XI, _interp, soft_cross_entropy
+from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
 
 FAST = dict(
     hidden_units=(16,),
@@ -43,7 +36,7 @@ def _module(n=5, m=3, d=6, dam=True, seed=0):
     return MEANModule(
         SharedBottom(spec, (8,)),
         SharedBottom(spec, (8,)) if dam else None,
-        n_distributions=n,
+        n_buckets=n,
         n_experts=m,
         expert_units=(d,),
         dam_units=(5,),
@@ -55,7 +48,7 @@ def _module(n=5, m=3, d=6, dam=True, seed=0):
 
 def test_parallel_experts_equal_independent_towers():
     torch.manual_seed(0)
-    experts = ParallelMLP(7, (5, 3), n_models=4).double()
+    experts = MLPBank(4, 7, (5, 3)).double()  # MEANModule's experts: no output layer
     x = torch.randn(10, 7, dtype=torch.float64)
     out = experts(x)
     assert out.shape == (10, 4, 3)
@@ -64,7 +57,7 @@ def test_parallel_experts_equal_independent_towers():
         h = torch.relu(h @ experts.weights[1][j] + experts.biases[1][j])
         torch.testing.assert_close(out[:, j], h)
     with pytest.raises(ValueError, match="at least one"):
-        ParallelMLP(3, (), n_models=2)
+        MLPBank(2, 3, ())
 
 
 def test_forward_follows_equations_2_to_7_token_by_token():
@@ -76,7 +69,7 @@ def test_forward_follows_equations_2_to_7_token_by_token():
     h = module.bottom(x, cat)
     experts = module.experts(h)  # (B, M, d)
     for b in range(6):
-        # eq. 3: G_i = softmax(W_g x) over the M experts, one gate per distribution i
+        # eq. 3: G_i = softmax(W_g x) over the M experts, one gate per bucket i
         gates = torch.softmax(module.gates(h[b]).view(n, m), dim=-1)
         # eq. 2: f_i = sum_j G_ij E_j(x)
         tokens = torch.stack(
@@ -125,10 +118,10 @@ def _loss_by_hand(out, s, z, delta, kl, distillation, beta, gamma, tau):
 
 
 @pytest.mark.parametrize(
-    "kl, distillation, beta, gamma, delta",
+    "kl, distillation, hard, soft, delta",
     [(True, True, 1.0, 1.0, 1.0), (False, True, 0.5, 2.0, 0.3), (True, False, 1.0, 1.0, 2.0)],
 )
-def test_loss_matches_the_equations(kl, distillation, beta, gamma, delta):
+def test_loss_matches_the_equations(kl, distillation, hard, soft, delta):
     module = _module()
     x = torch.randn(50, 4, dtype=torch.float64)
     out = module(x, torch.zeros(50, 0, dtype=torch.long))
@@ -140,13 +133,13 @@ def test_loss_matches_the_equations(kl, distillation, beta, gamma, delta):
         huber_delta=delta,
         kl=kl,
         distillation=distillation,
-        beta=beta,
-        gamma=gamma,
-        temperature=2.0,
+        hard_label_weight=hard,
+        soft_label_weight=soft,
+        distill_temperature=2.0,
     )
     got = crit(out, target)
     assert got.shape == (50,)
-    want = _loss_by_hand(out, s, z, delta, kl, distillation, beta, gamma, 2.0)
+    want = _loss_by_hand(out, s, z, delta, kl, distillation, hard, soft, 2.0)
     np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-7, atol=1e-9)
     # gradients reach both branches (no stop-gradient in the alignment terms)
     got.mean().backward()
@@ -203,11 +196,11 @@ def fitted(toy):
 
 def test_predict_methods_shapes_and_distributions(fitted, toy):
     X, y = toy
-    assert fitted.n_distributions_ == 5
+    assert fitted.n_buckets_ == 5
     bk = LTVBucketizer(n_buckets=5).fit(y.reshape(-1, 1))
     np.testing.assert_array_equal(fitted.bucketizer_.boundaries_, bk.boundaries_)
-    b = fitted.predict_distribution_proba(X)
-    assert b.shape == (len(y), 5)
+    b = fitted.predict_bucket_proba(X)
+    assert isinstance(b, np.ndarray) and b.shape == (len(y), 5)
     np.testing.assert_allclose(b.sum(axis=1), 1.0, rtol=1e-9)
     np.testing.assert_allclose(fitted.predict_nonzero_proba(X), 1.0 - b[:, 0], rtol=1e-12)
     A = fitted.predict_attention(X[:50])
@@ -225,7 +218,7 @@ def test_dam_beats_the_majority_class_on_training_data():
     y = (X[:, 0] > 0.3) * np.exp(2 + 1.5 * X[:, 1] + 0.3 * rng.normal(size=3000))
     model = MEANRegressor(**dict(FAST, max_epochs=15, learning_rate=3e-3)).fit(X, y)
     z = model.bucketizer_.transform(y.reshape(-1, 1)).ravel()
-    acc = (model.predict_distribution_proba(X).argmax(axis=1) == z).mean()
+    acc = (model.predict_bucket_proba(X).argmax(axis=1) == z).mean()
     majority = np.bincount(z).max() / len(z)
     assert acc > majority + 0.1, (acc, majority)
 
@@ -269,7 +262,8 @@ def test_label_transforms_invert_and_uncorrected_prediction_is_the_inverse(toy, 
 def test_label_cap_truncates_the_training_target(toy, q):
     _, y = toy
     model = MEANRegressor(**FAST, label_cap_quantile=q)
-    targets = model.set_params(label_transform="linear")._prepare_targets(y, None)
+    prepared = model.set_params(label_transform="linear")._prepare_targets(y, None)
+    targets = prepared.targets
     cap = y.max() if q == 1.0 else np.quantile(y[y > 0], q, method="inverted_cdf")
     assert model.label_cap_ == cap
     np.testing.assert_allclose(targets["s"], 20.0 * np.minimum(y, cap) / cap, rtol=1e-12)
@@ -281,13 +275,14 @@ def test_label_cap_truncates_the_training_target(toy, q):
     assert model.label_cap_ == np.quantile(repeated[repeated > 0], q, method="inverted_cdf")
 
 
-def test_mean_and_smearing_corrections(toy):
+def test_balance_and_smearing_corrections(toy):
     X, y = toy
     base = dict(FAST, label_transform="log1p", early_stopping=False)
-    model = MEANRegressor(**base, bias_correction="mean").fit(X, y)
-    # mean matching: the training mean is reproduced
+    model = MEANRegressor(**base, bias_correction="balance").fit(X, y)
+    assert model.bias_correction_["kind"] == "balance"
+    # balance: the predicted training total is the observed total
     pred = model.predict(X)
-    assert pred.mean() == pytest.approx(y.mean(), rel=1e-9)
+    assert pred.sum() == pytest.approx(y.sum(), rel=1e-9)
     # predictions follow what was fitted, not a hyperparameter changed afterwards
     model.set_params(bias_correction="none", label_transform="sqrt")
     np.testing.assert_array_equal(model.predict(X), pred)
@@ -316,7 +311,7 @@ def test_ablation_switches(toy):
     X, y = toy
     mvfe = MEANRegressor(**FAST, dam=False).fit(X, y)
     assert not hasattr(mvfe, "predict_nonzero_proba")
-    assert not hasattr(mvfe, "predict_distribution_proba")
+    assert not hasattr(mvfe, "predict_bucket_proba")
     assert not hasattr(mvfe.net_.module_, "dam_mlp")
     assert mvfe.predict(X).shape == (len(y),)
     assert mvfe.predict_attention(X[:3]).shape == (3, 5, 5)
@@ -334,14 +329,14 @@ def test_ablation_switches(toy):
 def test_boundaries_and_merged_ranges(toy):
     X, y = toy
     model = MEANRegressor(**FAST, boundaries=[10.0, 100.0]).fit(X, y)
-    assert model.n_distributions_ == 4
-    assert model.predict_distribution_proba(X[:3]).shape == (3, 4)
+    assert model.n_buckets_ == 4
+    assert model.predict_bucket_proba(X[:3]).shape == (3, 4)
     # few distinct positive values: tied quantile cuts are merged, with a warning
     y_tied = np.where(y > 0, 5.0, 0.0)
     y_tied[:3] = [1.0, 2.0, 3.0]
-    with pytest.warns(UserWarning, match="distributions"):
+    with pytest.warns(BucketMergeWarning, match=r"buckets instead of n_buckets=5"):
         tied = MEANRegressor(**FAST).fit(X, y_tied)
-    assert tied.n_distributions_ < 5
+    assert tied.n_buckets_ < 5
     assert np.isfinite(tied.predict(X)).all()
 
 
@@ -362,25 +357,44 @@ def test_weighted_ranges_equal_the_ranges_of_repeated_rows(toy):
 @pytest.mark.parametrize(
     "param, value, match",
     [
-        ("n_distributions", 1, "n_distributions"),
-        ("n_experts", 0, "n_experts"),
-        ("expert_units", (), "expert_units"),
-        ("dam_units", (4, 0), "dam_units"),
-        ("huber_delta", 0.0, "huber_delta"),
-        ("temperature", -1.0, "temperature"),
-        ("gamma", float("nan"), "gamma"),
-        ("kl", "yes", "kl"),
-        ("label_transform", "log", "label_transform"),
-        ("label_cap_quantile", 0.0, "label_cap_quantile"),
-        ("label_cap_quantile", 1.5, "label_cap_quantile"),
-        ("bias_correction", "duan", "bias_correction"),
-        ("boundaries", [5.0, 1.0], "increasing"),
+        ("n_buckets", 1, "n_buckets must be an integer >= 2"),
+        ("n_experts", 0, "n_experts must be an integer >= 1"),
+        ("expert_units", (), r"expert_units must be a tuple of positive ints \(at least one\)"),
+        ("dam_units", (4, 0), "dam_units must be a tuple of positive ints"),
+        ("huber_delta", 0.0, "huber_delta must be a number > 0"),
+        ("distill_temperature", -1.0, "distill_temperature must be a number > 0"),
+        ("soft_label_weight", float("nan"), "soft_label_weight must be a number >= 0"),
+        ("hard_label_weight", -0.5, "hard_label_weight must be a number >= 0"),
+        ("kl", "yes", "kl must be True or False"),
+        ("label_transform", "log", "label_transform must be one of"),
+        ("label_cap_quantile", 0.0, r"label_cap_quantile must be a number in \(0, 1\]"),
+        ("label_cap_quantile", 1.5, r"label_cap_quantile must be a number in \(0, 1\]"),
+        ("bias_correction", "duan", "bias_correction must be one of"),
+        ("bias_correction", "mean", "bias_correction must be one of"),
+        ("boundaries", [5.0, 1.0], "boundaries must be strictly increasing"),
+        ("boundaries", [0.0, 1.0], "boundaries must all be > zero_tol"),
+        ("boundaries", "abc", "boundaries must be a 1-D sequence"),
     ],
 )
 def test_bad_hyperparameters_raise_value_error(toy, param, value, match):
     X, y = toy
-    with pytest.raises(ValueError, match=match):
+    # the message names the estimator and the parameter, then what it must be
+    with pytest.raises(ValueError, match=f"^ltvkit: MEANRegressor: {match}"):
         MEANRegressor(**dict(FAST, **{param: value})).fit(X[:100], y[:100])
+
+
+def test_boundaries_accept_any_1d_array_like(toy):
+    X, y = toy
+    for boundaries in ([10.0, 100.0], (10, 100), np.array([10.0, 100.0])):
+        model = MEANRegressor(**dict(FAST, max_epochs=1), boundaries=boundaries)
+        assert model.fit(X[:200], y[:200]).n_buckets_ == 4
+
+
+def test_hooks_hand_nothing_over_through_private_attributes(fitted):
+    # the label-derived starting values travel in PreparedTargets.info, not on self
+    private = [k for k in vars(fitted) if k.startswith("_") and not k.startswith("__")]
+    assert private == [], private
+    assert not any(k.startswith("_init") for k in vars(fitted))
 
 
 def test_sample_weights_deterministic_and_pickle(toy):
@@ -410,7 +424,7 @@ def test_weighted_ranges_are_the_bucketizers_weighted_cuts(toy):
     np.testing.assert_array_equal(
         weighted.bucketizer_.boundaries_, repeated.bucketizer_.boundaries_
     )
-    assert weighted.n_distributions_ == repeated.n_distributions_
+    assert weighted.n_buckets_ == repeated.n_buckets_
 
 
 # ----------------------------------------------------------------------------- real data

@@ -1,16 +1,17 @@
 """MEAN: the Multi-Expert Adaptive Network of Liu et al. (WeChat Pay).
 
-The label range is pre-divided into ``n`` ordered *distributions* (value ranges, the
-zero value being its own range; :class:`~ltvkit.preprocessing.LTVBucketizer`). Two
-branches read the customer's features:
+The label range is pre-divided into ``n`` ordered label buckets (value ranges, the
+paper's *distributions*; the zero value is its own bucket;
+:class:`~ltvkit.preprocessing.LTVBucketizer`). Two branches read the customer's
+features:
 
 - **MVFE** (multi-view feature express, eqs. 2-7): ``M`` view experts on the shared
-  representation and ``n`` softmax gates (an MMoE whose "tasks" are the distributions)
-  give one embedding per distribution; an attention layer over these ``n`` embeddings,
-  read as an ordered sequence of tokens, mixes them into one embedding ``e``; a linear
-  layer maps ``e`` to the scaled label. Loss: Huber (eq. 8).
+  representation and ``n`` softmax gates (an MMoE whose "tasks" are the buckets) give
+  one embedding per bucket; an attention layer over these ``n`` embeddings, read as an
+  ordered sequence of tokens, mixes them into one embedding ``e``; a linear layer maps
+  ``e`` to the scaled label. Loss: Huber (eq. 8).
 - **DAM** (distribution approximation module, eqs. 9-11): a separate shared layer and
-  MLP classify the customer into the ``n`` distributions, ``b = softmax(k)``.
+  MLP classify the customer into the ``n`` buckets, ``b = softmax(k)``.
 
 The constrained attention joint alignment (eqs. 12-16) ties them together: the mean
 row of the attention matrix, ``theta``, is pulled towards ``b`` (KL) and the DAM is
@@ -21,11 +22,10 @@ expected values in the original units (see ``docs/models/mean.md``).
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -34,13 +34,13 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.metaestimators import available_if
 from torch import nn
 
-from ltvkit._utils import inverted_cdf_quantile
-from ltvkit.nn._base import BaseDeepRegressor
+from ltvkit._utils import Boolean, Instance, Int, Options, Real, Units, inverted_cdf_quantile
+from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, MLPBank, SharedBottom
 from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
 
-__all__ = ["MEANLoss", "MEANModule", "MEANRegressor", "ParallelMLP"]
+__all__ = ["MEANLoss", "MEANModule", "MEANRegressor"]
 
 #: The small constant xi of eq. 15 inside ``log(q + xi)``; also used in the KL term
 #: (eq. 13), where a float32 softmax can underflow to an exact 0.
@@ -50,7 +50,7 @@ _LABEL_TRANSFORMS = ("linear", "log1p", "sqrt", "none")
 #: "linear" maps the label cap to this value: the paper scales the labels and truncates
 #: them to [0, 20].
 _LINEAR_MAX = 20.0
-_BIAS_CORRECTIONS = ("isotonic", "smearing", "mean", "none")
+_BIAS_CORRECTIONS = ("isotonic", "smearing", "balance", "none")
 
 
 # -- label scaling -------------------------------------------------------------------------
@@ -88,39 +88,12 @@ def _unscale(s: torch.Tensor, kind: str, unit: float) -> torch.Tensor:
 
 
 # -- modules ---------------------------------------------------------------------------------
-class ParallelMLP(MLPBank):
-    """MEAN's ``n_models`` view experts: a :class:`~ltvkit.nn._layers.MLPBank`, no output layer.
-
-    Equivalent to ``n_models`` separate :class:`~ltvkit.nn.MLP` towers (``Linear ->
-    ReLU -> Dropout`` per layer) on the same input, evaluated with one ``einsum`` per
-    layer; the output is ``(batch, n_models, hidden_units[-1])``. Weights are
-    initialised like ``nn.Linear``, from the global RNG.
-
-    Parameters
-    ----------
-    in_features : int
-    hidden_units : sequence of int
-        Widths of every tower (at least one layer).
-    n_models : int
-    dropout : float, default=0.0
-
-    Examples
-    --------
-    >>> experts = ParallelMLP(8, (16,), n_models=5)
-    >>> experts(torch.zeros(3, 8)).shape, experts.out_features
-    (torch.Size([3, 5, 16]), 16)
-    """
-
-    def __init__(
-        self, in_features: int, hidden_units: Sequence[int], n_models: int, dropout: float = 0.0
-    ) -> None:
-        super().__init__(n_models, in_features, hidden_units, dropout=dropout)
-
-
 class MEANModule(nn.Module):
-    """MVFE (experts, gates, attention over distributions, linear output) + DAM.
+    """MVFE (experts, gates, attention over buckets, linear output) + DAM.
 
-    ``forward`` returns a dict with
+    The ``M`` view experts are one :class:`~ltvkit.nn.MLPBank` (``M`` towers of
+    ``Linear -> ReLU -> Dropout`` layers on the shared representation, no output layer,
+    one ``einsum`` per layer). ``forward`` returns a dict with
 
     - ``"y_hat"`` ``(B,)``: the prediction on the scaled-label scale, ``FC(e)`` (eq. 7);
     - ``"attention"`` ``(B, n, n)``: the attention matrix ``A`` (rows sum to 1);
@@ -132,7 +105,8 @@ class MEANModule(nn.Module):
         Shared layer of the MVFE branch.
     dam_bottom : SharedBottom or None
         Separate shared layer of the DAM (None: no DAM, the "MVFE only" ablation).
-    n_distributions : int
+    n_buckets : int
+        Number of label buckets ``n`` (the paper's distributions).
     n_experts : int
     expert_units : sequence of int
         Widths of each view expert (at least one layer).
@@ -149,7 +123,7 @@ class MEANModule(nn.Module):
     >>> from ltvkit.nn._encoder import EncodedSpec
     >>> spec = EncodedSpec(3, (), (), ("a", "b", "c"), ())
     >>> module = MEANModule(SharedBottom(spec, (8,)), SharedBottom(spec, (8,)),
-    ...                     n_distributions=4, n_experts=3, expert_units=(6,), dam_units=(5,))
+    ...                     n_buckets=4, n_experts=3, expert_units=(6,), dam_units=(5,))
     >>> out = module(torch.zeros(2, 3), torch.zeros(2, 0, dtype=torch.long))
     >>> out["y_hat"].shape, out["attention"].shape, out["dam_logits"].shape
     (torch.Size([2]), torch.Size([2, 4, 4]), torch.Size([2, 4]))
@@ -160,7 +134,7 @@ class MEANModule(nn.Module):
         bottom: SharedBottom,
         dam_bottom: SharedBottom | None,
         *,
-        n_distributions: int,
+        n_buckets: int,
         n_experts: int,
         expert_units: Sequence[int],
         dam_units: Sequence[int],
@@ -169,12 +143,12 @@ class MEANModule(nn.Module):
         init_dam_logits: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        n, m = int(n_distributions), int(n_experts)
-        self.n_distributions = n
+        n, m = int(n_buckets), int(n_experts)
+        self.n_buckets = n
         self.n_experts = m
         self.bottom = bottom
-        # MVFE, eqs. 2-3: M view experts, n gates (one per distribution) over the experts
-        self.experts = ParallelMLP(bottom.out_features, expert_units, m, dropout)
+        # MVFE, eqs. 2-3: M view experts, n gates (one per bucket) over the experts
+        self.experts = MLPBank(m, bottom.out_features, expert_units, dropout=dropout)
         self.gates = nn.Linear(bottom.out_features, n * m)
         d = self.experts.out_features
         # eqs. 4-5: g'_t = tanh(W_q h_t + W_k h_t + b_g'), alpha_t = softmax(g'_t W_a + b_a);
@@ -198,10 +172,10 @@ class MEANModule(nn.Module):
         h = self.bottom(x_num, x_cat)
         experts = self.experts(h)  # (B, M, d)
         gates = torch.softmax(
-            self.gates(h).view(-1, self.n_distributions, self.n_experts), dim=-1
-        )  # (B, n, M): G_i = softmax(W_g x), one gate per distribution
+            self.gates(h).view(-1, self.n_buckets, self.n_experts), dim=-1
+        )  # (B, n, M): G_i = softmax(W_g x), one gate per bucket
         tokens = torch.bmm(gates, experts)  # (B, n, d): f_i = sum_j G_ij E_j(x), eq. 2
-        # attention over the ordered distribution tokens, all n tokens at once
+        # attention over the ordered bucket tokens, all n tokens at once
         g = torch.tanh(self.w_q(tokens) + self.w_k(tokens))  # (B, n, d), eq. 4
         attention = torch.softmax(self.w_a(g), dim=-1)  # (B, n, n): row t = alpha_t, eq. 5
         e = torch.bmm(attention, tokens).mean(dim=1)  # (B, d): (1/n) sum_i (A H)_i, eq. 6
@@ -231,14 +205,15 @@ class MEANLoss(nn.Module):
     - ``L_kl = KL(b || theta)`` with ``b = softmax(k)`` and ``theta`` the mean row of the
       attention matrix (eqs. 12-13), if ``kl``;
     - ``L_dis = beta * H(z, softmax(k)) + gamma * H(softmax(theta / tau), softmax(k / tau))``
-      (eq. 14), the soft-label term only if ``distillation``.
+      (eq. 14) with ``beta = hard_label_weight``, ``gamma = soft_label_weight`` and
+      ``tau = distill_temperature``; the soft-label term only if ``distillation``.
 
     Without a DAM (the "MVFE only" ablation) the loss is ``L_cltv`` alone. No gradient
     is stopped: as in the paper's equations, ``L_kl`` moves both the attention and the
     DAM, and so does the soft-label term.
 
-    The target is a dict with ``"s"`` (scaled label, float) and ``"z"`` (distribution
-    id, int64).
+    The target is a dict with ``"s"`` (scaled label, float) and ``"z"`` (bucket id,
+    int64).
 
     Examples
     --------
@@ -255,17 +230,17 @@ class MEANLoss(nn.Module):
         huber_delta: float = 1.0,
         kl: bool = True,
         distillation: bool = True,
-        beta: float = 1.0,
-        gamma: float = 1.0,
-        temperature: float = 2.0,
+        hard_label_weight: float = 1.0,
+        soft_label_weight: float = 1.0,
+        distill_temperature: float = 2.0,
     ) -> None:
         super().__init__()
         self.huber_delta = float(huber_delta)
         self.kl = bool(kl)
         self.distillation = bool(distillation)
-        self.beta = float(beta)
-        self.gamma = float(gamma)
-        self.temperature = float(temperature)
+        self.hard_label_weight = float(hard_label_weight)
+        self.soft_label_weight = float(soft_label_weight)
+        self.distill_temperature = float(distill_temperature)
 
     def forward(
         self, output: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
@@ -277,13 +252,14 @@ class MEANLoss(nn.Module):
         theta = output["attention"].mean(dim=1)  # (B, n), eq. 12; a distribution
         b = torch.softmax(logits, dim=-1)
         one_hot = F.one_hot(target["z"], logits.shape[-1]).to(b.dtype)
-        loss = loss + self.beta * soft_cross_entropy(one_hot, b)  # eqs. 11 / 14, hard labels
+        # eqs. 11 / 14, hard labels
+        loss = loss + self.hard_label_weight * soft_cross_entropy(one_hot, b)
         if self.kl:  # eq. 13
             log_b = torch.log_softmax(logits, dim=-1)
             loss = loss + (b * (log_b - torch.log(theta + XI))).sum(dim=-1)
-        if self.distillation and self.gamma:  # eq. 14, soft labels at temperature tau
-            tau = self.temperature
-            loss = loss + self.gamma * soft_cross_entropy(
+        if self.distillation and self.soft_label_weight:  # eq. 14, soft labels at tau
+            tau = self.distill_temperature
+            loss = loss + self.soft_label_weight * soft_cross_entropy(
                 torch.softmax(theta / tau, dim=-1), torch.softmax(logits / tau, dim=-1)
             )
         return loss
@@ -294,36 +270,20 @@ def _has_dam(estimator: MEANRegressor) -> bool:
     if not estimator.dam:
         raise AttributeError(
             "this MEANRegressor was built with dam=False (the 'MVFE only' ablation), which "
-            "has no distribution classifier."
+            "has no bucket classifier."
         )
     return True
 
 
-def _check_units(value: object, name: str, allow_empty: bool) -> None:
-    ok = (
-        isinstance(value, Sequence)
-        and not isinstance(value, str)
-        and all(
-            isinstance(u, numbers.Integral) and not isinstance(u, bool) and u >= 1 for u in value
-        )
-        and (allow_empty or len(value) > 0)
-    )
-    if not ok:
-        need = "a tuple of positive ints" + ("" if allow_empty else " (at least one)")
-        raise ValueError(f"ltvkit: {name} must be {need}, got {value!r}.")
+@dataclass(frozen=True)
+class _LabelInfo:
+    """What the module needs from the training labels (``PreparedTargets.info``)."""
 
-
-def _check_number(value: object, name: str, *, low: float, strict: bool) -> None:
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, (bool, np.bool_))
-        and math.isfinite(value)
-        and (value > low if strict else value >= low)
-    )
-    if not ok:
-        raise ValueError(
-            f"ltvkit: {name} must be a number {'>' if strict else '>='} {low}, got {value!r}."
-        )
+    n_buckets: int
+    #: starting bias of the output layer: the mean scaled label
+    init_output: float
+    #: starting biases of the DAM logits: the smoothed log bucket priors
+    init_dam_logits: tuple[float, ...]
 
 
 class MEANRegressor(BaseDeepRegressor):
@@ -331,24 +291,26 @@ class MEANRegressor(BaseDeepRegressor):
 
     Liu, Zhou, Liu, Su & Chen, "MEAN: Multi-Expert Adaptive Network for Customer
     Lifetime Value Prediction" (WeChat Pay). The label range is split into
-    ``n_distributions`` ordered ranges (zero is its own range;
-    :class:`~ltvkit.preprocessing.LTVBucketizer`). The MVFE branch (an MMoE with one
-    gate per range, then an attention layer over the range embeddings) regresses the
-    scaled label with a Huber loss; the DAM branch classifies the range; the KL and
-    soft-label distillation terms align the attention with the DAM. ``predict``
-    inverts the label scaling, corrects its retransformation bias and returns expected
-    values in the original units.
+    ``n_buckets`` ordered label buckets (the paper's "distributions"; zero is its own
+    bucket; :class:`~ltvkit.preprocessing.LTVBucketizer`). The MVFE branch (an MMoE
+    with one gate per bucket, then an attention layer over the bucket embeddings)
+    regresses the scaled label with a Huber loss; the DAM branch classifies the bucket;
+    the KL and soft-label distillation terms align the attention with the DAM.
+    ``predict`` inverts the label scaling, corrects its retransformation bias and
+    returns expected values in the original units.
 
     Parameters
     ----------
-    n_distributions : int, default=5
-        Number of label ranges including the zero range (the paper's ``n = 5``),
-        passed to ``LTVBucketizer(n_buckets=...)``: positive cuts at the 50th, 75th and
-        87.5th percentiles of the positive training labels. Tied cuts are merged, so
-        ``n_distributions_`` may be smaller. Ignored when ``boundaries`` is given.
+    n_buckets : int, default=5
+        Number of label buckets including the zero bucket (the paper's ``n = 5``
+        distributions), passed to ``LTVBucketizer(n_buckets=...)``: positive cuts at
+        the 50th, 75th and 87.5th percentiles of the positive training labels. Tied
+        cuts are merged, so ``n_buckets_`` may be smaller. Ignored when ``boundaries``
+        is given.
     boundaries : sequence of float or None, default=None
-        Business cut points between the positive ranges (``len(boundaries) + 2``
-        ranges), as in ``LTVBucketizer(boundaries=...)``.
+        Business cut points between the positive buckets (``len(boundaries) + 2``
+        buckets), as in ``LTVBucketizer(boundaries=...)``: strictly increasing, all
+        above the bucketizer's ``zero_tol`` (1e-6).
     n_experts : int, default=5
         Number of view experts ``M``.
     expert_units : tuple of int, default=(128,)
@@ -367,12 +329,17 @@ class MEANRegressor(BaseDeepRegressor):
     dam : bool, default=True
         Build the DAM. False: the "MVFE only" ablation (no DAM, no ``L_dis``, no
         ``L_kl``; ``kl`` and ``distillation`` are ignored). Without a DAM there is no
-        range classifier, so ``predict_nonzero_proba`` and
-        ``predict_distribution_proba`` are not available.
-    beta, gamma : float, default=1.0
-        Weights of the hard-label and soft-label terms of ``L_dis`` (eq. 14).
-    temperature : float, default=2.0
-        Distillation temperature ``tau`` (eq. 14).
+        bucket classifier, so ``predict_nonzero_proba`` and ``predict_bucket_proba``
+        are not available.
+    hard_label_weight : float, default=1.0
+        Weight ``beta`` of the hard-label term ``H(z, softmax(k))`` of ``L_dis``
+        (eq. 14), the DAM's bucket cross-entropy. The paper does not give ``beta``;
+        1 is the weight of the soft-label term.
+    soft_label_weight : float, default=1.0
+        Weight ``gamma`` of the soft-label term ``H(softmax(theta / tau),
+        softmax(k / tau))`` of ``L_dis`` (eq. 14); 0 is ``distillation=False``.
+    distill_temperature : float, default=2.0
+        Distillation temperature ``tau`` of the soft-label term (eq. 14).
     label_transform : {"linear", "log1p", "sqrt", "none"}, default="linear"
         Scaling of the (truncated, see ``label_cap_quantile``) label before the Huber
         loss. ``"linear"``: ``20 * min(y, cap) / cap``, the paper's "scaled the labels
@@ -391,7 +358,7 @@ class MEANRegressor(BaseDeepRegressor):
         largest training label, no truncation. The truncation only shapes the training
         target: with ``bias_correction="isotonic"`` (default) predictions are mapped
         back to ``E[y | s_hat]`` with the untruncated labels.
-    bias_correction : {"isotonic", "mean", "smearing", "none"}, default="isotonic"
+    bias_correction : {"isotonic", "balance", "smearing", "none"}, default="isotonic"
         How the scaled prediction ``s_hat`` becomes an expected value in the original
         units. A Huber fit estimates something between the mean and the median of the
         scaled, truncated label, so the plain inverse ``T^-1(s_hat)`` is well below
@@ -401,19 +368,17 @@ class MEANRegressor(BaseDeepRegressor):
         ``"isotonic"``: ``E[y | s_hat]`` by isotonic regression of ``y`` on ``s_hat``
         (a non-parametric smearing that allows the residual spread to change with
         ``s_hat``, as it does with zero inflation); ties between its steps are broken
-        by ``s_hat`` with a term of at most 1e-4 of the mean label. ``"mean"``:
-        ``c * T^-1(s_hat)`` with ``c`` matching the training mean. ``"smearing"``:
-        Duan's ``mean_i T^-1(s_hat + r_i)`` over the training residuals (assumes one
-        residual distribution for everybody; badly over-predicts zero-inflated data,
-        kept for comparison). ``"none"``: ``T^-1(s_hat)``, a median-like value.
-        ``sample_weight`` weights the correction as it weights the loss.
+        by ``s_hat`` with a term of at most 1e-4 of the mean label. ``"balance"``:
+        ``c * T^-1(s_hat)`` with the factor ``c`` chosen so the predicted training total
+        equals the observed total (as ``TwoStageRegressor``'s ``"balance"``).
+        ``"smearing"``: Duan's ``mean_i T^-1(s_hat + r_i)`` over the training residuals
+        (assumes one residual distribution for everybody; badly over-predicts
+        zero-inflated data, kept for comparison). ``"none"``: ``T^-1(s_hat)``, a
+        median-like value. ``sample_weight`` weights the correction as it weights the
+        loss.
     hidden_units : tuple of int, default=(512, 256)
         The MVFE shared layer (the paper's ``[512, 256]``); the DAM has its own shared
         layer of the same widths.
-    dropout : float, default=0.0
-    embedding_dim : int or None, default=None
-    log_transform : {"auto", True, False}, default="auto"
-    min_category_frequency : int, default=5
     batch_size : int, default=1024
         The paper's batch size.
     max_epochs : int, default=30
@@ -425,19 +390,7 @@ class MEANRegressor(BaseDeepRegressor):
         ``docs/models/mean.md``).
     learning_rate : float, default=1e-3
         The paper's Adam learning rate.
-    weight_decay : float, default=0.0
-    optimizer : str or torch optimizer class, default="adam"
-    learning_rate_schedule : {"cosine", "none"} or None, default="cosine"
-    early_stopping : bool, default=True
-    validation_fraction : float, default=0.1
-    patience : int, default=10
-    gradient_clip : float or None, default=None
-    random_state : int, RandomState or None, default=None
-    verbose : int, default=0
-    callbacks : list or None, default=None
-    precision : {"float32", "float64"}, default="float32"
-    device : str, default="cpu"
-        See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
+    {shared_params}
 
     Attributes
     ----------
@@ -447,9 +400,9 @@ class MEANRegressor(BaseDeepRegressor):
     n_iter_ : int
     best_epoch_ : int
     bucketizer_ : LTVBucketizer
-        Defines the label ranges (``bucketizer_.boundaries_``).
-    n_distributions_ : int
-        Number of label ranges actually used.
+        Defines the label buckets (``bucketizer_.boundaries_``).
+    n_buckets_ : int
+        Number of label buckets actually used.
     label_cap_ : float
         The truncation point of the labels (``label_cap_quantile`` of the positive
         training labels).
@@ -461,7 +414,7 @@ class MEANRegressor(BaseDeepRegressor):
         ``label_cap_ / 20`` for ``label_transform="linear"``, 1 otherwise.
     bias_correction_ : dict
         Fitted retransformation: its ``kind``; the isotonic knots ``x``, ``y`` and
-        ``tie_break``; ``factor`` for ``"mean"`` and for smearing of ``log1p``;
+        ``tie_break``; ``factor`` for ``"balance"`` and for smearing of ``log1p``;
         residual moments ``m1``, ``m2`` for other smearings.
 
     Examples
@@ -474,14 +427,14 @@ class MEANRegressor(BaseDeepRegressor):
     >>> model = MEANRegressor(hidden_units=(32,), max_epochs=5, random_state=0).fit(X, y)
     >>> model.predict(X[:2]).shape
     (2,)
-    >>> model.predict_distribution_proba(X[:2]).shape
+    >>> model.predict_bucket_proba(X[:2]).shape
     (2, 5)
     """
 
     def __init__(
         self,
         *,
-        n_distributions: int = 5,
+        n_buckets: int = 5,
         boundaries: Sequence[float] | None = None,
         n_experts: int = 5,
         expert_units: Sequence[int] = (128,),
@@ -490,9 +443,9 @@ class MEANRegressor(BaseDeepRegressor):
         kl: bool = True,
         distillation: bool = True,
         dam: bool = True,
-        beta: float = 1.0,
-        gamma: float = 1.0,
-        temperature: float = 2.0,
+        hard_label_weight: float = 1.0,
+        soft_label_weight: float = 1.0,
+        distill_temperature: float = 2.0,
         label_transform: str = "linear",
         label_cap_quantile: float = 0.99,
         bias_correction: str = "isotonic",
@@ -519,63 +472,62 @@ class MEANRegressor(BaseDeepRegressor):
     ) -> None:
         self._store_params(locals())
 
-    # -- hooks ------------------------------------------------------------------------
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        for name, low in (("n_distributions", 2), ("n_experts", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"ltvkit: {name} must be an integer >= {low}, got {value!r}.")
-        _check_units(self.expert_units, "expert_units", allow_empty=False)
-        _check_units(self.dam_units, "dam_units", allow_empty=True)
-        _check_number(self.huber_delta, "huber_delta", low=0.0, strict=True)
-        _check_number(self.temperature, "temperature", low=0.0, strict=True)
-        _check_number(self.beta, "beta", low=0.0, strict=False)
-        _check_number(self.gamma, "gamma", low=0.0, strict=False)
-        for name in ("kl", "distillation", "dam"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(
-                    f"ltvkit: {name} must be True or False, got {getattr(self, name)!r}."
-                )
-        if (
-            isinstance(self.label_cap_quantile, bool)
-            or not isinstance(self.label_cap_quantile, numbers.Real)
-            or not 0.0 < self.label_cap_quantile <= 1.0
-        ):
-            raise ValueError(
-                f"ltvkit: label_cap_quantile must be in (0, 1], got {self.label_cap_quantile!r}."
-            )
-        if self.label_transform not in _LABEL_TRANSFORMS:
-            raise ValueError(
-                f"ltvkit: label_transform must be one of {_LABEL_TRANSFORMS}, got "
-                f"{self.label_transform!r}."
-            )
-        if self.bias_correction not in _BIAS_CORRECTIONS:
-            raise ValueError(
-                f"ltvkit: bias_correction must be one of {_BIAS_CORRECTIONS}, got "
-                f"{self.bias_correction!r}."
-            )
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        **BaseDeepRegressor._parameter_constraints,
+        "n_buckets": [Int(2)],
+        # anything numpy reads as a 1-D array (list, tuple, ndarray, Series);
+        # _check_param_combinations checks its values
+        "boundaries": [Instance(object, text="a 1-D sequence of increasing numbers"), None],
+        "n_experts": [Int(1)],
+        "expert_units": [Units(allow_empty=False)],
+        "dam_units": [Units()],
+        "huber_delta": [Real(0.0, None, closed="neither")],
+        "kl": [Boolean()],
+        "distillation": [Boolean()],
+        "dam": [Boolean()],
+        "hard_label_weight": [Real(0.0)],
+        "soft_label_weight": [Real(0.0)],
+        "distill_temperature": [Real(0.0, None, closed="neither")],
+        "label_transform": [Options(*_LABEL_TRANSFORMS)],
+        "label_cap_quantile": [Real(0.0, 1.0, closed="right")],
+        "bias_correction": [Options(*_BIAS_CORRECTIONS)],
+    }
 
-    def _prepare_targets(
-        self, y: np.ndarray, sample_weight: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
+    # -- hooks ------------------------------------------------------------------------
+    def _check_param_combinations(self) -> None:
+        # boundaries: finite, strictly increasing and above the bucketizer's zero_tol,
+        # which no constraint expresses; the bucketizer's own check, in this model's name
+        if self.boundaries is None:
+            return
+        try:
+            LTVBucketizer(boundaries=self.boundaries)._check_params()
+        except (TypeError, ValueError) as exc:
+            reason = str(exc)
+            if not reason.startswith("boundaries"):  # e.g. not numbers at all
+                reason = (
+                    "boundaries must be a 1-D sequence of increasing numbers, got "
+                    f"{self.boundaries!r} ({reason})"
+                )
+            raise ValueError(f"ltvkit: MEANRegressor: {reason}") from None
+
+    def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
         if self.boundaries is not None:
             bucketizer, fit_weight = LTVBucketizer(boundaries=self.boundaries), None
         else:
-            # weighted quantiles (frequency weights: integer weights give the ranges of
+            # weighted quantiles (frequency weights: integer weights give the buckets of
             # the repeated rows, rows of weight 0 do not count)
-            bucketizer = LTVBucketizer(n_buckets=int(self.n_distributions))
+            bucketizer = LTVBucketizer(n_buckets=int(self.n_buckets))
             fit_weight = sample_weight
         with warnings.catch_warnings():
-            # a merged range is reported once, below, in terms of this model
+            # a merged bucket is reported once, below, in terms of this model
             warnings.simplefilter("ignore", BucketMergeWarning)
             z = bucketizer.fit_transform(y.reshape(-1, 1), sample_weight=fit_weight).ravel()
         self.bucketizer_ = bucketizer
-        self.n_distributions_ = int(bucketizer.n_buckets_)
-        if self.boundaries is None and self.n_distributions_ < self.n_distributions:
+        self.n_buckets_ = int(bucketizer.n_buckets_)
+        if self.boundaries is None and self.n_buckets_ < self.n_buckets:
             warnings.warn(
-                f"MEANRegressor: tied label quantiles, {self.n_distributions_} distributions "
-                f"instead of n_distributions={self.n_distributions}.",
+                f"MEANRegressor: tied label quantiles, {self.n_buckets_} buckets instead "
+                f"of n_buckets={self.n_buckets}.",
                 BucketMergeWarning,
                 stacklevel=3,
             )
@@ -598,37 +550,42 @@ class MEANRegressor(BaseDeepRegressor):
         s = self._scaled_label(y)
         self.label_max_ = float(self._scaled_label(np.array([self.label_cap_]))[0])
         # starting values: the output layer at the mean scaled label, the DAM at the
-        # range priors (smoothed so an empty business range keeps a finite logit)
-        self._init_output = float(np.average(s, weights=w))
-        counts = np.bincount(z, weights=w, minlength=self.n_distributions_)
-        self._init_dam_logits = np.log((counts + 1.0) / (counts.sum() + self.n_distributions_))
-        return {"s": s, "z": z.astype(np.int64)}
+        # bucket priors (smoothed so an empty business bucket keeps a finite logit)
+        counts = np.bincount(z, weights=w, minlength=self.n_buckets_)
+        info = _LabelInfo(
+            n_buckets=self.n_buckets_,
+            init_output=float(np.average(s, weights=w)),
+            init_dam_logits=tuple(
+                np.log((counts + 1.0) / (counts.sum() + self.n_buckets_)).tolist()
+            ),
+        )
+        return PreparedTargets({"s": s, "z": z.astype(np.int64)}, info=info)
 
     def _scaled_label(self, y: np.ndarray) -> np.ndarray:
         """The regression target: ``T(min(y, label_cap_))`` with the fitted transform."""
         return _scale(np.minimum(y, self.label_cap_), self.label_transform_, self.label_unit_)
 
-    def _build_module(self, spec: EncodedSpec) -> MEANModule:
+    def _build_module(self, spec: EncodedSpec, info: _LabelInfo) -> MEANModule:
         return MEANModule(
             self._make_bottom(spec),
             self._make_bottom(spec) if self.dam else None,
-            n_distributions=self.n_distributions_,
+            n_buckets=info.n_buckets,
             n_experts=int(self.n_experts),
             expert_units=tuple(int(u) for u in self.expert_units),
             dam_units=tuple(int(u) for u in self.dam_units),
             dropout=float(self.dropout),
-            init_output=self._init_output,
-            init_dam_logits=self._init_dam_logits.tolist(),
+            init_output=info.init_output,
+            init_dam_logits=info.init_dam_logits,
         )
 
-    def _build_criterion(self) -> MEANLoss:
+    def _build_criterion(self, info: _LabelInfo) -> MEANLoss:
         return MEANLoss(
             huber_delta=float(self.huber_delta),
             kl=bool(self.kl),
             distillation=bool(self.distillation),
-            beta=float(self.beta),
-            gamma=float(self.gamma),
-            temperature=float(self.temperature),
+            hard_label_weight=float(self.hard_label_weight),
+            soft_label_weight=float(self.soft_label_weight),
+            distill_temperature=float(self.distill_temperature),
         )
 
     def _scaled_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -646,7 +603,7 @@ class MEANRegressor(BaseDeepRegressor):
             # the isotonic map is a step function: break its ties by the network's own
             # score (adds at most tie_break * label_max_, 1e-4 of the mean label)
             return calibrated + params["tie_break"] * s_hat
-        if correction == "mean":
+        if correction == "balance":
             return params["factor"] * _unscale(s_hat, kind, self.label_unit_)
         if correction == "none":
             return _unscale(s_hat, kind, self.label_unit_)
@@ -688,7 +645,8 @@ class MEANRegressor(BaseDeepRegressor):
                 "y": torch.from_numpy(np.asarray(iso.y_thresholds_, dtype=np.float64)),
                 "tie_break": 1e-4 * float(np.average(y, weights=w)) / scale,
             }
-        if correction == "mean":
+        if correction == "balance":
+            # the factor that makes the predicted training total the observed one
             back = _unscale(torch.from_numpy(s_hat), kind, self.label_unit_).numpy()
             denom = float(np.average(back, weights=w))
             factor = float(np.average(y, weights=w)) / denom if denom > 0 else 1.0
@@ -705,10 +663,10 @@ class MEANRegressor(BaseDeepRegressor):
 
     # -- public API -------------------------------------------------------------------
     @available_if(_has_dam)
-    def predict_distribution_proba(self, X: object) -> np.ndarray:
-        """The DAM's probabilities of the label ranges, ``b = softmax(k)`` (eq. 10).
+    def predict_bucket_proba(self, X: object) -> np.ndarray:
+        """The DAM's probabilities of the label buckets, ``b = softmax(k)`` (eq. 10).
 
-        Column ``i`` is range ``i`` of ``bucketizer_`` (column 0: zero spend).
+        Column ``i`` is bucket ``i`` of ``bucketizer_`` (column 0: zero spend).
 
         Parameters
         ----------
@@ -716,7 +674,7 @@ class MEANRegressor(BaseDeepRegressor):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_distributions_)
+        ndarray of shape (n_samples, n_buckets_)
             Rows sum to 1.
 
         Examples
@@ -724,7 +682,7 @@ class MEANRegressor(BaseDeepRegressor):
         >>> import numpy as np
         >>> X = np.arange(60.0).reshape(-1, 1); y = np.r_[np.zeros(30), np.arange(1.0, 31)]
         >>> model = MEANRegressor(hidden_units=(8,), max_epochs=2, random_state=0).fit(X, y)
-        >>> model.predict_distribution_proba(X).sum(axis=1).round(6).min()
+        >>> model.predict_bucket_proba(X).sum(axis=1).round(6).min()
         np.float64(1.0)
         """
         return self._forward_outputs(
@@ -733,7 +691,7 @@ class MEANRegressor(BaseDeepRegressor):
 
     @available_if(_has_dam)
     def predict_nonzero_proba(self, X: object) -> np.ndarray:
-        """Probability that each customer spends anything: ``1 - b[zero range]``.
+        """Probability that each customer spends anything: ``1 - b[zero bucket]``.
 
         Parameters
         ----------
@@ -759,7 +717,7 @@ class MEANRegressor(BaseDeepRegressor):
     def predict_attention(self, X: object) -> np.ndarray:
         """The attention matrix ``A`` of each customer (eq. 5), for inspection.
 
-        Row ``t`` is ``alpha_t``, how the embedding of range ``t`` mixes the range
+        Row ``t`` is ``alpha_t``, how the embedding of bucket ``t`` mixes the bucket
         embeddings; the mean row ``theta`` is what the KL term aligns with the DAM.
 
         Parameters
@@ -768,7 +726,7 @@ class MEANRegressor(BaseDeepRegressor):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_distributions_, n_distributions_)
+        ndarray of shape (n_samples, n_buckets_, n_buckets_)
             Every row sums to 1.
 
         Examples
