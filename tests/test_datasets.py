@@ -415,7 +415,7 @@ def test_transactions_to_ltv_warns_when_a_window_runs_past_the_data():
     assert "2020-07-01" not in str(record[0].message)
 
 
-# --------------------------------------------------------------------------- transactions_to_features
+# ------------------------------------------------------------------ transactions_to_features
 
 RICH = pd.DataFrame(
     {
