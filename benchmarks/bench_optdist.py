@@ -10,9 +10,9 @@ model with the same shared bottom ``hidden_units=(64, 32)``, batch size 1024, no
 stopping, no learning-rate schedule):
 
 - **ZILN**: ``ZILNRegressor`` (bottom + one linear ZILN head).
-- **OptDist L=1, 2, 4, 8**: ``OptDistRegressor`` defaults (SDNs ``(64, 32, 32)``, DSM
-  ``(64,)``) with ``n_distributions=L``. The ``L`` SDNs are one ``StackedMLP``: one
-  ``torch.baddbmm`` per layer for all SDNs.
+- **OptDist L=1, 2, 4, 8**: ``OptDistRegressor`` defaults (components, the paper's SDNs,
+  ``(64, 32, 32)``; selection network ``(64,)``) with ``n_components=L``. The ``L``
+  components are one ``MLPBank``: one ``torch.baddbmm`` per layer for all of them.
 - **OptDist L=4, loop**: the same model with the SDNs as a ``ModuleList`` of ``L``
   ordinary MLPs evaluated in a Python loop (what ltvkit does *not* do), to show what
   the batched evaluation saves.
@@ -68,9 +68,9 @@ def _classes():
             return torch.stack([net(h) for net in self.nets])  # (L, n, 3)
 
     class LoopOptDist(OptDistRegressor):
-        def _build_module(self, spec):
-            module = super()._build_module(spec)
-            module.sdn = _LoopSDN(module.sdn)
+        def _build_module(self, spec, info):
+            module = super()._build_module(spec, info)
+            module.components = _LoopSDN(module.components)
             return module
 
     class FusedZILN(ZILNRegressor):
@@ -105,14 +105,14 @@ def main() -> None:
     configs = {
         "ZILN": (ziln_cls, {}),
         "ZILN (fused Adam)": (fused_ziln_cls, {}),
-        "OptDist L=1": (optdist_cls, {"n_distributions": 1}),
-        "OptDist L=2": (optdist_cls, {"n_distributions": 2}),
-        "OptDist L=4": (optdist_cls, {"n_distributions": 4}),
-        "OptDist L=8": (optdist_cls, {"n_distributions": 8}),
-        "OptDist L=4, loop over SDNs": (loop_cls, {"n_distributions": 4}),
+        "OptDist L=1": (optdist_cls, {"n_components": 1}),
+        "OptDist L=2": (optdist_cls, {"n_components": 2}),
+        "OptDist L=4": (optdist_cls, {"n_components": 4}),
+        "OptDist L=8": (optdist_cls, {"n_components": 8}),
+        "OptDist L=4, loop over SDNs": (loop_cls, {"n_components": 4}),
         "OptDist L=4, SDNs (32,)": (
             optdist_cls,
-            {"n_distributions": 4, "sdn_hidden_units": (32,)},
+            {"n_components": 4, "component_units": (32,)},
         ),
     }
     names = list(configs)

@@ -43,7 +43,7 @@ CASES: list[tuple[str, str, dict, bool]] = [
     (
         "optdist",
         "OptDistRegressor",
-        dict(DEEP, n_distributions=3, sdn_hidden_units=(8,), dsm_hidden_units=(8,)),
+        dict(DEEP, n_components=3, component_units=(8,), selection_units=(8,)),
         False,
     ),
     (
@@ -51,11 +51,11 @@ CASES: list[tuple[str, str, dict, bool]] = [
         "OptDistRegressor",
         dict(
             DEEP,
-            n_distributions=3,
-            sdn_hidden_units=(8,),
-            dsm_hidden_units=(8,),
-            selection="soft",
-            temperature=0.5,
+            n_components=3,
+            component_units=(8,),
+            selection_units=(8,),
+            prediction="expected",
+            gumbel_temperature=0.5,
         ),
         True,
     ),
@@ -99,6 +99,8 @@ CASES: list[tuple[str, str, dict, bool]] = [
 # method name before the change -> name now (extend when a refactoring renames a method)
 RENAMED_METHODS: dict[str, str] = {
     "predict_distribution_proba": "predict_bucket_proba",  # MEANRegressor
+    "predict_selection_proba": "predict_component_proba",  # OptDistRegressor
+    "predict_subdistribution": "predict_component",  # OptDistRegressor
 }
 
 

@@ -13,13 +13,13 @@ Prints Markdown tables (pasted into ``docs/models/optdist.md``):
 1. **CDNOW and UCI Online Retail** (ltvkit's fixed split,
    ``train_test_split(X, y, test_size=0.3, random_state=0)``; seeds 0..S-1 change only
    initialisation, shuffling and the validation split): OptDist with default
-   hyperparameters, the same fitted models predicting with ``selection="soft"`` (the
-   ``alpha``-weighted mixture instead of the argmax SDN; training is identical, only
-   the prediction rule changes, so the comparison is paired), ``ZILNRegressor`` with
-   default hyperparameters (same bottom), and ranking by calibration spend
-   (``X["monetary_total"]``; for the error metrics rescaled to the training mean, as in
-   ``benchmarks/quality_ziln.py``). Mean ± sd over seeds on the 30% test split, plus
-   the share of test customers per SDN (mean over seeds, sorted).
+   hyperparameters, the same fitted models predicting with ``prediction="expected"``
+   (the ``alpha``-weighted mixture instead of the argmax component, the paper's SDN;
+   training is identical, only the prediction rule changes, so the comparison is
+   paired), ``ZILNRegressor`` with default hyperparameters (same bottom), and ranking
+   by calibration spend (``X["monetary_total"]``; for the error metrics rescaled to the
+   training mean, as in ``benchmarks/quality_ziln.py``). Mean ± sd over seeds on the 30%
+   test split, plus the share of test customers per SDN (mean over seeds, sorted).
 2. **Ablations on CDNOW** (the paper's Table 3 variants): no Gumbel-softmax
    (``gumbel=False``), no KL term (``kl_weight=0``), no CE term (``ce_weight=0``),
    neither; normalized Gini and Spearman, mean ± sd over seeds.
@@ -29,11 +29,11 @@ Prints Markdown tables (pasted into ``docs/models/optdist.md``):
    groups (``sigma=2``: adjacent groups are ``2.5 * sigma = 5`` apart in log value,
    large against the feature effects; ``zero_fraction=0.1``, ``whale_fraction=0``),
    10,000 rows, 70/30 split, one dataset per seed. Reported on the test rows: adjusted
-   Rand index between ``predict_subdistribution`` and the latent group, share of the
+   Rand index between ``predict_component`` and the latent group, share of the
    largest SDN, number of SDNs selected for at least 5% of customers, and the training
    CE and KL alignment terms in the first and the last epoch (``net_.history``). Variants:
    defaults (the paper's SDN sizes on ltvkit's shared bottom); "linear SDNs" (no shared
-   MLP, ``sdn_hidden_units=()``, ``dsm_hidden_units=(32,)``: the configuration of
+   MLP, ``component_units=()``, ``selection_units=(32,)``: the configuration of
    ``tests/test_optdist.py``); the same without alignment terms; and the same at
    initialisation (``learning_rate=1e-12``, one epoch: the ARI an untrained selection network
    gets from the features alone).
@@ -69,7 +69,7 @@ ABLATIONS = {
     "(w/o) L_CE": {"ce_weight": 0.0},
     "(w/o) L_KL + L_CE": {"kl_weight": 0.0, "ce_weight": 0.0},
 }
-LINEAR = {"hidden_units": (), "sdn_hidden_units": (), "dsm_hidden_units": (32,)}
+LINEAR = {"hidden_units": (), "component_units": (), "selection_units": (32,)}
 GROUP_VARIANTS = {
     "defaults (paper SDN sizes, shared bottom (64, 32))": {},
     "linear SDNs (test config)": LINEAR,
@@ -97,7 +97,7 @@ def real_data(name: str, seeds: int) -> pd.DataFrame | None:
         print(f"{name}: data not found, skipped")
         return None
     X_tr, X_te, y_tr, y_te = split
-    rows: dict[str, list[dict[str, float]]] = {"OptDist": [], "OptDist soft": [], "ZILN": []}
+    rows: dict[str, list[dict[str, float]]] = {"OptDist": [], "OptDist expected": [], "ZILN": []}
     shares, fit_s, epochs = [], {"OptDist": [], "ZILN": []}, {"OptDist": [], "ZILN": []}
     for seed in range(seeds):
         t0 = time.process_time()
@@ -106,10 +106,10 @@ def real_data(name: str, seeds: int) -> pd.DataFrame | None:
         epochs["OptDist"].append(model.n_iter_)
         rows["OptDist"].append(_scores(y_te, model.predict(X_te)))
         # same fitted network, mixture prediction: a paired comparison of the two rules
-        model.set_params(selection="soft")
-        rows["OptDist soft"].append(_scores(y_te, model.predict(X_te)))
-        sel = model.predict_subdistribution(X_te)
-        shares.append(np.sort(np.bincount(sel, minlength=model.n_distributions) / len(sel))[::-1])
+        model.set_params(prediction="expected")
+        rows["OptDist expected"].append(_scores(y_te, model.predict(X_te)))
+        sel = model.predict_component(X_te)
+        shares.append(np.sort(np.bincount(sel, minlength=model.n_components) / len(sel))[::-1])
         t0 = time.process_time()
         ziln = ZILNRegressor(random_state=seed).fit(X_tr, y_tr)
         fit_s["ZILN"].append(time.process_time() - t0)
@@ -128,7 +128,9 @@ def real_data(name: str, seeds: int) -> pd.DataFrame | None:
     out = pd.DataFrame(
         {
             "OptDist (mean ± sd)": [mean_sd(frames["OptDist"][m]) for m in METRICS],
-            "OptDist soft selection": [mean_sd(frames["OptDist soft"][m]) for m in METRICS],
+            "OptDist expected prediction": [
+                mean_sd(frames["OptDist expected"][m]) for m in METRICS
+            ],
             "ZILN (mean ± sd)": [mean_sd(frames["ZILN"][m]) for m in METRICS],
             "calibration spend": [f"{base[m]:.4f}" for m in METRICS],
         },
@@ -150,7 +152,7 @@ def ablation(seeds: int) -> pd.DataFrame:
             pred = model.predict(X_te)
             gini.append(normalized_gini(y_te, pred))
             spear.append(spearman(y_te, pred))
-            sel = model.predict_subdistribution(X_te)
+            sel = model.predict_component(X_te)
             top.append(np.bincount(sel).max() / len(sel))
         rows.append(
             {
@@ -175,7 +177,7 @@ def trajectory() -> pd.DataFrame:
             "valid NLL": round(h["valid_nll"], 4),
             "train CE": round(h["train_ce"], 3),
             "train KL": round(h["train_kl"], 3),
-            "train SDN shares": " / ".join(f"{v:.0%}" for v in h["train_sdn_share"]),
+            "train SDN shares": " / ".join(f"{v:.0%}" for v in h["train_component_share"]),
         }
         for h in hist
     ]
@@ -192,8 +194,8 @@ def groups(seeds: int) -> pd.DataFrame:
             t0 = time.process_time()
             model = OptDistRegressor(random_state=seed, **params).fit(X_tr, y_tr)
             secs.append(time.process_time() - t0)
-            sel = model.predict_subdistribution(X_te)
-            share = np.bincount(sel, minlength=model.n_distributions) / len(sel)
+            sel = model.predict_component(X_te)
+            share = np.bincount(sel, minlength=model.n_components) / len(sel)
             ari.append(adjusted_rand_score(g_te, sel))
             top.append(share.max())
             used.append(int((share >= 0.05).sum()))

@@ -49,7 +49,7 @@ FAST_PARAMS: dict[str, dict] = {
     "TwoStageRegressor": dict(n_estimators=20, n_jobs=1),
     "ZILNRegressor": DEEP_FAST,
     "OptDistRegressor": dict(
-        DEEP_FAST, n_distributions=2, sdn_hidden_units=(8,), dsm_hidden_units=(8,), max_epochs=20
+        DEEP_FAST, n_components=2, component_units=(8,), selection_units=(8,), max_epochs=20
     ),
     "MDMERegressor": DEEP_FAST,
     "ODMNRegressor": DEEP_FAST,
@@ -94,7 +94,7 @@ EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     },
     "OptDistRegressor": {
         "check_sample_weight_equivalence_on_dense_data": (
-            "Training draws one Gumbel sample per row to pick the SDN whose loss counts "
+            "Training draws one Gumbel sample per row to pick the component whose loss counts "
             "(eq. 8), so a row repeated k times gets k independent draws and one row with "
             "weight k gets one: the fits agree in expectation only (passes with gumbel=False)."
         ),

@@ -1,4 +1,4 @@
-"""OptDistRegressor (Weng et al., CIKM 2024): loss, batched SDNs, selection, quality.
+"""OptDistRegressor (Weng et al., CIKM 2024): loss, batched components, selection, quality.
 
 The numbers behind the floors asserted here are in docs/models/optdist.md and come from
 ``benchmarks/quality_optdist.py``.
@@ -18,20 +18,20 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 
 from ltvkit.datasets import make_ltv
-from ltvkit.nn import OptDistLoss, OptDistRegressor, StackedMLP, ziln_nll, ziln_quantile
+from ltvkit.nn import MLPBank, OptDistLoss, OptDistRegressor, ziln_nll, ziln_quantile
 from ltvkit.nn._layers import MLP
 
 SMALL = dict(
     hidden_units=(16,),
-    sdn_hidden_units=(16, 8),
-    dsm_hidden_units=(8,),
+    component_units=(16, 8),
+    selection_units=(8,),
     max_epochs=8,
     batch_size=128,
     random_state=0,
 )
 # The configuration of the latent-group test and of table 5 in docs/models/optdist.md:
-# linear SDNs straight on the encoded input (no shared MLP).
-LINEAR = dict(hidden_units=(), sdn_hidden_units=(), dsm_hidden_units=(32,))
+# linear components straight on the encoded input (no shared MLP).
+LINEAR = dict(hidden_units=(), component_units=(), selection_units=(32,))
 GROUP_DATA = dict(n_samples=10_000, n_groups=3, zero_fraction=0.1, whale_fraction=0.0, sigma=2.0)
 
 
@@ -41,12 +41,12 @@ def _random_output(n: int = 64, L: int = 4, seed: int = 0) -> dict[str, torch.Te
         "logit": torch.randn(n, L, generator=gen, dtype=torch.float64),
         "mu": 2 + torch.randn(n, L, generator=gen, dtype=torch.float64),
         "sigma": 0.3 + torch.rand(n, L, generator=gen, dtype=torch.float64) * 1.5,
-        "dsm_logits": torch.randn(n, L, generator=gen, dtype=torch.float64),
+        "selection_logits": torch.randn(n, L, generator=gen, dtype=torch.float64),
     }
 
 
-def _sdn_major(out: dict[str, torch.Tensor], grad: bool = False) -> dict[str, torch.Tensor]:
-    """Per-customer ``(n, L)`` tensors -> the module's SDN-major ``(L, n)`` layout."""
+def _component_major(out: dict[str, torch.Tensor], grad: bool = False) -> dict[str, torch.Tensor]:
+    """Per-customer ``(n, L)`` tensors -> the module's component-major ``(L, n)`` layout."""
     return {k: v.T.contiguous().requires_grad_(grad) for k, v in out.items()}
 
 
@@ -66,7 +66,7 @@ def _paper_terms(out: dict[str, torch.Tensor], y: torch.Tensor) -> tuple[np.ndar
     pos = -np.log(p) + np.log(safe * np.sqrt(2 * np.pi) * sigma)
     pos = pos + (np.log(safe) - mu) ** 2 / (2 * sigma**2)
     losses = np.where(converted, pos, -np.log(1 - p))
-    logits = out["dsm_logits"].numpy()
+    logits = out["selection_logits"].numpy()
     alpha = np.exp(logits - logits.max(1, keepdims=True))
     alpha /= alpha.sum(1, keepdims=True)  # eq. 7
     hard = np.eye(losses.shape[1])[losses.argmin(1)]  # eq. 10
@@ -88,7 +88,7 @@ def test_loss_terms_match_the_paper_equations():
     )
     # (w/o) Gumbel: pi = alpha, L_u = sum_i alpha_i L_ui (eq. 6); total = eq. 15 per customer
     crit = OptDistLoss(gumbel=False, ce_weight=1.0, kl_weight=1.0).train()
-    total = crit(_sdn_major(out), y).numpy()
+    total = crit(_component_major(out), y).numpy()
     np.testing.assert_allclose(total, (alpha * losses).sum(1) + ce + kl, rtol=1e-9)
     terms = crit.last_terms_.numpy()
     np.testing.assert_allclose(terms[:3], [(alpha * losses).sum(), ce.sum(), kl.sum()], rtol=1e-9)
@@ -96,35 +96,37 @@ def test_loss_terms_match_the_paper_equations():
     # the weights scale the alignment terms; 0 removes them (the paper's ablations)
     crit = OptDistLoss(gumbel=False, ce_weight=0.5, kl_weight=0.0).train()
     np.testing.assert_allclose(
-        crit(_sdn_major(out), y).numpy(), (alpha * losses).sum(1) + 0.5 * ce, rtol=1e-9
+        crit(_component_major(out), y).numpy(), (alpha * losses).sum(1) + 0.5 * ce, rtol=1e-9
     )
 
 
-def test_evaluation_loss_is_the_selected_sdn_nll_without_noise():
+def test_evaluation_loss_is_the_selected_component_nll_without_noise():
     out, y = _random_output(), _target()
     losses, alpha, _, _ = _paper_terms(out, y)
-    hard = OptDistLoss(selection="hard").eval()
+    hard = OptDistLoss(prediction="hard").eval()
     np.testing.assert_allclose(
-        hard(_sdn_major(out), y).numpy(), losses[np.arange(len(y)), alpha.argmax(1)], rtol=1e-10
+        hard(_component_major(out), y).numpy(),
+        losses[np.arange(len(y)), alpha.argmax(1)],
+        rtol=1e-10,
     )
-    soft = OptDistLoss(selection="soft").eval()
+    expected = OptDistLoss(prediction="expected").eval()
     np.testing.assert_allclose(
-        soft(_sdn_major(out), y).numpy(), (alpha * losses).sum(1), rtol=1e-10
+        expected(_component_major(out), y).numpy(), (alpha * losses).sum(1), rtol=1e-10
     )
 
 
-def test_straight_through_gumbel_is_one_hot_forward_with_gradient_to_the_dsm():
+def test_straight_through_gumbel_is_one_hot_forward_with_gradient_to_the_selection():
     per_customer, y = _random_output(n=2000), _target(n=2000)
     losses, alpha, _, _ = _paper_terms(per_customer, y)
-    out = _sdn_major(per_customer, grad=True)
-    crit = OptDistLoss(temperature=0.5, ce_weight=0.0, kl_weight=0.0).train()
+    out = _component_major(per_customer, grad=True)
+    crit = OptDistLoss(gumbel_temperature=0.5, ce_weight=0.0, kl_weight=0.0).train()
     torch.manual_seed(0)
     nll = crit(out, y)
-    # forward: each customer's loss is exactly one SDN's loss (a one-hot mask)...
+    # forward: each customer's loss is exactly one component's loss (a one-hot mask)...
     picked = np.isclose(nll.detach().numpy()[:, None], losses, rtol=1e-12).sum(1)
     assert (picked >= 1).all()
     nll.sum().backward()
-    # ...so only that SDN's outputs get a gradient from L_u
+    # ...so only that component's outputs get a gradient from L_u
     grad_mu = out["mu"].grad.T.numpy()
     assert ((grad_mu != 0).sum(1) <= 1).all()
     # the selection is a sample from alpha (Gumbel-max, eq. 8): frequencies match alpha
@@ -132,28 +134,28 @@ def test_straight_through_gumbel_is_one_hot_forward_with_gradient_to_the_dsm():
     assert np.bincount(chosen, minlength=4) / len(chosen) == pytest.approx(
         alpha[(grad_mu != 0).any(1)].mean(0), abs=0.04
     )
-    # the DSM gets the straight-through softmax gradient
-    assert out["dsm_logits"].grad.abs().sum() > 0
+    # the selection network gets the straight-through softmax gradient
+    assert out["selection_logits"].grad.abs().sum() > 0
 
 
-def test_pseudo_labels_send_no_gradient_to_the_sdns():
+def test_pseudo_labels_send_no_gradient_to_the_components():
     out, y = _random_output(), _target()
     grads = []
     for ce_w, kl_w in ((0.0, 0.0), (1.0, 1.0)):
-        leaf = _sdn_major(out, grad=True)
+        leaf = _component_major(out, grad=True)
         torch.manual_seed(0)  # same Gumbel noise for both
         OptDistLoss(ce_weight=ce_w, kl_weight=kl_w).train()(leaf, y).sum().backward()
         grads.append(leaf)
-    for key in ("logit", "mu", "sigma"):  # the alignment terms only reach the DSM
+    for key in ("logit", "mu", "sigma"):  # the alignment terms only reach the selection
         torch.testing.assert_close(grads[0][key].grad, grads[1][key].grad)
-    assert not torch.allclose(grads[0]["dsm_logits"].grad, grads[1]["dsm_logits"].grad)
+    assert not torch.allclose(grads[0]["selection_logits"].grad, grads[1]["selection_logits"].grad)
 
 
-# ----------------------------------------------------------------------------- batched SDNs
+# ----------------------------------------------------------------------------- batched components
 
 
-def test_stacked_mlp_is_l_independent_networks_with_their_own_seeds():
-    stacked = StackedMLP(3, 5, (7, 4), 3, seeds=[11, 22, 33])
+def test_component_bank_is_l_independent_networks_with_their_own_seeds():
+    stacked = MLPBank(3, 5, (7, 4), 3, seeds=[11, 22, 33], network_major=True)
     x = torch.randn(10, 5)
     out = stacked(x)
     assert out.shape == (3, 10, 3)
@@ -165,7 +167,7 @@ def test_stacked_mlp_is_l_independent_networks_with_their_own_seeds():
                 z = torch.relu(z)
         torch.testing.assert_close(out[i], z)
     # a network's initial weights depend on its seed only, not on its position or L
-    other = StackedMLP(2, 5, (7, 4), 3, seeds=[33, 11])
+    other = MLPBank(2, 5, (7, 4), 3, seeds=[33, 11], network_major=True)
     for w_a, w_b in zip(stacked.weights, other.weights, strict=True):
         torch.testing.assert_close(w_a[0], w_b[1])
         torch.testing.assert_close(w_a[2], w_b[0])
@@ -176,7 +178,7 @@ def test_stacked_mlp_is_l_independent_networks_with_their_own_seeds():
     assert stacked.weights[0].abs().max() <= bound and ref.weight.abs().max() <= bound
 
 
-def test_sdns_are_evaluated_as_one_batched_operation():
+def test_components_are_evaluated_as_one_batched_operation():
     """The number of torch ops in a forward pass does not grow with L (no Python loop)."""
     from torch.overrides import TorchFunctionMode
 
@@ -192,12 +194,12 @@ def test_sdns_are_evaluated_as_one_batched_operation():
     X, y = make_ltv(n_samples=300, n_features=5, n_categorical=1, random_state=0)
     counts = []
     for L in (2, 8):
-        model = OptDistRegressor(**dict(SMALL, n_distributions=L, max_epochs=1)).fit(X, y)
+        model = OptDistRegressor(**dict(SMALL, n_components=L, max_epochs=1)).fit(X, y)
         tensors = model.encoder_.transform_tensors(model._validate_predict_input(X))
         with Count() as mode, torch.no_grad():
             model.net_.module_(**tensors)
         counts.append(mode.n)
-        assert model.net_.module_.sdn.weights[0].shape[0] == L
+        assert model.net_.module_.components.weights[0].shape[0] == L
     assert counts[0] == counts[1], counts
 
 
@@ -211,35 +213,40 @@ def toy():
     return model, X, y
 
 
-def _sdn_outputs(model, X):
+def _component_outputs(model, X):
     """The module's outputs as per-customer ``(n, L)`` arrays."""
     return model._forward_outputs(
         X,
-        lambda out: tuple(out[k].double().T for k in ("logit", "mu", "sigma", "dsm_logits")),
+        lambda out: tuple(out[k].double().T for k in ("logit", "mu", "sigma", "selection_logits")),
     )
 
 
-def test_predict_is_the_selected_sdn_mean_or_the_alpha_mixture(toy):
+def test_predict_is_the_selected_component_mean_or_the_alpha_mixture(toy):
     model, X, y = toy
-    logit, mu, sigma, dsm = _sdn_outputs(model, X)
-    alpha = model.predict_selection_proba(X)
-    np.testing.assert_allclose(alpha, softmax(dsm, axis=1), rtol=1e-9)
+    logit, mu, sigma, selection_logits = _component_outputs(model, X)
+    alpha = model.predict_component_proba(X)
+    assert isinstance(alpha, np.ndarray)
+    np.testing.assert_allclose(alpha, softmax(selection_logits, axis=1), rtol=1e-9)
     np.testing.assert_allclose(alpha.sum(1), 1.0)
-    s = model.predict_subdistribution(X)
+    s = model.predict_component(X)
+    assert isinstance(s, np.ndarray) and s.dtype == np.int64
     np.testing.assert_array_equal(s, alpha.argmax(1))
     p = 1 / (1 + np.exp(-logit))
-    means = p * np.exp(mu + sigma**2 / 2)  # eq. 19 per SDN
+    means = p * np.exp(mu + sigma**2 / 2)  # eq. 19 per component
     rows = np.arange(len(s))
     np.testing.assert_allclose(model.predict(X), means[rows, s], rtol=1e-9)
     params = model.predict_params(X)
-    assert params.columns.tolist() == ["subdistribution", "p", "mu", "sigma"]
-    np.testing.assert_array_equal(params.subdistribution, s)
+    assert list(params) == ["component", "p", "mu", "sigma"]
+    assert all(isinstance(v, np.ndarray) and v.shape == (len(X),) for v in params.values())
+    assert params["component"].dtype == np.int64
+    np.testing.assert_array_equal(params["component"], s)
+    np.testing.assert_allclose(params["p"], p[rows, s], rtol=1e-9)
     np.testing.assert_allclose(model.predict_nonzero_proba(X), p[rows, s], rtol=1e-9)
-    assert params.sigma.max() <= model.sigma_max
-    assert params.mu.max() <= np.log(y.max()) + 1e-6
-    soft = pickle.loads(pickle.dumps(model)).set_params(selection="soft")
-    np.testing.assert_allclose(soft.predict(X), (alpha * means).sum(1), rtol=1e-9)
-    np.testing.assert_allclose(soft.predict_nonzero_proba(X), (alpha * p).sum(1), rtol=1e-9)
+    assert params["sigma"].max() <= model.sigma_max
+    assert params["mu"].max() <= np.log(y.max()) + 1e-6
+    expected = pickle.loads(pickle.dumps(model)).set_params(prediction="expected")
+    np.testing.assert_allclose(expected.predict(X), (alpha * means).sum(1), rtol=1e-9)
+    np.testing.assert_allclose(expected.predict_nonzero_proba(X), (alpha * p).sum(1), rtol=1e-9)
 
 
 def test_quantiles_hard_and_mixture(toy):
@@ -248,23 +255,23 @@ def test_quantiles_hard_and_mixture(toy):
     qs = np.array([0.05, 0.3, 0.5, 0.7, 0.9, 0.99])
     params = model.predict_params(rows)
     quant = model.predict_quantiles(rows, qs)
-    expected = ziln_quantile(
-        torch.tensor(np.log(params.p / (1 - params.p)).to_numpy())[:, None],
-        torch.tensor(params.mu.to_numpy())[:, None],
-        torch.tensor(params.sigma.to_numpy())[:, None],
+    exact = ziln_quantile(
+        torch.tensor(np.log(params["p"] / (1 - params["p"])))[:, None],
+        torch.tensor(params["mu"])[:, None],
+        torch.tensor(params["sigma"])[:, None],
         torch.tensor(qs)[None, :],
     ).numpy()
-    np.testing.assert_allclose(quant, expected, rtol=1e-6)
+    np.testing.assert_allclose(quant, exact, rtol=1e-6)
     assert model.predict_quantiles(rows, 0.5).shape == (5,)
     with pytest.raises(ValueError, match="quantiles"):
         model.predict_quantiles(rows, [0.5, 1.0])
 
-    soft = pickle.loads(pickle.dumps(model)).set_params(selection="soft")
-    logit, mu, sigma, _ = _sdn_outputs(soft, rows)
-    alpha = soft.predict_selection_proba(rows)
+    mixture = pickle.loads(pickle.dumps(model)).set_params(prediction="expected")
+    logit, mu, sigma, _ = _component_outputs(mixture, rows)
+    alpha = mixture.predict_component_proba(rows)
     p = 1 / (1 + np.exp(-logit))
     grid = np.linspace(0.01, 0.995, 60)
-    q_mix = soft.predict_quantiles(rows, grid)
+    q_mix = mixture.predict_quantiles(rows, grid)
     assert (np.diff(q_mix, axis=1) >= 0).all()
     zero_mass = (alpha * (1 - p)).sum(1)
     for i in range(len(rows)):
@@ -280,9 +287,9 @@ def test_quantiles_hard_and_mixture(toy):
 def test_history_records_alignment_terms_every_epoch_including_the_last(toy):
     model = toy[0]
     hist = model.net_.history
-    for key in ("train_nll", "train_ce", "train_kl", "train_sdn_share"):
+    for key in ("train_nll", "train_ce", "train_kl", "train_component_share"):
         assert len(hist[:, key]) == len(hist)
-    assert all(abs(sum(s) - 1) < 1e-9 for s in hist[:, "train_sdn_share"])
+    assert all(abs(sum(s) - 1) < 1e-9 for s in hist[:, "train_component_share"])
     # early stopping ends training inside another callback's on_epoch_end: the last
     # epoch must still have its columns
     X_big, y_big = make_ltv(n_samples=2000, n_features=5, n_categorical=1, random_state=3)
@@ -294,33 +301,34 @@ def test_history_records_alignment_terms_every_epoch_including_the_last(toy):
     assert stopped.net_.criterion_.last_terms_ is None  # nothing of a batch is pickled
 
 
-def test_seeds_determinism_and_single_distribution():
+def test_seeds_determinism_and_single_component():
     X, y = make_ltv(n_samples=500, n_features=5, n_categorical=1, random_state=0)
     a = OptDistRegressor(**dict(SMALL, max_epochs=3, random_state=5)).fit(X, y)
     b = OptDistRegressor(**dict(SMALL, max_epochs=3, random_state=5)).fit(X, y)
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
-    assert a.sdn_seeds_ == b.sdn_seeds_ and len(set(a.sdn_seeds_)) == 4
+    assert a.component_seeds_ == b.component_seeds_ and len(set(a.component_seeds_)) == 4
     c = OptDistRegressor(**dict(SMALL, max_epochs=3, random_state=6)).fit(X, y)
-    assert c.sdn_seeds_ != a.sdn_seeds_
+    assert c.component_seeds_ != a.component_seeds_
     # L = 1 is a ZILN network: alpha = 1, both alignment terms vanish
-    one = OptDistRegressor(**dict(SMALL, n_distributions=1, max_epochs=3)).fit(X, y)
+    one = OptDistRegressor(**dict(SMALL, n_components=1, max_epochs=3)).fit(X, y)
     assert one.net_.history[-1, "train_ce"] == 0 and abs(one.net_.history[-1, "train_kl"]) < 1e-6
-    assert (one.predict_subdistribution(X) == 0).all()
+    assert (one.predict_component(X) == 0).all()
     assert np.isfinite(one.predict(X)).all()
 
 
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"n_distributions": 0}, "n_distributions"),
-        ({"n_distributions": 2.5}, "n_distributions"),
-        ({"temperature": 0.0}, "temperature"),
-        ({"temperature": float("nan")}, "temperature"),
+        ({"n_components": 0}, "n_components"),
+        ({"n_components": 2.5}, "n_components"),
+        ({"gumbel_temperature": 0.0}, "gumbel_temperature"),
+        ({"gumbel_temperature": float("nan")}, "gumbel_temperature"),
         ({"ce_weight": -1.0}, "ce_weight"),
         ({"kl_weight": "1"}, "kl_weight"),
-        ({"sdn_hidden_units": 32}, "sdn_hidden_units"),
-        ({"dsm_hidden_units": (8, 0)}, "dsm_hidden_units"),
-        ({"selection": "argmax"}, "selection"),
+        ({"component_units": 32}, "component_units"),
+        ({"selection_units": (8, 0)}, "selection_units"),
+        ({"prediction": "argmax"}, "prediction"),
+        ({"prediction": "soft"}, "prediction"),
         ({"gumbel": "yes"}, "gumbel"),
         ({"sigma_max": 0.0}, "sigma_max"),
     ],
@@ -329,6 +337,16 @@ def test_bad_hyperparameters_raise_value_error(params, match):
     X, y = make_ltv(n_samples=100, n_features=3, n_categorical=0, random_state=0)
     with pytest.raises(ValueError, match=match):
         OptDistRegressor(**params).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "old",
+    ["n_distributions", "temperature", "sdn_hidden_units", "dsm_hidden_units", "selection"],
+)
+def test_old_parameter_names_are_gone(old):
+    assert old not in OptDistRegressor().get_params()
+    with pytest.raises(TypeError):
+        OptDistRegressor(**{old: 1})
 
 
 # ----------------------------------------------------------------------------- mechanism
@@ -346,28 +364,28 @@ def test_selection_recovers_the_latent_groups(groups_fit):
     # Floor 0.15: over seeds 0-9 of this exact set-up (benchmarks/quality_optdist.py,
     # table 5) the ARI was 0.07-0.62 (mean 0.40, 9 of 10 above 0.15; seed 0: 0.59), an
     # untrained selection network scores -0.07 to 0.03, and without the alignment
-    # terms 4 of 10 seeds (seed 0 among them) collapse onto one SDN, ARI 0.
+    # terms 4 of 10 seeds (seed 0 among them) collapse onto one component, ARI 0.
     model, X_te, g_te = groups_fit
-    ari = adjusted_rand_score(g_te, model.predict_subdistribution(X_te))
+    ari = adjusted_rand_score(g_te, model.predict_component(X_te))
     assert ari >= 0.15, ari
 
 
-def test_selection_does_not_collapse_and_sdns_differ(groups_fit):
+def test_selection_does_not_collapse_and_components_differ(groups_fit):
     model, X_te, _ = groups_fit
-    sel = model.predict_subdistribution(X_te)
-    share = np.bincount(sel, minlength=model.n_distributions) / len(sel)
-    # over 10 seeds: largest share <= 60%, >= 2 SDNs above 5% (seed 0: 60%, 34%, 4%, 2%);
-    # without the alignment terms 4/10 seeds put 100% on one SDN
+    sel = model.predict_component(X_te)
+    share = np.bincount(sel, minlength=model.n_components) / len(sel)
+    # over 10 seeds: largest share <= 60%, >= 2 components above 5% (seed 0: 60%, 34%,
+    # 4%, 2%); without the alignment terms 4/10 seeds put 100% on one component
     assert share.max() <= 0.8, share
     assert (share >= 0.05).sum() >= 2, share
-    # the SDNs end with different parameters (relative distance of the weights 0.70-0.85
+    # the components end with different parameters (relative distance of the weights 0.70-0.85
     # over 10 seeds) and predict different spend levels (mean |mu_i - mu_j| between the
-    # used SDNs: 0.41-2.68; seed 0: 2.68)
-    w = model.net_.module_.sdn.weights[0].detach()
+    # used components: 0.41-2.68; seed 0: 2.68)
+    w = model.net_.module_.components.weights[0].detach()
     for i in range(len(w)):
         for j in range(i):
             assert (w[i] - w[j]).norm() > 0.1 * w[i].norm()
-    _, mu, _, _ = _sdn_outputs(model, X_te)
+    _, mu, _, _ = _component_outputs(model, X_te)
     used = np.flatnonzero(share >= 0.05)
     gaps = [np.mean(np.abs(mu[:, i] - mu[:, j])) for i in used for j in used if i < j]
     assert min(gaps) > 0.25, gaps
@@ -376,7 +394,7 @@ def test_selection_does_not_collapse_and_sdns_differ(groups_fit):
 def test_alignment_loss_decreases_during_training(groups_fit):
     # measured over 10 seeds: CE down in 10/10 (by 0.15-0.34; seed 0: 0.770 -> 0.578),
     # CE + KL down in 10/10, KL alone only in 7/10 (seed 0: 0.125 -> 0.161): KL also
-    # grows when the SDNs specialise and omega = softmax(-L) sharpens
+    # grows when the components specialise and omega = softmax(-L) sharpens
     hist = groups_fit[0].net_.history
     ce, kl = np.array(hist[:, "train_ce"]), np.array(hist[:, "train_kl"])
     assert ce[-1] < ce[0] - 0.1, ce

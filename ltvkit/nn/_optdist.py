@@ -1,39 +1,38 @@
-"""OptDist: learned selection among several ZILN sub-distributions (Weng et al., CIKM 2024).
+"""OptDist: a learned choice among several ZILN components (Weng et al., CIKM 2024).
 
 Weng et al., "OptDist: Learning Optimal Distribution for Customer Lifetime Value
 Prediction", CIKM 2024. A shared bottom produces ``h``; the *distribution learning
-module* (DLM) maps ``h`` through ``L`` sub-distribution networks (SDNs), each giving
-zero-inflated lognormal parameters ``(p_i, mu_i, sigma_i)``; the *distribution
-selection module* (DSM) maps ``h`` to ``alpha = softmax(MLP(h))`` over the SDNs. In
-training a straight-through Gumbel-softmax sample ``pi`` of ``alpha`` picks the SDN
-whose ZILN loss counts for each customer (eqs. 6-9), and an *alignment mechanism*
-trains ``alpha`` towards the SDN that fits the customer best: a focal cross-entropy
-on the hard pseudo-label ``argmin_i L[u, i]`` and ``KL(softmax(-L[u]) || alpha)``
-(eqs. 10-15). At inference the argmax-``alpha`` SDN gives the prediction
+module* maps ``h`` through ``L`` component networks (the paper's sub-distribution
+networks, SDNs), each giving zero-inflated lognormal parameters ``(p_i, mu_i,
+sigma_i)``; the *selection network* (the paper's distribution selection module, DSM)
+maps ``h`` to ``alpha = softmax(MLP(h))`` over the components. In training a
+straight-through Gumbel-softmax sample ``pi`` of ``alpha`` picks the component whose
+ZILN loss counts for each customer (eqs. 6-9), and an *alignment mechanism* trains
+``alpha`` towards the component that fits the customer best: a focal cross-entropy on
+the hard pseudo-label ``argmin_i L[u, i]`` and ``KL(softmax(-L[u]) || alpha)`` (eqs.
+10-15). At inference the argmax-``alpha`` component gives the prediction
 ``p_s * exp(mu_s + sigma_s**2 / 2)`` (eqs. 18-19).
 
-The ``L`` SDNs are one module with stacked weights ``(L, in, out)`` (the shared
-:class:`~ltvkit.nn._layers.MLPBank`) evaluated by batched matrix products
-(``torch.baddbmm``), never a Python loop over networks per batch; each SDN's slice is
-initialised from its own seed. ``docs/models/optdist.md`` has the details and the
-measured results.
+The ``L`` components are one :class:`~ltvkit.nn._layers.MLPBank` with stacked weights
+``(L, in, out)``, evaluated by batched matrix products (``torch.baddbmm``), never a
+Python loop over networks per batch; each component's slice is initialised from its own
+seed. ``docs/models/optdist.md`` has the details and the measured results.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from skorch.callbacks import Callback
 from torch import nn
 
-from ltvkit.nn._base import BaseDeepRegressor
+from ltvkit._utils import Boolean, Int, Options, Real, Units
+from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, MLPBank, SharedBottom
 from ltvkit.nn._losses import (
@@ -46,95 +45,62 @@ from ltvkit.nn._losses import (
     ziln_quantile,
 )
 
-__all__ = ["OptDistLoss", "OptDistModule", "OptDistRegressor", "StackedMLP"]
+__all__ = ["OptDistLoss", "OptDistModule", "OptDistRegressor"]
 
 # mu is bounded to [log(min y+) - 1, log(max y+)] of the positive training labels, the
-# same bounds as ZILNRegressor (ZILNLabelStats): no SDN's median spend may exceed the
-# largest training spend, so every prediction is finite by construction.
-_SELECTIONS = ("hard", "soft")
-# Bisection steps of the mixture quantile (selection="soft"): the bracket is at most
+# same bounds as ZILNRegressor (ZILNLabelStats): no component's median spend may exceed
+# the largest training spend, so every prediction is finite by construction.
+_PREDICTIONS = ("hard", "expected")
+# Bisection steps of the mixture quantile (prediction="expected"): the bracket is at most
 # ~2 * (log-range + 6 sigma_max) wide, so 60 halvings reach float64 resolution.
 _QUANTILE_BISECTION_STEPS = 60
 
 
 # ----------------------------------------------------------------------------- module
-class StackedMLP(MLPBank):
-    """OptDist's ``L`` SDNs: an :class:`~ltvkit.nn._layers.MLPBank` in network-major layout.
-
-    ``L`` independent MLPs on the same input, ReLU between layers and none after the
-    output layer, evaluated as one ``torch.baddbmm`` per layer; the output is
-    ``(L, n, out)``, SDN-major like the loss. Network ``i`` is initialised like
-    ``nn.Linear`` from its own ``torch.Generator`` seeded with ``seeds[i]``, so the
-    networks start apart and a network's initial weights do not depend on how many
-    networks there are.
-
-    Parameters
-    ----------
-    n_networks : int
-        ``L``.
-    in_features : int
-    hidden_units : sequence of int
-        Hidden widths, shared by all networks (``()``: one linear layer each).
-    out_features : int
-    seeds : sequence of int
-        One initialisation seed per network.
-
-    Examples
-    --------
-    >>> mlp = StackedMLP(4, 8, (16, 8), 3, seeds=[0, 1, 2, 3])
-    >>> mlp(torch.zeros(5, 8)).shape
-    torch.Size([4, 5, 3])
-    """
-
-    def __init__(
-        self,
-        n_networks: int,
-        in_features: int,
-        hidden_units: Sequence[int],
-        out_features: int,
-        seeds: Sequence[int],
-    ) -> None:
-        super().__init__(
-            n_networks, in_features, hidden_units, out_features, seeds=seeds, network_major=True
-        )
-
-
 class OptDistModule(nn.Module):
-    """Shared bottom -> (DLM: ``L`` stacked ZILN SDNs, DSM: selection logits).
+    """Shared bottom -> (``L`` ZILN component networks, selection logits).
 
-    ``forward`` returns a dict of ``(L, n)`` tensors, SDN-major: ``"logit"`` (logit of
-    ``p_i = P(y > 0)``), ``"mu"``, ``"sigma"`` (bounded like ZILNRegressor's) and
-    ``"dsm_logits"`` (``alpha = softmax(dsm_logits, dim=0)``, eq. 7). SDN-major because
-    the loss reduces over the ``L`` SDNs (softmax, argmin, sums): along dim 0 the CPU
-    kernels vectorise over the customers, while a softmax over a 4-wide last dim is
-    ~10x slower (microbenchmark, 1024 x 4), which was a fifth of a training step.
+    ``forward`` returns a dict of ``(L, n)`` tensors, component-major: ``"logit"``
+    (logit of ``p_i = P(y > 0)``), ``"mu"``, ``"sigma"`` (bounded like ZILNRegressor's)
+    and ``"selection_logits"`` (``alpha = softmax(selection_logits, dim=0)``, eq. 7).
+    Component-major because the loss reduces over the ``L`` components (softmax,
+    argmin, sums): along dim 0 the CPU kernels vectorise over the customers, while a
+    softmax over a 4-wide last dim is ~10x slower (microbenchmark, 1024 x 4), which
+    was a fifth of a training step.
+
+    The components (the paper's SDNs) are one
+    :class:`~ltvkit.nn._layers.MLPBank` in network-major layout (``components``,
+    output ``(L, n, 3)``); the selection network (the paper's DSM) is an
+    :class:`~ltvkit.nn._layers.MLP` (``selection``) and a linear layer
+    (``selection_head``).
 
     Parameters
     ----------
     bottom : SharedBottom
-        Produces ``h``, read by both modules (paper sec. 3.2).
-    n_distributions : int
+        Produces ``h``, read by the components and the selection network (paper
+        sec. 3.2).
+    n_components : int
         ``L``.
-    sdn_hidden_units, dsm_hidden_units : sequence of int
-        Hidden widths of every SDN and of the DSM.
-    sdn_seeds : sequence of int
-        One initialisation seed per SDN.
+    component_units, selection_units : sequence of int
+        Hidden widths of every component network and of the selection network.
+    component_seeds : sequence of int
+        One initialisation seed per component.
     mu_low, mu_high, sigma_max : float
         Bounds of ``mu`` and ``sigma``.
     init_logit, init_mu, init_sigma : float
-        Starting values of every SDN's outputs (output-layer biases): the marginal
-        distribution of the training labels.
+        Starting values of every component's outputs (output-layer biases): the
+        marginal distribution of the training labels.
 
     Examples
     --------
     >>> from ltvkit.nn._encoder import EncodedSpec
     >>> spec = EncodedSpec(3, (), (), ("a", "b", "c"), ())
     >>> module = OptDistModule(
-    ...     SharedBottom(spec, (8,)), n_distributions=4, sdn_hidden_units=(8,),
-    ...     dsm_hidden_units=(8,), sdn_seeds=[0, 1, 2, 3], mu_low=0.0, mu_high=5.0,
+    ...     SharedBottom(spec, (8,)), n_components=4, component_units=(8,),
+    ...     selection_units=(8,), component_seeds=[0, 1, 2, 3], mu_low=0.0, mu_high=5.0,
     ...     sigma_max=2.0)
     >>> out = module(torch.zeros(6, 3), torch.zeros(6, 0, dtype=torch.long))
-    >>> out["mu"].shape, out["dsm_logits"].shape
+    >>> out["mu"].shape, out["selection_logits"].shape
     (torch.Size([4, 6]), torch.Size([4, 6]))
     """
 
@@ -142,10 +108,10 @@ class OptDistModule(nn.Module):
         self,
         bottom: SharedBottom,
         *,
-        n_distributions: int,
-        sdn_hidden_units: Sequence[int],
-        dsm_hidden_units: Sequence[int],
-        sdn_seeds: Sequence[int],
+        n_components: int,
+        component_units: Sequence[int],
+        selection_units: Sequence[int],
+        component_seeds: Sequence[int],
         mu_low: float,
         mu_high: float,
         sigma_max: float,
@@ -156,9 +122,11 @@ class OptDistModule(nn.Module):
         super().__init__()
         self.bottom = bottom
         width = bottom.out_features
-        self.sdn = StackedMLP(n_distributions, width, sdn_hidden_units, 3, sdn_seeds)
-        self.dsm = MLP(width, dsm_hidden_units)
-        self.dsm_head = nn.Linear(self.dsm.out_features, n_distributions)
+        self.components = MLPBank(
+            n_components, width, component_units, 3, seeds=component_seeds, network_major=True
+        )
+        self.selection = MLP(width, selection_units)
+        self.selection_head = nn.Linear(self.selection.out_features, n_components)
         self.mu_center = 0.5 * (mu_low + mu_high)
         self.mu_half_width = max(0.5 * (mu_high - mu_low), 1e-3)
         self.sigma_max = float(sigma_max)
@@ -171,17 +139,17 @@ class OptDistModule(nn.Module):
                 inverse_bounded_sigma(init_sigma, self.sigma_max),
             ]
         )
-        with torch.no_grad():  # every SDN starts at the marginal distribution
-            self.sdn.biases[-1].copy_(start.expand_as(self.sdn.biases[-1]))
+        with torch.no_grad():  # every component starts at the marginal distribution
+            self.components.biases[-1].copy_(start.expand_as(self.components.biases[-1]))
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.bottom(x_num, x_cat)
-        out = self.sdn(h)  # (L, n, 3)
+        out = self.components(h)  # (L, n, 3)
         return {
             "logit": out[:, :, 0],
             "mu": bounded_mu(out[:, :, 1], self.mu_center, self.mu_half_width),
             "sigma": bounded_sigma(out[:, :, 2], self.sigma_max),
-            "dsm_logits": self.dsm_head(self.dsm(h)).T.contiguous(),
+            "selection_logits": self.selection_head(self.selection(h)).T.contiguous(),
         }
 
 
@@ -189,31 +157,32 @@ class OptDistModule(nn.Module):
 class OptDistLoss(nn.Module):
     """Per-customer OptDist loss, eq. 15: ``L_u + ce_weight * CE_u + kl_weight * KL_u``.
 
-    - ``L[u, i]``: ZILN negative log-likelihood of customer ``u`` under SDN ``i`` (eq. 5,
-      :func:`~ltvkit.nn._losses.ziln_nll` broadcast over the SDNs).
+    - ``L[u, i]``: ZILN negative log-likelihood of customer ``u`` under component ``i``
+      (eq. 5, :func:`~ltvkit.nn._losses.ziln_nll` broadcast over the components).
     - ``L_u = sum_i pi[u, i] * L[u, i]`` (eq. 6). In training ``pi`` is a
       straight-through Gumbel-softmax sample of ``log alpha`` at temperature
-      ``temperature`` (eqs. 8-9): one-hot in the forward pass, the softmax gradient in
-      the backward pass. ``gumbel=False`` (ablation) uses ``pi = alpha``. In evaluation
-      (validation loss) ``pi`` is the inference rule: one-hot argmax ``alpha`` for
-      ``selection="hard"``, ``alpha`` for ``"soft"``, no noise, and the loss returned
-      in evaluation is ``L_u`` alone (the predictive NLL that early stopping monitors);
-      the alignment terms are still computed and logged.
+      ``gumbel_temperature`` (eqs. 8-9): one-hot in the forward pass, the softmax
+      gradient in the backward pass. ``gumbel=False`` (ablation) uses ``pi = alpha``.
+      In evaluation (validation loss) ``pi`` is the inference rule: one-hot argmax
+      ``alpha`` for ``prediction="hard"``, ``alpha`` for ``"expected"``, no noise, and
+      the loss returned in evaluation is ``L_u`` alone (the predictive NLL that early
+      stopping monitors); the alignment terms are still computed and logged.
     - ``CE_u = -(1 - alpha[u, k])**2 log alpha[u, k]`` with ``k = argmin_i L[u, i]``
       (eqs. 10-11, focal-weighted cross-entropy on the hard pseudo-label).
     - ``KL_u = KL(omega_u || alpha_u)``, ``omega_u = softmax(-L[u])`` (eqs. 12-14).
 
-    The inputs are the module's SDN-major ``(L, n)`` tensors (see
+    The inputs are the module's component-major ``(L, n)`` tensors (see
     :class:`OptDistModule`), the target has shape ``(n,)`` and so has the result.
     The pseudo-labels ``k`` and ``omega`` are computed from detached losses: they
-    supervise the DSM only. After each call, ``last_terms_`` holds the batch sums of
-    ``L_u``, ``CE_u``, ``KL_u`` and the count of customers per argmax-``alpha`` SDN
-    (detached), which :class:`_AlignmentHistory` turns into per-epoch history columns.
+    supervise the selection network only. After each call, ``last_terms_`` holds the
+    batch sums of ``L_u``, ``CE_u``, ``KL_u`` and the count of customers per
+    argmax-``alpha`` component (detached), which :class:`_AlignmentHistory` turns into
+    per-epoch history columns.
 
     Examples
     --------
     >>> loss = OptDistLoss()
-    >>> out = {k: torch.zeros(4, 3) for k in ("logit", "mu", "dsm_logits")}  # (L, n)
+    >>> out = {k: torch.zeros(4, 3) for k in ("logit", "mu", "selection_logits")}  # (L, n)
     >>> out["sigma"] = torch.ones(4, 3)
     >>> loss(out, torch.tensor([0.0, 1.0, 5.0])).shape
     torch.Size([3])
@@ -222,46 +191,48 @@ class OptDistLoss(nn.Module):
     def __init__(
         self,
         *,
-        temperature: float = 1.0,
+        gumbel_temperature: float = 1.0,
         gumbel: bool = True,
         ce_weight: float = 1.0,
         kl_weight: float = 1.0,
-        selection: str = "hard",
+        prediction: str = "hard",
     ) -> None:
         super().__init__()
-        self.temperature = float(temperature)
+        self.gumbel_temperature = float(gumbel_temperature)
         self.gumbel = bool(gumbel)
         self.ce_weight = float(ce_weight)
         self.kl_weight = float(kl_weight)
-        self.selection = selection
+        self.prediction = prediction
         self.last_terms_: torch.Tensor | None = None
 
     def forward(self, output: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        # everything is SDN-major, (L, n): reductions over the SDNs run along dim 0
+        # everything is component-major, (L, n): reductions over the components run
+        # along dim 0
         losses = ziln_nll(target[None, :], output["logit"], output["mu"], output["sigma"])
-        log_alpha = F.log_softmax(output["dsm_logits"], dim=0)
+        log_alpha = F.log_softmax(output["selection_logits"], dim=0)
         if self.training:
             if self.gumbel:
-                pi = _straight_through_gumbel(log_alpha, self.temperature)
+                pi = _straight_through_gumbel(log_alpha, self.gumbel_temperature)
             else:
                 pi = log_alpha.exp()
-        elif self.selection == "hard":
+        elif self.prediction == "hard":
             pi = _one_hot_argmax(log_alpha)
         else:
             pi = log_alpha.exp()
         nll = (pi * losses).sum(dim=0)
 
-        # alignment (eqs. 10-14): pseudo-labels from the SDN losses, no gradient
+        # alignment (eqs. 10-14): pseudo-labels from the component losses, no gradient
         detached = losses.detach()
         best = detached.min(dim=0, keepdim=True).indices
         log_alpha_best = log_alpha.gather(0, best).squeeze(0)
         ce = -((1.0 - log_alpha_best.exp()) ** 2) * log_alpha_best
         log_omega = F.log_softmax(-detached, dim=0)
         kl = (log_omega.exp() * (log_omega - log_alpha)).sum(dim=0)
-        # In evaluation the loss is the ZILN NLL of the inference-time selection only:
-        # early stopping then keeps the epoch that predicts best. The alignment terms
-        # are training signals for the DSM, and they rise while the SDNs specialise,
-        # which would stop training too early (measured on CDNOW, see the docs).
+        # In evaluation the loss is the ZILN NLL of the inference-time rule only: early
+        # stopping then keeps the epoch that predicts best. The alignment terms are
+        # training signals for the selection network, and they rise while the
+        # components specialise, which would stop training too early (measured on
+        # CDNOW, see the docs).
         total = nll + self.ce_weight * ce + self.kl_weight * kl if self.training else nll
 
         with torch.no_grad():
@@ -274,15 +245,15 @@ class OptDistLoss(nn.Module):
 
 
 class _AlignmentHistory(Callback):
-    """Record per-epoch means of the loss terms and the selection shares in the history.
+    """Record per-epoch means of the loss terms and the component shares in the history.
 
     Columns (``train_`` and, with a validation split, ``valid_``): ``*_nll`` (the
-    selected SDN's ZILN loss ``L_u``; in training the Gumbel-sampled one), ``*_ce``
-    and ``*_kl`` (the alignment terms, unweighted) and ``*_sdn_share`` (share of
-    customers whose argmax-``alpha`` SDN is ``i``, a list of length ``L``). Batch sums
-    are accumulated as tensors and turned into floats once per epoch, in
-    ``on_epoch_end`` (a model callback runs before early stopping, so also in the last
-    epoch).
+    selected component's ZILN loss ``L_u``; in training the Gumbel-sampled one),
+    ``*_ce`` and ``*_kl`` (the alignment terms, unweighted) and ``*_component_share``
+    (share of customers whose argmax-``alpha`` component is ``i``, a list of length
+    ``L``). Batch sums are accumulated as tensors and turned into floats once per
+    epoch, in ``on_epoch_end`` (a model callback runs before early stopping, so also in
+    the last epoch).
     """
 
     def on_epoch_begin(self, net: Any, **kwargs: Any) -> None:
@@ -315,40 +286,45 @@ class _AlignmentHistory(Callback):
             net.history.record(f"{prefix}_nll", values[0] / n)
             net.history.record(f"{prefix}_ce", values[1] / n)
             net.history.record(f"{prefix}_kl", values[2] / n)
-            net.history.record(f"{prefix}_sdn_share", [c / n for c in values[3:]])
+            net.history.record(f"{prefix}_component_share", [c / n for c in values[3:]])
         self._sums = {True: None, False: None}
 
 
 # ----------------------------------------------------------------------------- estimator
 class OptDistRegressor(BaseDeepRegressor):
-    """OptDist: several ZILN sub-distribution networks and a learned selection among them.
+    """OptDist: several ZILN mixture components and a learned choice among them.
 
     Weng et al. (CIKM 2024), "OptDist: Learning Optimal Distribution for Customer
-    Lifetime Value Prediction". ``L`` sub-distribution networks (SDNs) on a shared
-    bottom each output zero-inflated lognormal parameters; a selection network (DSM)
-    outputs ``alpha``, the probability that each SDN suits the customer. Training uses
-    a straight-through Gumbel-softmax sample of ``alpha`` to pick the SDN whose ZILN
-    loss counts (eqs. 6-9) plus two alignment terms that pull ``alpha`` towards the
-    SDN with the lowest loss: a focal cross-entropy on the hard pseudo-label and a KL
-    divergence to ``softmax(-losses)`` (eqs. 10-15). ``predict`` returns the mean of
-    the argmax-``alpha`` SDN, ``p_s * exp(mu_s + sigma_s**2 / 2)`` (eqs. 18-19),
-    computed in log space with ZILNRegressor's bounds on ``mu`` and ``sigma``.
+    Lifetime Value Prediction". ``L`` component networks (the paper's sub-distribution
+    networks, SDNs) on a shared bottom each output zero-inflated lognormal parameters;
+    a selection network (the paper's distribution selection module, DSM) outputs
+    ``alpha``, the probability that each component suits the customer. Training uses a
+    straight-through Gumbel-softmax sample of ``alpha`` to pick the component whose
+    ZILN loss counts (eqs. 6-9) plus two alignment terms that pull ``alpha`` towards
+    the component with the lowest loss: a focal cross-entropy on the hard pseudo-label
+    and a KL divergence to ``softmax(-losses)`` (eqs. 10-15). ``predict`` returns the
+    mean of the argmax-``alpha`` component, ``p_s * exp(mu_s + sigma_s**2 / 2)`` (eqs.
+    18-19), computed in log space with ZILNRegressor's bounds on ``mu`` and ``sigma``.
 
     Parameters
     ----------
-    n_distributions : int, default=4
-        Number of SDNs ``L`` (the paper's best value on its public datasets).
-    temperature : float, default=1.0
-        Gumbel-softmax temperature ``tau`` (eq. 9). The paper does not state its value;
-        1.0 is the value of Jang et al. and torch's default. With the straight-through
-        estimator the forward pass is a one-hot sample of ``alpha`` whatever ``tau``;
-        ``tau`` scales the gradient that reaches the DSM through ``L_u``.
-    sdn_hidden_units : tuple of int, default=(64, 32, 32)
-        Hidden widths of every SDN (the paper's public-data setting), followed by a
-        linear output of ``(logit p, mu, sigma)``.
-    dsm_hidden_units : tuple of int, default=(64,)
-        Hidden widths of the selection MLP (the paper does not give them; one hidden
-        layer is enough to map ``h`` to ``L`` logits), followed by a linear layer.
+    n_components : int, default=4
+        Number of mixture components ``L``: the paper's sub-distribution networks
+        (SDNs), each a ZILN network on the shared bottom. 4 is the paper's best value
+        on its public datasets (Fig. 4a).
+    gumbel_temperature : float, default=1.0
+        Temperature ``tau`` of the Gumbel-softmax (eq. 9). The paper does not state its
+        value; 1.0 is the value of Jang et al. and torch's default. With the
+        straight-through estimator the forward pass is a one-hot sample of ``alpha``
+        whatever ``tau``; ``tau`` scales the gradient that reaches the selection network
+        through ``L_u``.
+    component_units : tuple of int, default=(64, 32, 32)
+        Hidden widths of every component network (the paper's SDN size on its public
+        data), followed by a linear output of ``(logit p, mu, sigma)``.
+    selection_units : tuple of int, default=(64,)
+        Hidden widths of the selection network (the paper's DSM; the paper does not give
+        them, one hidden layer is enough to map ``h`` to ``L`` logits), followed by a
+        linear layer.
     ce_weight : float, default=1.0
         Weight of the focal cross-entropy alignment term (eq. 11); 0 removes it.
     kl_weight : float, default=1.0
@@ -356,46 +332,37 @@ class OptDistRegressor(BaseDeepRegressor):
     gumbel : bool, default=True
         Straight-through Gumbel-softmax selection in training; ``False`` is the paper's
         "(w/o) Gumbel-softmax" ablation (the mask is ``alpha`` itself).
-    selection : {"hard", "soft"}, default="hard"
-        Inference rule. ``"hard"``: the argmax-``alpha`` SDN (the paper). ``"soft"``:
-        the ``alpha``-weighted mixture of the SDNs (an ltvkit option, not in the paper;
-        see ``docs/models/optdist.md`` for whether it helps).
+    prediction : {"hard", "expected"}, default="hard"
+        Inference rule. ``"hard"`` (the paper, eqs. 18-19): the argmax-``alpha``
+        component. ``"expected"``: the ``alpha``-weighted mixture of the components,
+        whose mean is ``sum_i alpha_i p_i exp(mu_i + sigma_i**2 / 2)`` (an ltvkit option,
+        not in the paper; see ``docs/models/optdist.md`` for whether it helps).
+        ``predict_nonzero_proba``, ``predict_quantiles`` and the validation loss follow
+        the same rule.
     sigma_max : float, default=2.0
-        Upper bound of every SDN's ``sigma`` (as ZILNRegressor; ``mu`` is kept within
-        ``[log(min y+) - 1, log(max y+)]``), so predictions stay finite.
+        Upper bound of every component's ``sigma`` (as ZILNRegressor; ``mu`` is kept
+        within ``[log(min y+) - 1, log(max y+)]``), so predictions stay finite.
     hidden_units : tuple of int, default=(64, 32)
-        Shared bottom MLP (same as ZILNRegressor, so the two compare on one bottom).
+        Widths of the shared bottom MLP (the same as ZILNRegressor, so the two compare
+        on one bottom; the paper does not give its size).
     dropout : float, default=0.0
-        Dropout of the shared bottom (the SDNs and the DSM have none).
-    embedding_dim : int or None, default=None
-    log_transform : {"auto", True, False}, default="auto"
-    min_category_frequency : int, default=5
-    batch_size : int, default=1024
-    max_epochs : int, default=100
-    learning_rate : float, default=1e-3
-    weight_decay : float, default=0.0
-    optimizer : str or torch optimizer class, default="adam"
-    learning_rate_schedule : {"cosine", "none"} or None, default="cosine"
+        Dropout of the shared bottom (the components and the selection network have
+        none).
     early_stopping : bool, default=True
-        Monitors the validation ZILN loss of the inference-time selection (no Gumbel
-        noise, without the alignment terms, which are training signals for the DSM:
-        they rise while the SDNs specialise and would stop training too early).
-    validation_fraction : float, default=0.1
-    patience : int, default=10
-    gradient_clip : float or None, default=None
-    random_state : int, RandomState or None, default=None
-    verbose : int, default=0
-    callbacks : list or None, default=None
-    precision : {"float32", "float64"}, default="float32"
-    device : str, default="cpu"
-        See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
+        Hold out ``validation_fraction`` of the rows (stratified on ``y > 0``), stop
+        after ``patience`` epochs without improvement of the validation loss and
+        restore the best weights. The validation loss is the ZILN loss of the
+        ``prediction`` rule (no Gumbel noise, without the alignment terms, which are
+        training signals for the selection network: they rise while the components
+        specialise and would stop training too early).
+    {shared_params}
 
     Attributes
     ----------
     net_ : skorch NeuralNet
         Trained net. Besides the losses, ``net_.history`` has per-epoch columns
-        ``train_nll``, ``train_ce``, ``train_kl`` and ``train_sdn_share`` (and the
-        ``valid_`` ones with a validation split).
+        ``train_nll``, ``train_ce``, ``train_kl`` and ``train_component_share`` (and
+        the ``valid_`` ones with a validation split).
     encoder_ : TabularEncoder
     n_iter_ : int
     best_epoch_ : int
@@ -403,8 +370,8 @@ class OptDistRegressor(BaseDeepRegressor):
         Share of training customers with ``y > 0``.
     log_y_range_ : tuple of float
         ``(min, max)`` of ``log(y)`` over positive training labels.
-    sdn_seeds_ : tuple of int
-        Initialisation seed of each SDN (drawn from ``random_state``).
+    component_seeds_ : tuple of int
+        Initialisation seed of each component network (drawn from ``random_state``).
 
     Examples
     --------
@@ -416,21 +383,21 @@ class OptDistRegressor(BaseDeepRegressor):
     >>> model = OptDistRegressor(max_epochs=5, random_state=0).fit(X, y)
     >>> model.predict(X[:2]).shape
     (2,)
-    >>> model.predict_selection_proba(X[:2]).shape
+    >>> model.predict_component_proba(X[:2]).shape
     (2, 4)
     """
 
     def __init__(
         self,
         *,
-        n_distributions: int = 4,
-        temperature: float = 1.0,
-        sdn_hidden_units: Sequence[int] = (64, 32, 32),
-        dsm_hidden_units: Sequence[int] = (64,),
+        n_components: int = 4,
+        gumbel_temperature: float = 1.0,
+        component_units: Sequence[int] = (64, 32, 32),
+        selection_units: Sequence[int] = (64,),
         ce_weight: float = 1.0,
         kl_weight: float = 1.0,
         gumbel: bool = True,
-        selection: str = "hard",
+        prediction: str = "hard",
         sigma_max: float = 2.0,
         hidden_units: Sequence[int] = (64, 32),
         dropout: float = 0.0,
@@ -455,71 +422,49 @@ class OptDistRegressor(BaseDeepRegressor):
     ) -> None:
         self._store_params(locals())
 
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        **BaseDeepRegressor._parameter_constraints,
+        "n_components": [Int(1)],
+        "gumbel_temperature": [Real(0.0, None, closed="neither")],
+        "component_units": [Units()],
+        "selection_units": [Units()],
+        "ce_weight": [Real(0.0)],
+        "kl_weight": [Real(0.0)],
+        "gumbel": [Boolean()],
+        "prediction": [Options(*_PREDICTIONS)],
+        "sigma_max": [Real(0.01, None, closed="neither")],
+    }
+
     # -- hooks ------------------------------------------------------------------------
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        n = self.n_distributions
-        if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"ltvkit: n_distributions must be an integer >= 1, got {n!r}.")
-        for name in ("sdn_hidden_units", "dsm_hidden_units"):
-            units = getattr(self, name)
-            if isinstance(units, numbers.Integral):
-                raise ValueError(
-                    f"ltvkit: {name} must be a tuple of ints, got {units!r}; "
-                    f"write ({units},) for one layer."
-                )
-            if not isinstance(units, Sequence) or not all(
-                isinstance(u, numbers.Integral) and not isinstance(u, bool) and u >= 1
-                for u in units
-            ):
-                raise ValueError(
-                    f"ltvkit: {name} must be a tuple of positive ints, got {units!r}."
-                )
-        if not _is_real(self.temperature) or self.temperature <= 0:
-            raise ValueError(
-                f"ltvkit: temperature must be a number > 0, got {self.temperature!r}."
-            )
-        for name in ("ce_weight", "kl_weight"):
-            value = getattr(self, name)
-            if not _is_real(value) or value < 0:
-                raise ValueError(f"ltvkit: {name} must be a number >= 0, got {value!r}.")
-        if not isinstance(self.gumbel, (bool, np.bool_)):
-            raise ValueError(f"ltvkit: gumbel must be True or False, got {self.gumbel!r}.")
-        if self.selection not in _SELECTIONS:
-            raise ValueError(
-                f"ltvkit: selection must be one of {_SELECTIONS}, got {self.selection!r}."
-            )
-        if not _is_real(self.sigma_max) or self.sigma_max <= 0.01:
-            raise ValueError(f"ltvkit: sigma_max must be a number > 0.01, got {self.sigma_max!r}.")
+    def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
+        # starting values and mu bounds of every component's head (shared with ZILN)
+        stats = ZILNLabelStats.from_labels(y, sample_weight)
+        self.positive_rate_ = stats.positive_rate
+        self.log_y_range_ = stats.log_range
+        return PreparedTargets(y, info=stats)
 
-    def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
-        # starting values and mu bounds of the head (shared with OptDist)
-        self._label_stats = ZILNLabelStats.from_labels(y, sample_weight)
-        self.positive_rate_ = self._label_stats.positive_rate
-        self.log_y_range_ = self._label_stats.log_range
-        return y
-
-    def _build_module(self, spec: EncodedSpec) -> OptDistModule:
-        # _build_module runs under the seeded (forked) torch RNG of fit(): the SDN seeds
-        # drawn here are a deterministic function of random_state
-        L = int(self.n_distributions)
-        self.sdn_seeds_ = tuple(int(s) for s in torch.randint(0, 2**31 - 1, (L,)).tolist())
+    def _build_module(self, spec: EncodedSpec, info: ZILNLabelStats) -> OptDistModule:
+        # _build_module runs under the seeded (forked) torch RNG of fit(): the component
+        # seeds drawn here, before the bottom's weights, are a deterministic function of
+        # random_state
+        L = int(self.n_components)
+        self.component_seeds_ = tuple(int(s) for s in torch.randint(0, 2**31 - 1, (L,)).tolist())
         return OptDistModule(
             self._make_bottom(spec),
-            n_distributions=L,
-            sdn_hidden_units=tuple(int(u) for u in self.sdn_hidden_units),
-            dsm_hidden_units=tuple(int(u) for u in self.dsm_hidden_units),
-            sdn_seeds=self.sdn_seeds_,
-            **self._label_stats.head_init(float(self.sigma_max)),
+            n_components=L,
+            component_units=tuple(int(u) for u in self.component_units),
+            selection_units=tuple(int(u) for u in self.selection_units),
+            component_seeds=self.component_seeds_,
+            **info.head_init(float(self.sigma_max)),
         )
 
-    def _build_criterion(self) -> OptDistLoss:
+    def _build_criterion(self, info: ZILNLabelStats) -> OptDistLoss:
         return OptDistLoss(
-            temperature=float(self.temperature),
+            gumbel_temperature=float(self.gumbel_temperature),
             gumbel=bool(self.gumbel),
             ce_weight=float(self.ce_weight),
             kl_weight=float(self.kl_weight),
-            selection=self.selection,
+            prediction=self.prediction,
         )
 
     def _optimizer_kwargs(self) -> dict[str, Any]:
@@ -536,16 +481,16 @@ class OptDistRegressor(BaseDeepRegressor):
         return [("alignment_history", _AlignmentHistory())]
 
     def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
-        logit, mu, sigma, dsm = _per_customer(output)
+        logit, mu, sigma, selection_logits = _per_customer(output)
         log_mean = ziln_log_mean(logit, mu, sigma)  # (n, L), log space: no overflow
-        log_alpha = F.log_softmax(dsm, dim=1)
-        if self.selection == "hard":
+        log_alpha = F.log_softmax(selection_logits, dim=1)
+        if self.prediction == "hard":
             return torch.exp(log_mean.gather(1, log_alpha.argmax(dim=1, keepdim=True))[:, 0])
         return torch.exp(torch.logsumexp(log_alpha + log_mean, dim=1))
 
     # -- public API -------------------------------------------------------------------
-    def predict_selection_proba(self, X: object) -> np.ndarray:
-        """The DSM's probability ``alpha`` of each SDN for each customer (eq. 7).
+    def predict_component_proba(self, X: object) -> np.ndarray:
+        """The selection network's probability ``alpha`` of each component (eq. 7).
 
         Parameters
         ----------
@@ -553,21 +498,23 @@ class OptDistRegressor(BaseDeepRegressor):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_distributions)
+        ndarray of shape (n_samples, n_components)
             Rows sum to 1.
 
         Examples
         --------
         >>> import numpy as np
         >>> X = np.arange(40.0).reshape(-1, 1); y = np.r_[np.zeros(20), np.ones(20)]
-        >>> model = OptDistRegressor(n_distributions=3, max_epochs=2, random_state=0)
-        >>> model.fit(X, y).predict_selection_proba(X).shape
+        >>> model = OptDistRegressor(n_components=3, max_epochs=2, random_state=0)
+        >>> model.fit(X, y).predict_component_proba(X).shape
         (40, 3)
         """
-        return self._forward_outputs(X, lambda out: torch.softmax(out["dsm_logits"].double().T, 1))
+        return self._forward_outputs(
+            X, lambda out: torch.softmax(out["selection_logits"].double().T, 1)
+        )
 
-    def predict_subdistribution(self, X: object) -> np.ndarray:
-        """Index of the selected SDN, ``argmax alpha`` (eq. 18).
+    def predict_component(self, X: object) -> np.ndarray:
+        """Index of the selected component, ``argmax alpha`` (eq. 18).
 
         Parameters
         ----------
@@ -581,17 +528,17 @@ class OptDistRegressor(BaseDeepRegressor):
         --------
         >>> import numpy as np
         >>> X = np.arange(40.0).reshape(-1, 1); y = np.r_[np.zeros(20), np.ones(20)]
-        >>> s = OptDistRegressor(max_epochs=2, random_state=0).fit(X, y).predict_subdistribution(X)
+        >>> s = OptDistRegressor(max_epochs=2, random_state=0).fit(X, y).predict_component(X)
         >>> bool(((s >= 0) & (s < 4)).all())
         True
         """
-        return self._forward_outputs(X, lambda out: out["dsm_logits"].argmax(dim=0))
+        return self._forward_outputs(X, lambda out: out["selection_logits"].argmax(dim=0))
 
     def predict_nonzero_proba(self, X: object) -> np.ndarray:
         """Probability that each customer spends anything, ``P(y > 0 | x)``.
 
-        ``p_s`` of the selected SDN (``selection="hard"``) or ``sum_i alpha_i p_i``
-        (``"soft"``).
+        ``p_s`` of the selected component (``prediction="hard"``) or
+        ``sum_i alpha_i p_i`` (``"expected"``).
 
         Parameters
         ----------
@@ -617,12 +564,12 @@ class OptDistRegressor(BaseDeepRegressor):
 
         return self._forward_outputs(X, proba)
 
-    def predict_params(self, X: object) -> pd.DataFrame:
-        """The selected SDN and its ZILN parameters for each customer.
+    def predict_params(self, X: object) -> dict[str, np.ndarray]:
+        """The selected component and its ZILN parameters for each customer.
 
         ``y = 0`` with probability ``1 - p``, else ``log(y) ~ Normal(mu, sigma)``, with
-        the parameters of SDN ``subdistribution = argmax alpha`` (whatever
-        ``selection``; the mixture of ``selection="soft"`` is not one ZILN).
+        the parameters of component ``argmax alpha`` (whatever ``prediction``; the
+        mixture of ``prediction="expected"`` is not one ZILN).
 
         Parameters
         ----------
@@ -630,36 +577,36 @@ class OptDistRegressor(BaseDeepRegressor):
 
         Returns
         -------
-        DataFrame with columns ``subdistribution``, ``p``, ``mu``, ``sigma`` (index of
-        ``X`` if a DataFrame)
+        dict of str to ndarray of shape (n_samples,)
+            ``"component"`` (int64, as :meth:`predict_component`), ``"p"``, ``"mu"``,
+            ``"sigma"`` (``pd.DataFrame(params, index=X.index)`` makes a table of it).
 
         Examples
         --------
         >>> import numpy as np
         >>> X = np.arange(40.0).reshape(-1, 1); y = np.r_[np.zeros(20), np.ones(20)]
-        >>> OptDistRegressor(max_epochs=2, random_state=0).fit(X, y).predict_params(X).shape
-        (40, 4)
+        >>> params = OptDistRegressor(max_epochs=2, random_state=0).fit(X, y).predict_params(X)
+        >>> list(params), params["component"].dtype, params["mu"].shape
+        (['component', 'p', 'mu', 'sigma'], dtype('int64'), (40,))
         """
 
         def params(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-            logit, mu, sigma, dsm = _per_customer(out)
-            s = dsm.argmax(dim=1, keepdim=True)
+            logit, mu, sigma, selection_logits = _per_customer(out)
+            s = selection_logits.argmax(dim=1, keepdim=True)
             logit, mu, sigma = (t.gather(1, s)[:, 0] for t in (logit, mu, sigma))
             return s[:, 0], torch.sigmoid(logit), mu, sigma
 
         s, p, mu, sigma = self._forward_outputs(X, params)
-        return pd.DataFrame(
-            {"subdistribution": s, "p": p, "mu": mu, "sigma": sigma},
-            index=self._params_frame_index(X, len(p)),
-        )
+        return {"component": s, "p": p, "mu": mu, "sigma": sigma}
 
     def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
         """Quantiles of each customer's predicted distribution.
 
-        ``selection="hard"``: exact quantiles of the selected SDN's zero-inflated
-        lognormal, ``0`` if ``q <= 1 - p`` else ``exp(mu + sigma * Phi^-1((q - 1 + p) / p))``.
-        ``selection="soft"``: quantiles of the ``alpha``-weighted mixture, by bisection on
-        its CDF in log space (60 steps, float64), bracketed by the SDNs' own quantiles.
+        ``prediction="hard"``: exact quantiles of the selected component's
+        zero-inflated lognormal, ``0`` if ``q <= 1 - p`` else
+        ``exp(mu + sigma * Phi^-1((q - 1 + p) / p))``. ``prediction="expected"``:
+        quantiles of the ``alpha``-weighted mixture, by bisection on its CDF in log
+        space (60 steps, float64), bracketed by the components' own quantiles.
 
         Parameters
         ----------
@@ -683,35 +630,36 @@ class OptDistRegressor(BaseDeepRegressor):
         if q.ndim != 1 or not np.all((q >= 0) & (q < 1)):
             raise ValueError(f"ltvkit: quantiles must be in [0, 1), got {quantiles!r}.")
         q_t = torch.from_numpy(q)
-        soft = self.selection == "soft"
+        expected = self.prediction == "expected"
 
         def quantile_fn(out: dict[str, torch.Tensor]) -> torch.Tensor:
-            logit, mu, sigma, dsm = _per_customer(out)
-            if not soft:
-                s = dsm.argmax(dim=1, keepdim=True)
+            logit, mu, sigma, selection_logits = _per_customer(out)
+            if not expected:
+                s = selection_logits.argmax(dim=1, keepdim=True)
                 logit, mu, sigma = (t.gather(1, s) for t in (logit, mu, sigma))
                 return ziln_quantile(logit, mu, sigma, q_t[None, :])
-            return _mixture_quantile(torch.softmax(dsm, dim=1), logit, mu, sigma, q_t)
+            alpha = torch.softmax(selection_logits, dim=1)
+            return _mixture_quantile(alpha, logit, mu, sigma, q_t)
 
         result = self._forward_outputs(X, quantile_fn)
         return result[:, 0] if scalar else result
 
     # -- internals --------------------------------------------------------------------
     def _mask(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Inference weights ``(n, L)`` of the SDNs: one-hot argmax alpha, or alpha."""
+        """Inference weights ``(n, L)`` of the components: one-hot argmax alpha, or alpha."""
         alpha = torch.softmax(_per_customer(out)[3], dim=1)
-        if self.selection == "soft":
+        if self.prediction == "expected":
             return alpha
         return F.one_hot(alpha.argmax(dim=1), alpha.shape[1]).double()
 
 
 def _per_customer(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """``(logit, mu, sigma, dsm_logits)`` as float64 ``(n, L)`` views, for inference."""
-    return tuple(out[k].double().T for k in ("logit", "mu", "sigma", "dsm_logits"))
+    """``(logit, mu, sigma, selection_logits)`` as float64 ``(n, L)`` views, for inference."""
+    return tuple(out[k].double().T for k in ("logit", "mu", "sigma", "selection_logits"))
 
 
 def _one_hot_argmax(log_alpha: torch.Tensor) -> torch.Tensor:
-    """One-hot ``(L, n)`` mask of the argmax over the SDNs (dim 0).
+    """One-hot ``(L, n)`` mask of the argmax over the components (dim 0).
 
     ``max(dim=0).indices`` rather than ``argmax(dim=0)``: the same indices, but the
     latter has no vectorised CPU kernel over a short outer dim (~10x slower for 4 x 1024).
@@ -747,14 +695,14 @@ def _mixture_quantile(
 
     The CDF at ``x > 0`` is ``sum_i alpha_i (1 - p_i + p_i Phi((log x - mu_i) / sigma_i))``.
     Where ``q`` is at most the mixture's mass at zero the quantile is 0; elsewhere it is
-    found by bisection on ``log x``, between the smallest and largest of the SDNs' own
-    quantiles at level ``q`` (the mixture CDF lies between the SDNs' CDFs there).
+    found by bisection on ``log x``, between the smallest and largest of the components' own
+    quantiles at level ``q`` (the mixture CDF lies between the components' CDFs there).
     """
     p = torch.sigmoid(logit)[:, :, None]  # (n, L, 1)
     a, m, s = alpha[:, :, None], mu[:, :, None], sigma[:, :, None]
     qq = q[None, None, :]
     zero_mass = (a * (1.0 - p)).sum(dim=1)  # (n, 1)
-    # per-SDN quantiles at each level: (n, L, Q), 0 where the level falls in the zero part
+    # per-component quantiles at each level: (n, L, Q), 0 where the level falls in the zero part
     comp = ziln_quantile(logit[:, :, None], m, s, qq)
     positive = comp > 0
     tiny = torch.finfo(torch.float64).tiny
@@ -776,11 +724,3 @@ def _mixture_quantile(
         hi = torch.where(below, hi, mid)
     result = torch.exp(hi)
     return torch.where(target > zero_mass, result, torch.zeros_like(result))
-
-
-def _is_real(value: object) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, (bool, np.bool_))
-        and math.isfinite(value)
-    )
