@@ -85,7 +85,7 @@ CASES: list[tuple[str, str, dict, bool]] = [
     (
         "ccornet",
         "CCORNetRegressor",
-        dict(DEEP, residual_units=(16, 8), high_value_units=(16, 8), gamma=0.7),
+        dict(DEEP, residual_units=(16, 8), high_value_units=(16, 8), main_weight=0.7),
         False,
     ),
     (

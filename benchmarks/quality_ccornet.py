@@ -78,7 +78,7 @@ from ltvkit.metrics import (
     sva,
     zero_f1,
 )
-from ltvkit.nn import BaseDeepRegressor, CCORNetRegressor
+from ltvkit.nn import BaseDeepRegressor, CCORNetRegressor, PreparedTargets
 from ltvkit.preprocessing import LTVBucketizer
 
 
@@ -116,18 +116,18 @@ class MSEBaseline(BaseDeepRegressor):
         log_transform="auto", min_category_frequency=5, batch_size=1024, max_epochs=100,
         learning_rate=5e-4, weight_decay=1e-4, optimizer="adamw", learning_rate_schedule="cosine",
         early_stopping=True, validation_fraction=0.1, patience=10, gradient_clip=None,
-        random_state=None, verbose=0, callbacks=None, device="cpu",
+        random_state=None, verbose=0, callbacks=None, device="cpu", precision="float32",
     ):  # fmt: skip
         self._store_params(locals())
 
     def _prepare_targets(self, y, sample_weight):
-        self.init_ = float(np.mean(y))
-        return y
+        # info: the training mean, the starting value of the output
+        return PreparedTargets(y, info=float(np.mean(y)))
 
-    def _build_module(self, spec):
-        return _MSEModule(self._make_bottom(spec), self.init_)
+    def _build_module(self, spec, info):
+        return _MSEModule(self._make_bottom(spec), info)
 
-    def _build_criterion(self):
+    def _build_criterion(self, info):
         return _MSELoss()
 
     def _output_to_prediction(self, output):

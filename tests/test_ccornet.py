@@ -13,12 +13,8 @@ from skorch.callbacks import Callback
 
 from ltvkit.datasets import load_cdnow, make_ltv
 from ltvkit.metrics import normalized_gini, sva
-from ltvkit.nn import (
-    CCORNetLoss,
-    CCORNetModule,
-    CCORNetRegressor,
-    bucket_log_proba,
-)
+from ltvkit.nn import CCORNetLoss, CCORNetModule, CCORNetRegressor
+from ltvkit.nn._ccornet import bucket_log_proba
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import SharedBottom
 from ltvkit.preprocessing import LTVBucketizer
@@ -295,6 +291,24 @@ def test_teacher_forcing_conditions_on_the_given_bucket():
     assert set(out) == {"logits", "bucket", "values"}
 
 
+def test_value_mode_is_a_forward_option():
+    module = _module().eval()
+    x = torch.randn(16, 3)
+    x_cat = torch.zeros(16, 0, dtype=torch.long)
+    hard = module(x, x_cat)
+    assert hard["values"].shape == (16,)
+    torch.testing.assert_close(module(x, x_cat, value_mode="hard")["values"], hard["values"])
+    every = module(x, x_cat, value_mode="all")["values"]
+    assert every.shape == (16, 4)
+    # the hard value is the predicted bucket's column of the values of every bucket
+    torch.testing.assert_close(every.gather(1, hard["bucket"][:, None])[:, 0], hard["values"])
+    assert set(module(x, x_cat, value_mode="none")) == {"logits", "bucket"}
+    with pytest.raises(ValueError, match="value_mode"):
+        module(x, x_cat, value_mode="mean")
+    # the mode is an argument of the pass, never state of the module
+    assert not hasattr(module, "value_mode")
+
+
 def test_augmentation_noise_only_in_training_and_only_on_predicted_top():
     module = _module(noise_std=0.5)
     h = torch.randn(40, 8)
@@ -307,6 +321,17 @@ def test_augmentation_noise_only_in_training_and_only_on_predicted_top():
     assert not torch.allclose(a[perturb == 1], b[perturb == 1])
     clean = module.high_value(h, emb, None)[0]
     assert torch.equal(clean[perturb == 0], a[perturb == 0])
+
+
+def test_fit_passes_true_buckets_and_keeps_no_private_hand_offs(fitted):
+    from ltvkit.nn import LTVNeuralNet
+
+    assert CCORNetRegressor._target_inputs == ("bucket",)
+    assert type(fitted.net_) is LTVNeuralNet
+    assert fitted.net_.target_inputs == ("bucket",)
+    # the label-derived starting values went to the builders, not onto the estimator
+    private = [k for k in vars(fitted) if k.startswith("_") and not k.startswith("__")]
+    assert not any(k.startswith("_init") for k in private), private
 
 
 def test_ablation_switches_change_the_network(data):
@@ -414,17 +439,55 @@ def test_float64_int_input_and_tiny_batches():
         (dict(stage_weights=(1.0, 1.0, 1.0, 1.0)), "stage_weights"),
         (dict(negative_weights=(-1.0,)), "negative_weights"),
         (dict(classifier_dropouts=(1.0,)), "classifier_dropouts"),
-        (dict(gamma=1.5), "gamma"),
+        (dict(main_weight=1.5), "main_weight"),
         (dict(label_smoothing=(1.0,)), "label_smoothing"),
         (dict(distill_temperature=(1.0, 0.0)), "distill_temperature"),
         (dict(augmentation="yes"), "augmentation"),
         (dict(high_value_units=16), "high_value_units"),
+        (dict(residual_sigmoid_slope=float("nan")), "residual_sigmoid_slope"),
+        (dict(classifier_depths=(2, -1)), "classifier_depths"),
+        (dict(classifier_l2=()), "classifier_l2"),
+        (dict(n_buckets=3, classifier_depths=(2, 1, 2)), "classifier_depths"),
     ],
 )
 def test_bad_hyperparameters(params, match, data):
     X, y = data
-    with pytest.raises(ValueError, match=match):
+    # the message names the estimator and the parameter
+    with pytest.raises(ValueError, match=f"CCORNetRegressor: {match}"):
         CCORNetRegressor(**dict(SMALL, **params)).fit(X[:100], y[:100])
+
+
+def test_bad_hyperparameter_messages_say_what_is_allowed(data):
+    X, y = data
+    cases = [
+        (dict(main_weight=1.5), r"main_weight must be a number in \[0, 1\], got 1.5"),
+        (dict(residual_units=(16,)), r"residual_units must be a tuple of 2 positive ints"),
+        (dict(label_smoothing=(1.0,)), r"label_smoothing must be a pair \(start, end\)"),
+        (
+            dict(stage_weights=(1.0, 1.0, 1.0, 1.0)),
+            r"stage_weights has 4 entries but n_buckets=4 has only 3 cascade levels",
+        ),
+    ]
+    for params, match in cases:
+        with pytest.raises(ValueError, match=match):
+            CCORNetRegressor(**dict(SMALL, **params)).fit(X[:100], y[:100])
+
+
+class _Boom(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        raise RuntimeError("boom")
+
+
+def test_a_fit_that_failed_in_training_is_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    X = np.arange(60.0).reshape(-1, 1)
+    y = np.r_[np.zeros(30), np.arange(1.0, 31.0)]
+    failed = CCORNetRegressor(**SMALL, callbacks=[_Boom()])
+    with pytest.raises(RuntimeError, match="boom"):
+        failed.fit(X, y)
+    with pytest.raises(NotFittedError):
+        failed.predict_bucket(X)
 
 
 def test_unfitted_and_merged_buckets():

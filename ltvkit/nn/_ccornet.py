@@ -15,23 +15,22 @@ Where the paper is ambiguous, the reading implemented here is written down in
 
 from __future__ import annotations
 
-import contextlib
 import math
-import numbers
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
-from skorch.dataset import unpack_data
 from torch import nn
 from torch.func import functional_call
 
+from ltvkit._utils import Boolean, Int, Options, PerLevel, Real, Units
 from ltvkit.base import check_predictions
-from ltvkit.nn._base import BaseDeepRegressor, LTVNeuralNet
+from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, SharedBottom
 from ltvkit.preprocessing import LTVBucketizer
@@ -43,6 +42,8 @@ __all__ = ["CCORNetLoss", "CCORNetModule", "CCORNetRegressor", "bucket_log_proba
 _MAX_INIT_LOGIT = 8.0
 # tanh outputs are initialised at most this close to +-1 (atanh stays finite).
 _MAX_INIT_TANH = 0.995
+# What a prediction pass of CCORNetModule computes (its forward's ``value_mode``).
+_VALUE_MODES = ("hard", "all", "none")
 
 
 def bucket_log_proba(logits: torch.Tensor) -> torch.Tensor:
@@ -232,13 +233,14 @@ class _HighValueNet(nn.Module):
 class CCORNetModule(nn.Module):
     """The CC-OR-Net network: shared bottom, cascade, alignment, residual and whale towers.
 
-    ``forward(x_num, x_cat, bucket=None)``. With ``bucket`` (the training and validation
-    passes; the true bucket ids) it returns what :class:`CCORNetLoss` needs: the stage
-    ``logits``, ``v_norm`` (the normalized residual of the conditioning bucket),
-    ``v_high``/``conf_logit`` (top-bucket tower) and, in training, the classifiers' L2
-    penalty ``l2``. Without ``bucket`` (prediction) it returns ``logits``, the predicted
-    bucket ``bucket`` and ``values``: the value of the predicted bucket (``value_mode =
-    "hard"``), of every bucket (``"all"``, shape (n, K)) or nothing (``"none"``).
+    ``forward(x_num, x_cat, bucket=None, value_mode="hard")``. With ``bucket`` (the
+    training and validation passes; the true bucket ids) it returns what
+    :class:`CCORNetLoss` needs: the stage ``logits``, ``v_norm`` (the normalized residual
+    of the conditioning bucket), ``v_high``/``conf_logit`` (top-bucket tower) and, in
+    training, the classifiers' L2 penalty ``l2``. Without ``bucket`` (prediction) it
+    returns ``logits``, the predicted bucket ``bucket`` and ``values``, as chosen by
+    ``value_mode``: the value of the predicted bucket (``"hard"``), of every bucket
+    (``"all"``, shape (n, K)) or nothing (``"none"``, no ``values`` entry).
 
     Parameters
     ----------
@@ -268,9 +270,12 @@ class CCORNetModule(nn.Module):
     ...     half_widths=[0, 1, 1, 6], cascade_units=(8, 8), residual_units=(8, 4),
     ...     high_value_units=(8,),
     ... ).eval()
-    >>> out = module(torch.zeros(5, 3), torch.zeros(5, 0, dtype=torch.long))
+    >>> x_num, x_cat = torch.zeros(5, 3), torch.zeros(5, 0, dtype=torch.long)
+    >>> out = module(x_num, x_cat)
     >>> out["logits"].shape, out["values"].shape
     (torch.Size([5, 3]), torch.Size([5]))
+    >>> module(x_num, x_cat, value_mode="all")["values"].shape
+    torch.Size([5, 4])
     """
 
     def __init__(
@@ -332,8 +337,6 @@ class CCORNetModule(nn.Module):
             )
             with torch.no_grad():  # start the whale tower at the typical whale value
                 self.high_value.heads.bias[0] = math.atanh(init_high_norm)
-        #: what the prediction pass computes: "hard", "all" or "none" (see class docs)
-        self.value_mode = "hard"
 
     # -- pieces --------------------------------------------------------------------------
     def _residual_values(
@@ -359,7 +362,11 @@ class CCORNetModule(nn.Module):
 
     # -- forward -------------------------------------------------------------------------
     def forward(
-        self, x_num: torch.Tensor, x_cat: torch.Tensor, bucket: torch.Tensor | None = None
+        self,
+        x_num: torch.Tensor,
+        x_cat: torch.Tensor,
+        bucket: torch.Tensor | None = None,
+        value_mode: str = "hard",
     ) -> dict[str, torch.Tensor]:
         h = self.bottom(x_num, x_cat)
         logits = self.cascade(h)
@@ -386,11 +393,14 @@ class CCORNetModule(nn.Module):
             return out
 
         out["bucket"] = b_hat
-        mode = self.value_mode
-        if mode == "none":
+        if value_mode not in _VALUE_MODES:
+            raise ValueError(
+                f"ltvkit: value_mode must be one of {_VALUE_MODES}, got {value_mode!r}."
+            )
+        if value_mode == "none":
             return out
         top = self.n_buckets - 1
-        if mode == "all":
+        if value_mode == "all":
             if self.residual:
                 v = self._residual_values(h, p, None) * self.half_widths + self.centers
             else:
@@ -420,7 +430,8 @@ def _levels(values: Sequence[Any], n: int) -> list[Any]:
 class CCORNetLoss(nn.Module):
     """Per-sample CC-OR-Net loss (eqs. 2, 3, 6, 7, 8).
 
-    ``L_i = gamma * L_main,i + (1 - gamma) * 1[b_i = K-1] * L_high,i`` with
+    ``L_i = main_weight * L_main,i + (1 - main_weight) * 1[b_i = K-1] * L_high,i``
+    (``main_weight`` is the paper's ``gamma``) with
     ``L_main = a_cascade * L_cascade + a_residual * L_residual + a_distill * L_distill``.
 
     - ``L_cascade``: stage ``k`` is a weighted BCE on the rows that passed stage ``k - 1``
@@ -432,8 +443,9 @@ class CCORNetLoss(nn.Module):
       (``softmax(log P / T)``), computed from ``distill_logits`` when the module gives
       them (the cascade run with its parameters behind a stop-gradient, so distillation
       trains the shared encoder, never the classifiers). Added to every row.
-    - ``L_residual``: ``(v_hat - v)**2 * sigmoid(beta * v)`` on the normalized residual;
-      in training, zero-bucket targets are drawn from ``U(-theta, theta)``.
+    - ``L_residual``: ``(v_hat - v)**2 * sigmoid(beta * v)`` on the normalized residual,
+      ``beta = residual_sigmoid_slope``; in training, zero-bucket targets are drawn from
+      ``U(-theta, theta)``.
     - ``L_high``: focal confidence loss ``-(1 - p_conf)**g log p_conf`` plus
       ``lambda_reg * |v_high - y| / max(y, 1)``, on the rows truly in the top bucket.
 
@@ -456,11 +468,11 @@ class CCORNetLoss(nn.Module):
         stage_weights: Sequence[float],
         negative_weights: Sequence[float],
         pass_rates: Sequence[float],
-        gamma: float = 0.8,
+        main_weight: float = 0.8,
         cascade_weight: float = 3.0,
         residual_weight: float = 3.0,
         distill_weight: float = 0.2,
-        value_beta: float = 0.5,
+        residual_sigmoid_slope: float = 0.5,
         focal_gamma: float = 2.0,
         relative_weight: float = 0.5,
         label_smoothing: tuple[float, float] = (1.0, 0.1),
@@ -480,11 +492,11 @@ class CCORNetLoss(nn.Module):
         ).clamp(min=1e-6)
         self.register_buffer("stage_scale", scale)
         self.n_stages = len(stage_weights)
-        self.gamma = float(gamma)
+        self.main_weight = float(main_weight)
         self.cascade_weight = float(cascade_weight)
         self.residual_weight = float(residual_weight)
         self.distill_weight = float(distill_weight)
-        self.value_beta = float(value_beta)
+        self.residual_sigmoid_slope = float(residual_sigmoid_slope)
         self.focal_gamma = float(focal_gamma)
         self.relative_weight = float(relative_weight)
         self.label_smoothing = (float(label_smoothing[0]), float(label_smoothing[1]))
@@ -545,13 +557,15 @@ class CCORNetLoss(nn.Module):
                 noise = (torch.rand_like(v_true) * 2.0 - 1.0) * self.theta
                 v_true = torch.where(bucket == 0, noise, v_true)
             v_hat = output["v_norm"]
-            weighted = (v_hat - v_true).square() * torch.sigmoid(self.value_beta * v_true)
+            weighted = (v_hat - v_true).square() * torch.sigmoid(
+                self.residual_sigmoid_slope * v_true
+            )
             main = main + self.residual_weight * weighted
         if self.distillation:
             distill_logits = output.get("distill_logits", logits)
             distill = self._distill(distill_logits, bucket, target.get("w"))
             main = main + self.distill_weight * distill
-        loss = self.gamma * main
+        loss = self.main_weight * main
         if self.augmentation:
             in_top = (bucket == self.n_stages).to(logits.dtype)
             conf_logit = output["conf_logit"]
@@ -559,7 +573,8 @@ class CCORNetLoss(nn.Module):
             focal = -((1.0 - p_conf) ** self.focal_gamma) * F.logsigmoid(conf_logit)
             y = target["y"]
             relative = (output["v_high"] - y).abs() / y.clamp(min=1.0)
-            loss = loss + (1.0 - self.gamma) * in_top * (focal + self.relative_weight * relative)
+            top_weight = 1.0 - self.main_weight
+            loss = loss + top_weight * in_top * (focal + self.relative_weight * relative)
         if "l2" in output:
             loss = loss + output["l2"]
         return loss
@@ -587,27 +602,35 @@ class TrainingProgress(Callback):
         return "TrainingProgress()"
 
 
-class _CCORNeuralNet(LTVNeuralNet):
-    """Passes the true bucket ids to the module in training and validation steps.
+# -- the estimator -------------------------------------------------------------------------
+#: Per-level hyperparameters: one entry per cascade level, at most ``n_buckets - 1``.
+_PER_LEVEL_PARAMS = (
+    "classifier_depths",
+    "classifier_dropouts",
+    "classifier_l2",
+    "stage_weights",
+    "negative_weights",
+)
 
-    The residual branch is conditioned on a bucket; the training and validation passes
-    give the module the batch's true buckets (teacher forcing, or the targets of the
-    whale tower), the prediction passes do not.
+
+@dataclass(frozen=True)
+class _BucketInfo:
+    """What ``_prepare_targets`` derives from the labels for the module and the loss.
+
+    ``n_buckets`` after merging tied quantiles; bucket ``centers`` and ``half_widths``
+    (``c_b``, ``r_b``); the share of training rows reaching each stage (``pass_rates``);
+    the starting biases of the classifiers (``init_stage_logits``) and the starting
+    normalized value of the top-bucket tower (``init_high_norm``).
     """
 
-    @staticmethod
-    def _with_bucket(batch: Any) -> tuple[Any, Any]:
-        Xi, yi = unpack_data(batch)
-        return {**Xi, "bucket": yi["target"]["bucket"]}, yi
-
-    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
-        return super().train_step_single(self._with_bucket(batch), **fit_params)
-
-    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
-        return super().validation_step(self._with_bucket(batch), **fit_params)
+    n_buckets: int
+    centers: list[float]
+    half_widths: list[float]
+    pass_rates: list[float]
+    init_stage_logits: list[float]
+    init_high_norm: float
 
 
-# -- the estimator -------------------------------------------------------------------------
 class CCORNetRegressor(BaseDeepRegressor):
     """Conditional Cascaded Ordinal-Residual Network for customer lifetime value.
 
@@ -644,8 +667,9 @@ class CCORNetRegressor(BaseDeepRegressor):
     classifier_units : int, default=64
         Width of each classifier's hidden layers (not given in the paper).
     classifier_depths : tuple of int, default=(2, 1, 2)
-        Hidden layers per level (Appendix B.2); levels beyond the tuple reuse its last
-        entry, entries beyond ``n_buckets_ - 1`` are unused.
+        Hidden layers per level (Appendix B.2). Every per-level tuple (this one and the
+        four below) has at most ``n_buckets - 1`` entries; levels beyond the tuple reuse
+        its last entry, entries beyond ``n_buckets_ - 1`` (merged buckets) are unused.
     classifier_dropouts : tuple of float, default=(0.2, 0.1, 0.1)
     classifier_l2 : tuple of float, default=(0.01, 0.01, 0.008)
         L2 penalty on each classifier's weights, added to the loss.
@@ -664,12 +688,14 @@ class CCORNetRegressor(BaseDeepRegressor):
         The top-bucket tower.
     noise_std : float, default=0.1
         ``sigma_noise`` of the feature perturbation (training only).
-    gamma : float, default=0.8
-        Weight of the main loss; ``1 - gamma`` weighs the top-bucket loss (eq. 6).
+    main_weight : float, default=0.8
+        The paper's ``gamma``: weight of the main loss; ``1 - main_weight`` weighs the
+        top-bucket loss (eq. 6).
     cascade_weight, residual_weight, distill_weight : float, default=3.0, 3.0, 0.2
         ``alpha_1, alpha_2, alpha_3``.
-    value_beta : float, default=0.5
-        ``beta`` of the value-weighted MSE (eq. 7).
+    residual_sigmoid_slope : float, default=0.5
+        The paper's ``beta``: slope of the sigmoid weighting ``sigmoid(beta * v_norm)``
+        of the value-weighted MSE of the residual (eq. 7).
     focal_gamma : float, default=2.0
         ``beta_focal`` of the confidence loss (eq. 8b).
     relative_weight : float, default=0.5
@@ -681,30 +707,16 @@ class CCORNetRegressor(BaseDeepRegressor):
         paper gives no values).
     hidden_units : tuple of int, default=(400, 300, 200)
         Shared encoder (Appendix B.2).
-    dropout : float, default=0.0
     embedding_dim : int or None, default=None
         None: ``min(50, ceil(cardinality / 2))`` per categorical column (the paper's rule).
-    log_transform : {"auto", True, False}, default="auto"
-    min_category_frequency : int, default=5
     batch_size : int, default=1024
         The paper used 100,000 on 14 cores and hundreds of millions of rows; on data of
         ltvkit's size that gives a handful of steps per epoch (see the model page).
-    max_epochs : int, default=100
     learning_rate : float, default=5e-4
-    weight_decay : float, default=1e-4
-    optimizer : str or torch optimizer class, default="adamw"
-    learning_rate_schedule : {"cosine", "none"} or None, default="cosine"
+        The paper's, with its AdamW optimizer, weight decay 1e-4 and cosine schedule.
     early_stopping : bool, default=True
         Stops on the validation loss; the split is stratified on the buckets.
-    validation_fraction : float, default=0.1
-    patience : int, default=10
-    gradient_clip : float or None, default=None
-    random_state : int, RandomState or None, default=None
-    verbose : int, default=0
-    callbacks : list or None, default=None
-    precision : {"float32", "float64"}, default="float32"
-    device : str, default="cpu"
-        See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
+    {shared_params}
 
     Attributes
     ----------
@@ -718,7 +730,7 @@ class CCORNetRegressor(BaseDeepRegressor):
         ``c_b`` and ``r_b`` (eq. 4).
     stage_pass_rates_ : ndarray of shape (n_buckets_ - 1,)
         Share of training rows that reach each stage (``y > tau_{k-1}``).
-    net_, encoder_, n_iter_, best_epoch_
+    net_, encoder_, n_iter_, best_epoch_, target_ndim_
         See :class:`~ltvkit.nn.BaseDeepRegressor`.
 
     Examples
@@ -736,7 +748,8 @@ class CCORNetRegressor(BaseDeepRegressor):
     True
     """
 
-    _net_class = _CCORNeuralNet
+    #: the training and validation steps pass the batch's true bucket to ``forward``
+    _target_inputs: ClassVar[tuple[str, ...]] = ("bucket",)
 
     def __init__(
         self,
@@ -759,11 +772,11 @@ class CCORNetRegressor(BaseDeepRegressor):
         attention_units: int = 100,
         high_value_units: Sequence[int] = (300, 200),
         noise_std: float = 0.1,
-        gamma: float = 0.8,
+        main_weight: float = 0.8,
         cascade_weight: float = 3.0,
         residual_weight: float = 3.0,
         distill_weight: float = 0.2,
-        value_beta: float = 0.5,
+        residual_sigmoid_slope: float = 0.5,
         focal_gamma: float = 2.0,
         relative_weight: float = 0.5,
         label_smoothing: tuple[float, float] = (1.0, 0.1),
@@ -791,58 +804,54 @@ class CCORNetRegressor(BaseDeepRegressor):
     ) -> None:
         self._store_params(locals())
 
-    # -- hyperparameters -----------------------------------------------------------------
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        _check_int(self.n_buckets, "n_buckets", 2)
-        if self.prediction not in ("hard", "expected"):
-            raise ValueError(
-                f"ltvkit: prediction must be 'hard' or 'expected', got {self.prediction!r}."
-            )
-        for name in ("distillation", "residual", "augmentation", "teacher_forcing"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(
-                    f"ltvkit: {name} must be True or False, got {getattr(self, name)!r}."
-                )
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        **BaseDeepRegressor._parameter_constraints,
+        "n_buckets": [Int(2)],
+        "prediction": [Options("hard", "expected")],
+        "distillation": [Boolean()],
+        "residual": [Boolean()],
+        "augmentation": [Boolean()],
+        "teacher_forcing": [Boolean()],
+        "cascade_units": [Units()],
+        "classifier_units": [Int(1)],
+        "classifier_depths": [PerLevel(Int(0))],
+        "classifier_dropouts": [PerLevel(Real(0.0, 1.0, closed="left"))],
+        "classifier_l2": [PerLevel(Real(0.0))],
+        "stage_weights": [PerLevel(Real(0.0))],
+        "negative_weights": [PerLevel(Real(0.0))],
+        "bucket_embedding_dim": [Int(1)],
+        "residual_units": [Units(length=2)],
+        "attention_units": [Int(1)],
+        "high_value_units": [Units()],
+        "noise_std": [Real(0.0)],
+        "main_weight": [Real(0.0, 1.0)],
+        "cascade_weight": [Real(0.0)],
+        "residual_weight": [Real(0.0)],
+        "distill_weight": [Real(0.0)],
+        "residual_sigmoid_slope": [Real()],
+        "focal_gamma": [Real(0.0)],
+        "relative_weight": [Real(0.0)],
+        "label_smoothing": [PerLevel(Real(0.0, 1.0), length=2, what="a pair (start, end)")],
+        "distill_temperature": [
+            PerLevel(Real(0.0, None, closed="neither"), length=2, what="a pair (start, end)")
+        ],
+    }
+
+    def _check_param_combinations(self) -> None:
+        # a per-level tuple may be shorter than the cascade (its last entry is reused),
+        # never longer
         n_stages = int(self.n_buckets) - 1
-        _check_units(self.cascade_units, "cascade_units", allow_empty=True)
-        _check_int(self.classifier_units, "classifier_units", 1)
-        _check_int(self.bucket_embedding_dim, "bucket_embedding_dim", 1)
-        _check_int(self.attention_units, "attention_units", 1)
-        _check_units(self.high_value_units, "high_value_units", allow_empty=True)
-        _check_units(self.residual_units, "residual_units", allow_empty=False)
-        if len(self.residual_units) != 2:
-            raise ValueError(
-                "ltvkit: residual_units must be two widths (the two residual blocks), got "
-                f"{self.residual_units!r}."
-            )
-        per_level = {
-            "classifier_depths": (0, None, True),
-            "classifier_dropouts": (0.0, 1.0, False),
-            "classifier_l2": (0.0, None, False),
-            "stage_weights": (0.0, None, False),
-            "negative_weights": (0.0, None, False),
-        }
-        for name, (low, high, integer) in per_level.items():
-            _check_levels(getattr(self, name), name, n_stages, low, high, integer)
-        for name in (
-            "noise_std",
-            "cascade_weight",
-            "residual_weight",
-            "distill_weight",
-            "relative_weight",
-            "focal_gamma",
-        ):
-            _check_float(getattr(self, name), name, 0.0, None)
-        _check_float(self.gamma, "gamma", 0.0, 1.0)
-        _check_float(self.value_beta, "value_beta", None, None)
-        _check_pair(self.label_smoothing, "label_smoothing", 0.0, 1.0, left_open=False)
-        _check_pair(self.distill_temperature, "distill_temperature", 0.0, None, left_open=True)
+        for name in _PER_LEVEL_PARAMS:
+            value = getattr(self, name)
+            if len(value) > n_stages:
+                raise ValueError(
+                    f"ltvkit: {type(self).__name__}: {name} has {len(value)} entries but "
+                    f"n_buckets={self.n_buckets} has only {n_stages} cascade levels; give "
+                    f"at most n_buckets - 1 = {n_stages}."
+                )
 
     # -- hooks ---------------------------------------------------------------------------
-    def _prepare_targets(
-        self, y: np.ndarray, sample_weight: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
+    def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
         weighted = sample_weight is not None and not np.all(sample_weight == sample_weight[0])
         # weighted quantiles (frequency weights: integer weights give the buckets of the
         # repeated rows, rows of weight 0 do not count; equal weights are unweighted)
@@ -863,7 +872,7 @@ class CCORNetRegressor(BaseDeepRegressor):
         cond = reach[1:] / np.maximum(reach[:-1], 1e-12)
         opt = cond / np.maximum(cond + negw * (1.0 - cond), 1e-12)
         opt = np.clip(opt, 1e-6, 1 - 1e-6)
-        self._init_stage_logits = np.clip(
+        init_stage_logits = np.clip(
             np.log(opt / (1 - opt)), -_MAX_INIT_LOGIT, _MAX_INIT_LOGIT
         ).tolist()
         # normalized residual target v = (y - c_b) / r_b, 0 in the zero bucket
@@ -873,7 +882,7 @@ class CCORNetRegressor(BaseDeepRegressor):
         v_norm = np.clip(v_norm, -1.0, 1.0)
         top = self.n_buckets_ - 1
         in_top = bucket == top
-        self._init_high_norm = float(
+        init_high_norm = float(
             np.clip(
                 np.median(v_norm[in_top]) if in_top.any() else 0.0, -_MAX_INIT_TANH, _MAX_INIT_TANH
             )
@@ -881,19 +890,27 @@ class CCORNetRegressor(BaseDeepRegressor):
         targets = {"bucket": bucket, "v_norm": v_norm, "y": y}
         if weighted:
             targets["w"] = sample_weight / sample_weight.mean()
-        return targets
+        info = _BucketInfo(
+            n_buckets=self.n_buckets_,
+            centers=self.bucket_centers_.tolist(),
+            half_widths=self.bucket_half_widths_.tolist(),
+            pass_rates=self.stage_pass_rates_.tolist(),
+            init_stage_logits=init_stage_logits,
+            init_high_norm=init_high_norm,
+        )
+        return PreparedTargets(targets, info=info)
 
     def _validation_strata(
         self, y: np.ndarray, targets: dict[str, np.ndarray]
     ) -> np.ndarray | None:
         return targets["bucket"]
 
-    def _build_module(self, spec: EncodedSpec) -> CCORNetModule:
+    def _build_module(self, spec: EncodedSpec, info: _BucketInfo) -> CCORNetModule:
         return CCORNetModule(
             self._make_bottom(spec),
-            n_buckets=self.n_buckets_,
-            centers=self.bucket_centers_.tolist(),
-            half_widths=self.bucket_half_widths_.tolist(),
+            n_buckets=info.n_buckets,
+            centers=info.centers,
+            half_widths=info.half_widths,
             cascade_units=tuple(int(u) for u in self.cascade_units),
             classifier_units=int(self.classifier_units),
             classifier_depths=list(self.classifier_depths),
@@ -908,21 +925,21 @@ class CCORNetRegressor(BaseDeepRegressor):
             augmentation=bool(self.augmentation),
             teacher_forcing=bool(self.teacher_forcing),
             distillation=bool(self.distillation),
-            init_stage_logits=self._init_stage_logits,
-            init_high_norm=self._init_high_norm,
+            init_stage_logits=info.init_stage_logits,
+            init_high_norm=info.init_high_norm,
         )
 
-    def _build_criterion(self) -> CCORNetLoss:
-        n_stages = self.n_buckets_ - 1
+    def _build_criterion(self, info: _BucketInfo) -> CCORNetLoss:
+        n_stages = info.n_buckets - 1
         return CCORNetLoss(
             stage_weights=_levels(self.stage_weights, n_stages),
             negative_weights=_levels(self.negative_weights, n_stages),
-            pass_rates=self.stage_pass_rates_.tolist(),
-            gamma=float(self.gamma),
+            pass_rates=info.pass_rates,
+            main_weight=float(self.main_weight),
             cascade_weight=float(self.cascade_weight),
             residual_weight=float(self.residual_weight),
             distill_weight=float(self.distill_weight),
-            value_beta=float(self.value_beta),
+            residual_sigmoid_slope=float(self.residual_sigmoid_slope),
             focal_gamma=float(self.focal_gamma),
             relative_weight=float(self.relative_weight),
             label_smoothing=tuple(self.label_smoothing),
@@ -942,17 +959,13 @@ class CCORNetRegressor(BaseDeepRegressor):
         proba = bucket_log_proba(output["logits"].double()).exp()
         return (proba * values).sum(dim=1)
 
-    # -- public API ----------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _value_mode(self, mode: str) -> Iterator[None]:
-        module = self.net_.module_
-        previous = module.value_mode
-        module.value_mode = mode
-        try:
-            yield
-        finally:
-            module.value_mode = previous
+    def _forward_outputs(self, X: object, fn: Callable[[Any], Any], **forward_kwargs: Any) -> Any:
+        # a fit that raised in training leaves schema_ (checked by the base) but no net_:
+        # answer NotFittedError, as before the refactoring, not AttributeError
+        check_is_fitted(self, "net_")
+        return super()._forward_outputs(X, fn, **forward_kwargs)
 
+    # -- public API ----------------------------------------------------------------------
     def predict(self, X: object) -> np.ndarray:
         """Customer value: the paper's hard output or the expected value (``prediction``).
 
@@ -975,7 +988,7 @@ class CCORNetRegressor(BaseDeepRegressor):
         (80,)
         """
         mode = "all" if self.prediction == "expected" else "hard"
-        pred = self._outputs(X, mode, self._output_to_prediction)
+        pred = self._forward_outputs(X, self._output_to_prediction, value_mode=mode)
         return check_predictions(pred, type(self).__name__)
 
     def predict_stage_proba(self, X: object) -> np.ndarray:
@@ -997,7 +1010,9 @@ class CCORNetRegressor(BaseDeepRegressor):
         >>> model.predict_stage_proba(X).shape
         (80, 3)
         """
-        return self._outputs(X, "none", lambda out: torch.sigmoid(out["logits"].double()))
+        return self._forward_outputs(
+            X, lambda out: torch.sigmoid(out["logits"].double()), value_mode="none"
+        )
 
     def predict_bucket_proba(self, X: object) -> np.ndarray:
         """Bucket distribution ``P(bucket = b | x)`` from the cascade (eq. 1).
@@ -1019,7 +1034,9 @@ class CCORNetRegressor(BaseDeepRegressor):
         >>> model.predict_bucket_proba(X).sum(axis=1).round(12).min()
         np.float64(1.0)
         """
-        return self._outputs(X, "none", lambda out: bucket_log_proba(out["logits"].double()).exp())
+        return self._forward_outputs(
+            X, lambda out: bucket_log_proba(out["logits"].double()).exp(), value_mode="none"
+        )
 
     def predict_bucket(self, X: object) -> np.ndarray:
         """Most probable bucket (0 = no spend), the bucket ``predict`` uses when hard.
@@ -1040,7 +1057,7 @@ class CCORNetRegressor(BaseDeepRegressor):
         >>> set(model.predict_bucket(X)) <= {0, 1, 2, 3}
         True
         """
-        return self._outputs(X, "none", lambda out: out["bucket"])
+        return self._forward_outputs(X, lambda out: out["bucket"], value_mode="none")
 
     def predict_bucket_values(self, X: object) -> np.ndarray:
         """The value ``v_b`` the network predicts for each bucket ``b``, in original units.
@@ -1069,7 +1086,7 @@ class CCORNetRegressor(BaseDeepRegressor):
         >>> model.predict_bucket_values(X).shape
         (80, 4)
         """
-        values = self._outputs(X, "all", lambda out: out["values"].double())
+        values = self._forward_outputs(X, lambda out: out["values"].double(), value_mode="all")
         return check_predictions(values, type(self).__name__)
 
     def predict_nonzero_proba(self, X: object) -> np.ndarray:
@@ -1095,8 +1112,10 @@ class CCORNetRegressor(BaseDeepRegressor):
         >>> bool(((p >= 0) & (p <= 1)).all())
         True
         """
-        return self._outputs(
-            X, "none", lambda out: -torch.expm1(bucket_log_proba(out["logits"].double())[:, 0])
+        return self._forward_outputs(
+            X,
+            lambda out: -torch.expm1(bucket_log_proba(out["logits"].double())[:, 0]),
+            value_mode="none",
         )
 
     def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
@@ -1138,89 +1157,7 @@ class CCORNetRegressor(BaseDeepRegressor):
             idx = idx.clamp(max=cdf.shape[1] - 1)
             return torch.gather(out["values"].double(), 1, idx)
 
-        result = check_predictions(self._outputs(X, "all", fn), type(self).__name__)
+        result = check_predictions(
+            self._forward_outputs(X, fn, value_mode="all"), type(self).__name__
+        )
         return result[:, 0] if scalar else result
-
-    # -- internals -----------------------------------------------------------------------
-    def _outputs(self, X: object, mode: str, fn: Callable[[Any], Any]) -> Any:
-        """``_forward_outputs`` with the module's prediction pass in ``mode``."""
-        check_is_fitted(self, "net_")
-        with self._value_mode(mode):
-            return self._forward_outputs(X, fn)
-
-
-def _check_units(value: object, name: str, *, allow_empty: bool) -> None:
-    if isinstance(value, numbers.Integral) or not isinstance(value, Sequence):
-        raise ValueError(f"ltvkit: {name} must be a tuple of positive ints, got {value!r}.")
-    if (not allow_empty and not value) or not all(
-        isinstance(u, numbers.Integral) and not isinstance(u, bool) and u >= 1 for u in value
-    ):
-        raise ValueError(f"ltvkit: {name} must be a tuple of positive ints, got {value!r}.")
-
-
-def _check_levels(
-    value: object,
-    name: str,
-    n_stages: int,
-    low: float,
-    high: float | None,
-    integer: bool,
-) -> None:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ValueError(f"ltvkit: {name} must be a non-empty tuple (one entry per level).")
-    if len(value) > n_stages:
-        raise ValueError(
-            f"ltvkit: {name} has {len(value)} entries but n_buckets={n_stages + 1} has only "
-            f"{n_stages} cascade levels."
-        )
-    for v in value:
-        if integer:
-            _check_int(v, name, int(low))
-        else:
-            _check_float(v, name, low, high, right_open=high is not None)
-
-
-def _check_pair(
-    value: object, name: str, low: float, high: float | None, *, left_open: bool
-) -> None:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ValueError(f"ltvkit: {name} must be a pair (start, end), got {value!r}.")
-    for v in value:
-        _check_float(v, name, low, high, left_open=left_open)
-
-
-# TODO(refactor): temporary copies until the constraints table replaces them
-def _check_int(value: object, name: str, low: int) -> None:
-    if (
-        isinstance(value, (bool, np.bool_))
-        or not isinstance(value, numbers.Integral)
-        or value < low
-    ):
-        raise ValueError(f"ltvkit: {name} must be an integer >= {low}, got {value!r}.")
-
-
-def _check_float(
-    value: object,
-    name: str,
-    low: float | None,
-    high: float | None,
-    *,
-    left_open: bool = False,
-    right_open: bool = False,
-) -> None:
-    ok = (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, (bool, np.bool_))
-        and math.isfinite(value)
-    )
-    if ok and low is not None:
-        ok = value > low if left_open else value >= low
-    if ok and high is not None:
-        ok = value < high if right_open else value <= high
-    if not ok:
-        lo = "(" if left_open else "["
-        hi = ")" if right_open else "]"
-        rng = (
-            f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
-        )
-        raise ValueError(f"ltvkit: {name} must be a number in {rng}, got {value!r}.")
