@@ -24,6 +24,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import (
     Callback,
@@ -599,6 +600,8 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         array, or a tuple of arrays when ``fn`` returns a tuple). ``fn`` sees one batch
         of module output at a time.
         """
+        # a fit that raised in training leaves schema_ but no net_: not fitted
+        check_is_fitted(self, "net_")
         frame = self._validate_predict_input(X)
         np_dtype = _PRECISIONS[self.precision][1]
         chunks: list[Any] = []

@@ -16,14 +16,13 @@ Where the paper is ambiguous, the reading implemented here is written down in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 from torch import nn
 from torch.func import functional_call
@@ -958,12 +957,6 @@ class CCORNetRegressor(BaseDeepRegressor):
             return values
         proba = bucket_log_proba(output["logits"].double()).exp()
         return (proba * values).sum(dim=1)
-
-    def _forward_outputs(self, X: object, fn: Callable[[Any], Any], **forward_kwargs: Any) -> Any:
-        # a fit that raised in training leaves schema_ (checked by the base) but no net_:
-        # answer NotFittedError, as before the refactoring, not AttributeError
-        check_is_fitted(self, "net_")
-        return super()._forward_outputs(X, fn, **forward_kwargs)
 
     # -- public API ----------------------------------------------------------------------
     def predict(self, X: object) -> np.ndarray:
