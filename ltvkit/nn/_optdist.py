@@ -467,16 +467,6 @@ class OptDistRegressor(BaseDeepRegressor):
             prediction=self.prediction,
         )
 
-    def _optimizer_kwargs(self) -> dict[str, Any]:
-        kwargs = super()._optimizer_kwargs()
-        # The fused Adam/AdamW kernel updates all parameters in one call instead of a
-        # per-tensor loop (21 parameter tensors with L=4): same maths, several times
-        # cheaper optimizer step.
-        # Proposed for every deep model in BaseDeepRegressor._optimizer_kwargs.
-        if self._optimizer_class() in (torch.optim.Adam, torch.optim.AdamW):
-            kwargs["optimizer__fused"] = True
-        return kwargs
-
     def _model_callbacks(self) -> list[tuple[str, Callback]]:
         return [("alignment_history", _AlignmentHistory())]
 
