@@ -59,9 +59,14 @@ CASES: list[tuple[str, str, dict, bool]] = [
         ),
         True,
     ),
-    ("mdme", "MDMERegressor", dict(DEEP, beta=0.3, gamma=0.7), False),
+    (
+        "mdme",
+        "MDMERegressor",
+        dict(DEEP, subdistribution_distill_weight=0.3, bucket_distill_weight=0.7),
+        False,
+    ),
     ("mdme_hard", "MDMERegressor", dict(DEEP, prediction="hard"), True),
-    ("odmn", "ODMNRegressor", dict(DEEP, alpha=0.5), False),
+    ("odmn", "ODMNRegressor", dict(DEEP, calibration_weight=0.5), False),
     (
         "mean",
         "MEANRegressor",

@@ -71,10 +71,10 @@ MDME_VARIANTS = {
     "MDME": dict(bucket_bias=True, ordinal_distillation=True),
 }
 ODMN_VARIANTS = {
-    "S": dict(mono_unit=False, alpha=0.0),
-    "SM": dict(mono_unit=True, alpha=0.0),
-    "SC": dict(mono_unit=False, alpha=1.0),
-    "ODMN": dict(mono_unit=True, alpha=1.0),
+    "S": dict(mono_unit=False, calibration_weight=0.0),
+    "SM": dict(mono_unit=True, calibration_weight=0.0),
+    "SC": dict(mono_unit=False, calibration_weight=1.0),
+    "ODMN": dict(mono_unit=True, calibration_weight=1.0),
 }
 
 

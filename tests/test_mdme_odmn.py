@@ -10,15 +10,8 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from ltvkit.datasets import make_ltv
-from ltvkit.nn import (
-    MDMEHead,
-    MDMELoss,
-    MDMERegressor,
-    MonoUnit,
-    ODMNRegressor,
-    ordinal_class_proba,
-    ordinal_loss,
-)
+from ltvkit.nn import MDMELoss, MDMERegressor, ODMNRegressor
+from ltvkit.nn._mdme import MDMEHead, MonoUnit, ordinal_class_proba, ordinal_loss
 
 FAST = dict(hidden_units=(16,), tower_units=(8,), max_epochs=3, batch_size=256, random_state=0)
 
@@ -124,7 +117,7 @@ def test_sample_isolation_sub_distribution_towers_learn_only_from_their_rows():
     assert bool((out_grad[:, 1:] == 0).all()) and bool((out_grad[:, 0] != 0).any())
 
 
-def test_calibration_loss_is_alpha_times_the_decrease_between_horizons():
+def test_calibration_loss_is_its_weight_times_the_decrease_between_horizons():
     head = _toy_head(T=3)
     out = head(torch.randn(5, 6))
     target = {
@@ -134,8 +127,8 @@ def test_calibration_loss_is_alpha_times_the_decrease_between_horizons():
         "has_width": torch.zeros(5, 3, dtype=torch.long),
     }
     out["expected"] = torch.tensor([[3.0, 1.0, 2.0]] * 5)  # drops by 2, then rises
-    base = MDMELoss(alpha=0.0)(out, target)
-    with_cal = MDMELoss(alpha=1.5, y_scale=4.0)(out, target)
+    base = MDMELoss(calibration_weight=0.0)(out, target)
+    with_cal = MDMELoss(calibration_weight=1.5, y_scale=4.0)(out, target)
     np.testing.assert_allclose((with_cal - base).detach().numpy(), 1.5 * 2.0 / 4.0, rtol=1e-6)
 
 
@@ -222,8 +215,9 @@ def test_integer_sample_weights_repeated_rows_where_numpy_weighted_quantiles_dif
     assert 459.0 in weighted.bucketizer_.boundaries_
     np.testing.assert_array_equal(weighted.bucket_lower_, repeated.bucket_lower_)
     np.testing.assert_array_equal(weighted.bucket_upper_, repeated.bucket_upper_)
+    # the same sub-distribution splits (the buckets at which the sub-distribution changes)
     np.testing.assert_array_equal(
-        weighted.segmentations_[0].splits, repeated.segmentations_[0].splits
+        weighted.bucket_subdistribution_, repeated.bucket_subdistribution_
     )
 
 
@@ -298,14 +292,44 @@ def test_bad_hyperparameters_raise_clear_errors():
     for params, pattern in [
         (dict(prediction="mode"), "prediction"),
         (dict(subdistribution_quantiles=(0.9, 0.5), n_buckets=(2, 2, 2)), "increasing"),
-        (dict(beta=-1.0), "beta"),
+        (dict(subdistribution_distill_weight=-1.0), "subdistribution_distill_weight"),
         (dict(tower_units=8), "tower_units"),
         (dict(bucket_bias="yes"), "bucket_bias"),
+        (dict(bucket_distill_weight=float("nan")), "bucket_distill_weight"),
+        (dict(subdistribution_quantiles=(0.5, 1.5), n_buckets=(2, 2, 2)), r"\(0, 1\)"),
+        (dict(n_buckets=(4, 0)), "n_buckets must be a non-empty tuple of integers >= 1"),
+        (dict(n_buckets=(8, 4, 2)), r"n_buckets must have one entry per positive sub-dis"),
+        (dict(boundaries=[10, 20]), "boundaries must be a non-empty sequence of sequences"),
+        (dict(boundaries=[(), (5,)]), "Only the last sub-distribution may have no cut"),
+        (dict(boundaries=[(10, "a")]), "boundaries.*positive, finite and strictly increasing"),
     ]:
-        with pytest.raises(ValueError, match=pattern):
+        with pytest.raises(ValueError, match=f"^ltvkit: MDMERegressor: .*{pattern}"):
             MDMERegressor(**params).fit(X, y)
-    with pytest.raises(ValueError, match="alpha"):
-        ODMNRegressor(alpha=-0.1).fit(X, np.c_[y, y])
+    for params, pattern in [
+        (dict(calibration_weight=-0.1), "calibration_weight"),
+        (dict(mono_hidden_units=4), r"mono_hidden_units .*Write \(4,\)"),
+        (dict(mono_unit=1), "mono_unit must be True or False"),
+        (dict(enforce_monotonic="yes"), "enforce_monotonic must be True or False"),
+        (dict(subdistribution_distill_weight=-1.0), "subdistribution_distill_weight"),
+    ]:
+        with pytest.raises(ValueError, match=f"^ltvkit: ODMNRegressor: {pattern}"):
+            ODMNRegressor(**params).fit(X, np.c_[y, y])
+    # the quantile parameters are unused with boundaries, but still checked
+    with pytest.raises(ValueError, match="subdistribution_quantiles must be strictly"):
+        MDMERegressor(boundaries=[(5,)], subdistribution_quantiles=(0.6, 0.3)).fit(X, y)
+    # one positive sub-distribution (no split) is allowed
+    one = MDMERegressor(max_epochs=1, subdistribution_quantiles=(), n_buckets=(4,)).fit(X, y)
+    assert one.n_subdistributions_ == 2
+
+
+def test_fitted_models_keep_no_private_state(multi_data):
+    # everything a prediction needs is a documented fitted attribute or in the module
+    X, Y = multi_data
+    for model in (
+        MDMERegressor(**dict(FAST, max_epochs=1)).fit(X[:500], Y[:500, -1]),
+        ODMNRegressor(**dict(FAST, max_epochs=1)).fit(X[:500], Y[:500]),
+    ):
+        assert [k for k in vars(model) if k.startswith("_")] == []
 
 
 @pytest.mark.slow
@@ -356,10 +380,10 @@ def test_odmn_predictions_never_decrease_along_horizons(multi_data):
 @pytest.mark.parametrize(
     "variant",
     [
-        dict(mono_unit=False, alpha=0.0),  # S
-        dict(mono_unit=True, alpha=0.0),  # SM
-        dict(mono_unit=False, alpha=1.0),  # SC
-        dict(mono_units=(4,), prediction="hard"),  # ODMN with a hidden Mono layer
+        dict(mono_unit=False, calibration_weight=0.0),  # S
+        dict(mono_unit=True, calibration_weight=0.0),  # SM
+        dict(mono_unit=False, calibration_weight=1.0),  # SC
+        dict(mono_hidden_units=(4,), prediction="hard"),  # ODMN with a hidden Mono layer
     ],
 )
 def test_odmn_variants_are_monotone_on_cdnow(variant):
@@ -402,7 +426,15 @@ def test_odmn_rejects_decreasing_horizons_and_handles_one_horizon(multi_data):
     with pytest.raises(ValueError, match="decreases along the horizons"):
         ODMNRegressor(**FAST).fit(X, bad)
     one = ODMNRegressor(**FAST).fit(X, Y[:, -1])  # 1-D y: one horizon, 1-D predictions
-    assert one.n_horizons_ == 1 and one.predict(X).shape == (len(X),)
+    assert one.n_horizons_ == 1 and one.target_ndim_ == 1
+    assert one.predict(X).shape == (len(X),)
     col = ODMNRegressor(**FAST).fit(X, Y[:, -1:])
     assert col.predict(X).shape == (len(X), 1)
     np.testing.assert_allclose(col.predict(X)[:, 0], one.predict(X))
+    # the quantiles answer without the horizon axis too, like predict
+    assert one.predict_quantiles(X.iloc[:7], [0.5, 0.9]).shape == (7, 2)
+    assert one.predict_quantiles(X.iloc[:7], 0.5).shape == (7,)
+    assert col.predict_quantiles(X.iloc[:7], [0.5, 0.9]).shape == (7, 1, 2)
+    np.testing.assert_allclose(
+        col.predict_quantiles(X, [0.5, 0.9])[:, 0], one.predict_quantiles(X, [0.5, 0.9])
+    )

@@ -8,18 +8,21 @@ inside the chosen bucket gives the fine value. Its towers:
 - Distribution Segmentation Module (DSM): Distribution Classification Tower (DCT, softmax
   over sub-distributions) and Distribution Ordinal Tower (DOT, sigmoid outputs
   ``P(sub-distribution > u)``, ordinal-regression loss eq. 9), whose estimate is a soft
-  label distilled into the DCT with weight ``beta``.
+  label distilled into the DCT with weight ``subdistribution_distill_weight`` (the
+  paper's beta).
 - One Sub-Distribution Modeling Module (SDM) per sub-distribution: Bucket Classification
-  Tower (BCT), Bucket Ordinal Tower (BOT, distilled into the BCT with weight ``gamma``)
-  and Bucket Bias Tower (BBT, sigmoid, MSE on the min-max normalized position of ``y``
-  inside its bucket). *Sample isolation*: the DSM learns from every row, an SDM only from
-  the rows of its sub-distribution, a bias output only from the rows of its bucket.
+  Tower (BCT), Bucket Ordinal Tower (BOT, distilled into the BCT with weight
+  ``bucket_distill_weight``, the paper's gamma) and Bucket Bias Tower (BBT, sigmoid, MSE
+  on the min-max normalized position of ``y`` inside its bucket). *Sample isolation*: the
+  DSM learns from every row, an SDM only from the rows of its sub-distribution, a bias
+  output only from the rows of its bucket.
 
 **ODMN** (Order Dependency Monotonic Network, §3.1, 3.4, 3.5) predicts T cumulative
 horizons at once: a shared bottom, one MDME head per horizon, *Mono Units* (MLPs with
 non-negative weights) that feed horizon ``t - 1``'s normalized bucket multinomial
 (stop-gradient) into the DCT and BCT logits of horizon ``t`` (eqs. 2-3), and the ordered
-dependency calibration loss ``alpha * mean(max(y_t - y_{t+1}, 0))`` (eq. 12).
+dependency calibration loss ``calibration_weight * mean(max(y_t - y_{t+1}, 0))`` (eq. 12,
+the paper's alpha).
 
 Everything per batch is tensor algebra: all towers of all horizons run as one batched
 tower bank (:class:`~ltvkit.nn._layers.MLPBank`, one matmul per layer),
@@ -32,20 +35,29 @@ through the Mono Units.
 from __future__ import annotations
 
 import itertools
-import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ltvkit._utils import inverted_cdf_quantile
-from ltvkit.nn._base import BaseDeepRegressor
+from ltvkit._utils import (
+    Boolean,
+    Instance,
+    Int,
+    Options,
+    PerLevel,
+    Real,
+    Units,
+    check_quantile_levels,
+    inverted_cdf_quantile,
+)
+from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLPBank, SharedBottom
 from ltvkit.preprocessing import LTVBucketizer
@@ -231,7 +243,7 @@ class MDMEHead(nn.Module):
         Build the BBT towers; without them a bucket's value is its midpoint (NM, NMO).
     mono : bool, default=False
         Link horizon ``t - 1`` to horizon ``t`` with :class:`MonoUnit` (ODMN).
-    mono_units : sequence of int, default=()
+    mono_hidden_units : sequence of int, default=()
         Hidden widths of the Mono Units.
 
     Examples
@@ -257,7 +269,7 @@ class MDMEHead(nn.Module):
         ordinal: bool = True,
         bias: bool = True,
         mono: bool = False,
-        mono_units: Sequence[int] = (),
+        mono_hidden_units: Sequence[int] = (),
     ) -> None:
         super().__init__()
         valid = torch.as_tensor(np.asarray(bucket_valid, dtype=bool))
@@ -298,7 +310,7 @@ class MDMEHead(nn.Module):
         )
         self.mono = (
             nn.ModuleList(
-                MonoUnit(self.n_sub * self.n_bkt, self.n_sub, self.n_bkt, mono_units)
+                MonoUnit(self.n_sub * self.n_bkt, self.n_sub, self.n_bkt, mono_hidden_units)
                 for _ in range(self.n_horizons - 1)
             )
             if mono
@@ -390,10 +402,12 @@ class MDMELoss(nn.Module):
     Per horizon: ``CE(DCT) + L_ord(DOT) + beta * CE(soft label of DOT, DCT)`` on every
     row, plus, for the row's own sub-distribution only (sample isolation),
     ``CE(BCT) + L_ord(BOT) + gamma * CE(soft label of BOT, BCT)`` and, if its bucket has
-    a width, ``(BBT - position)**2``. Ordinal terms are skipped when the output has no
-    ordinal towers, the bias term when it has no bias towers. With ``alpha > 0`` and
-    ``T > 1``: ``+ alpha * sum_t max(E_t - E_{t+1}, 0) / y_scale`` on the differentiable
-    expected values ``E_t``.
+    a width, ``(BBT - position)**2``, with ``beta = subdistribution_distill_weight`` and
+    ``gamma = bucket_distill_weight``. Ordinal terms are skipped when the output has no
+    ordinal towers, the bias term when it has no bias towers. With
+    ``calibration_weight > 0`` and ``T > 1``:
+    ``+ calibration_weight * sum_t max(E_t - E_{t+1}, 0) / y_scale`` (eq. 12, the paper's
+    alpha) on the differentiable expected values ``E_t``.
 
     The target is a dict of ``(n, T)`` tensors: ``"sub"`` (sub-distribution id),
     ``"bucket"`` (bucket id inside the sub-distribution), ``"position"`` (min-max
@@ -402,13 +416,19 @@ class MDMELoss(nn.Module):
 
     Parameters
     ----------
-    beta, gamma : float, default=0.5
-        Weights of the DOT -> DCT and BOT -> BCT distillation terms.
-    alpha : float, default=0.0
-        Weight of the ordered-dependency calibration term.
+    subdistribution_distill_weight : float, default=0.5
+        Weight of the DOT -> DCT distillation term (the paper's beta).
+    bucket_distill_weight : float, default=0.5
+        Weight of the BOT -> BCT distillation term (the paper's gamma).
+    calibration_weight : float, default=0.0
+        Weight of the ordered-dependency calibration term (the paper's alpha); 0 for
+        MDME.
     y_scale : float, default=1.0
         The calibration term divides the expected values by it (ltvkit: the mean of the
-        longest horizon's training labels), so ``alpha`` is unit-free.
+        longest horizon's training labels), so ``calibration_weight`` is unit-free.
+    n_buckets : array of int of shape (T, S) or None, default=None
+        Number of real buckets of every (padded) sub-distribution; None: read from the
+        masked logits of the output.
 
     Examples
     --------
@@ -421,14 +441,16 @@ class MDMELoss(nn.Module):
 
     def __init__(
         self,
-        beta: float = 0.5,
-        gamma: float = 0.5,
-        alpha: float = 0.0,
+        subdistribution_distill_weight: float = 0.5,
+        bucket_distill_weight: float = 0.5,
+        calibration_weight: float = 0.0,
         y_scale: float = 1.0,
         n_buckets: np.ndarray | None = None,
     ) -> None:
         super().__init__()
-        self.beta, self.gamma, self.alpha = float(beta), float(gamma), float(alpha)
+        self.subdistribution_distill_weight = float(subdistribution_distill_weight)
+        self.bucket_distill_weight = float(bucket_distill_weight)
+        self.calibration_weight = float(calibration_weight)
         self.y_scale = float(y_scale)
         # (T, S) number of real buckets per sub-distribution; None: read from the masks
         self.n_buckets: torch.Tensor | None
@@ -457,7 +479,7 @@ class MDMELoss(nn.Module):
             dot = output["dot"]
             loss = loss + ordinal_loss(dot, sub, n_subs - 1)
             soft = ordinal_class_proba(dot.detach(), n_subs - 1)
-            loss = loss + self.beta * -(soft * _finite(log_p)).sum(-1)
+            loss = loss + self.subdistribution_distill_weight * -(soft * _finite(log_p)).sum(-1)
             bot = output["bot"]
             own_bot = bot.gather(2, sub.view(n, T, 1, 1).expand(n, T, 1, bot.shape[-1])).squeeze(2)
             own_n = (
@@ -465,16 +487,16 @@ class MDMELoss(nn.Module):
             )
             loss = loss + ordinal_loss(own_bot, bkt, own_n - 1)
             soft_b = ordinal_class_proba(own_bot.detach(), own_n - 1)
-            loss = loss + self.gamma * -(soft_b * _finite(own_log_q)).sum(-1)
+            loss = loss + self.bucket_distill_weight * -(soft_b * _finite(own_log_q)).sum(-1)
         if "bias" in output:
             flat = (sub * m + bkt).unsqueeze(-1)
             own_bias = output["bias"].reshape(n, T, S * m).gather(-1, flat).squeeze(-1)
             has_width = target["has_width"].to(own_bias.dtype)
             loss = loss + has_width * (own_bias - target["position"]) ** 2
         total = loss.sum(-1)
-        if self.alpha > 0 and T > 1:
+        if self.calibration_weight > 0 and T > 1:
             e = output["expected"] / self.y_scale
-            total = total + self.alpha * torch.relu(e[:, :-1] - e[:, 1:]).sum(-1)
+            total = total + self.calibration_weight * torch.relu(e[:, :-1] - e[:, 1:]).sum(-1)
         return total
 
 
@@ -537,66 +559,105 @@ class _Segmentation:
 
 
 # ----------------------------------------------------------------------------- estimators
+@dataclass(frozen=True)
+class _BucketInfo:
+    """What ``_prepare_targets`` hands to the builders (``PreparedTargets.info``).
+
+    ``lower``, ``width``, ``valid``: the padded ``(T, S, m)`` bucket tables (left edge,
+    width, real bucket); ``priors``: per horizon, the weighted training frequencies of the
+    sub-distributions (``"p"``), of the buckets inside each (``"q"``) and the mean
+    position inside each bucket (``"pos"``), the starting values of the output biases;
+    ``y_scale``: the mean training label of the longest horizon (the calibration loss
+    divides by it).
+    """
+
+    lower: np.ndarray
+    width: np.ndarray
+    valid: np.ndarray
+    priors: list[dict[str, np.ndarray]]
+    y_scale: float
+
+
 class _MDMEBase(BaseDeepRegressor):
-    """Shared machinery of MDMERegressor (T = 1) and ODMNRegressor (T horizons)."""
+    """Shared machinery of MDMERegressor (T = 1) and ODMNRegressor (T horizons).
+
+    The bucket edges needed at predict time are the documented fitted attributes
+    ``bucket_lower_`` / ``bucket_upper_`` (value order, per horizon); the padded layout
+    of the tables is the ``bucket_valid`` buffer of the fitted module's head.
+    """
 
     # -- hyperparameters --------------------------------------------------------------
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        if self.boundaries is None:
-            sq = _float_tuple(self.subdistribution_quantiles, "subdistribution_quantiles")
-            if any(not 0 < q < 1 for q in sq) or any(b <= a for a, b in itertools.pairwise(sq)):
-                raise ValueError(
-                    "ltvkit: subdistribution_quantiles must be strictly increasing in (0, 1), "
-                    f"got {self.subdistribution_quantiles!r}."
-                )
-            nb = self.n_buckets
-            if (
-                isinstance(nb, (str, bytes))
-                or not isinstance(nb, Sequence)
-                or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in nb)
-                or any(v < 1 for v in nb)
-                or len(nb) != len(sq) + 1
-            ):
-                raise ValueError(
-                    "ltvkit: n_buckets must be a tuple of positive ints, one per positive "
-                    f"sub-distribution ({len(sq) + 1} for subdistribution_quantiles={sq!r}), "
-                    f"got {nb!r}."
-                )
-        else:
-            self._flat_boundaries()
-        for name in ("beta", "gamma"):
-            _check_non_negative(getattr(self, name), name)
-        for name in ("zero_subdistribution", "bucket_bias", "ordinal_distillation"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(
-                    f"ltvkit: {name} must be True or False, got {getattr(self, name)!r}."
-                )
-        if self.prediction not in ("expected", "hard"):
-            raise ValueError(
-                f"ltvkit: prediction must be 'expected' or 'hard', got {self.prediction!r}."
-            )
-        _check_units(self.tower_units, "tower_units")
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        **BaseDeepRegressor._parameter_constraints,
+        "subdistribution_quantiles": [
+            PerLevel(Real(0.0, 1.0, closed="neither"), what="a tuple"),
+            Options((), []),
+        ],
+        "n_buckets": [PerLevel(Int(1))],
+        "boundaries": [
+            PerLevel(
+                Instance(Sequence, text="a sequence of numbers"), what="a non-empty sequence"
+            ),
+            None,
+        ],
+        "zero_subdistribution": [Boolean()],
+        "bucket_bias": [Boolean()],
+        "ordinal_distillation": [Boolean()],
+        "subdistribution_distill_weight": [Real(0.0)],
+        "bucket_distill_weight": [Real(0.0)],
+        "prediction": [Options("expected", "hard")],
+        "tower_units": [Units()],
+    }
 
-    def _flat_boundaries(self) -> tuple[np.ndarray, np.ndarray]:
+    def _check_param_combinations(self) -> None:
+        name = type(self).__name__
+        sq = tuple(float(q) for q in self.subdistribution_quantiles)
+        if any(b <= a for a, b in itertools.pairwise(sq)):
+            raise ValueError(
+                f"ltvkit: {name}: subdistribution_quantiles must be strictly increasing, "
+                f"got {self.subdistribution_quantiles!r}."
+            )
+        if self.boundaries is None:
+            if len(self.n_buckets) != len(sq) + 1:
+                raise ValueError(
+                    f"ltvkit: {name}: n_buckets must have one entry per positive "
+                    f"sub-distribution ({len(sq) + 1} for subdistribution_quantiles="
+                    f"{self.subdistribution_quantiles!r}), got {self.n_buckets!r}."
+                )
+            return
+        # boundaries: the edges of all parts together must increase, and only the last
+        # part may be empty (the constraints check the nesting)
         b = self.boundaries
         msg = (
-            "ltvkit: boundaries must be a sequence with one sequence of bucket upper edges "
-            "per positive sub-distribution (the last one without its open top edge), e.g. "
-            f"[(10, 20, 50), (200, 500)]; got {b!r}."
+            f"ltvkit: {name}: boundaries must be a sequence with one sequence of bucket "
+            "upper edges per positive sub-distribution (the last one without its open top "
+            f"edge), e.g. [(10, 20, 50), (200, 500)]; got {b!r}."
         )
-        if isinstance(b, (str, bytes)) or not isinstance(b, Sequence) or len(b) == 0:
-            raise ValueError(msg)
-        parts = []
-        for part in b:
-            if isinstance(part, (str, bytes)) or not isinstance(part, Sequence):
-                raise ValueError(msg)
-            parts.append([float(v) for v in part])
-        if any(len(p) == 0 for p in parts[:-1]):
+        if any(len(part) == 0 for part in list(b)[:-1]):
             raise ValueError(msg + " Only the last sub-distribution may have no cut.")
-        flat = np.asarray([v for p in parts for v in p], dtype=np.float64)
-        if not np.isfinite(flat).all() or (flat <= 0).any() or (np.diff(flat) <= 0).any():
+        edge = Real(0.0, None, closed="neither")
+        values = [v for part in b for v in part]
+        if not all(edge.is_satisfied_by(v) for v in values) or any(
+            hi <= lo for lo, hi in itertools.pairwise(values)
+        ):
             raise ValueError(msg + " The edges must be positive, finite and strictly increasing.")
+
+    def _validate_fit_input(
+        self, X: object, y: object, sample_weight: object = None
+    ) -> tuple[Any, np.ndarray, np.ndarray | None]:
+        # Workaround, to remove once the base is fixed: LTVRegressorMixin records
+        # target_ndim_ with np.ndim(y), which raises on an array-like that refuses
+        # __array_function__ (sklearn's _NotAnArray in check_regressor_data_not_an_array
+        # and check_sample_weights_not_an_array). Such a y is converted here, as
+        # validation would convert it anyway; lists, arrays and pandas objects pass as is.
+        if not hasattr(y, "ndim") and not isinstance(y, (list, tuple)) and y is not None:
+            y = np.asarray(y)
+        return super()._validate_fit_input(X, y, sample_weight)
+
+    def _flat_boundaries(self) -> tuple[np.ndarray, np.ndarray]:
+        """All bucket upper edges of ``boundaries``, and the sub-distribution splits."""
+        parts = [[float(v) for v in part] for part in self.boundaries]
+        flat = np.asarray([v for p in parts for v in p], dtype=np.float64)
         splits = np.asarray([p[-1] for p in parts[:-1]], dtype=np.float64)
         return flat, splits
 
@@ -623,13 +684,20 @@ class _MDMEBase(BaseDeepRegressor):
         )
         return _Segmentation(bk, splits, bool(self.zero_subdistribution))
 
-    def _prepare_targets(
-        self, y: np.ndarray, sample_weight: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
+    def _set_bucket_attributes(self, segments: list[_Segmentation]) -> None:  # pragma: no cover
+        """Set the public fitted attributes of the segmentation (one per horizon)."""
+        raise NotImplementedError
+
+    def _bucket_edges(self) -> list[tuple[np.ndarray, np.ndarray]]:  # pragma: no cover
+        """``(bucket_lower, bucket_upper)`` of every horizon, in value order."""
+        raise NotImplementedError
+
+    def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         n, T = Y.shape
         w = sample_weight
         segs = [self._segment(Y[:, t], w) for t in range(T)]
+        self._set_bucket_attributes(segs)
         S = max(s.n_sub for s in segs)
         m = max(int(s.sizes.max()) for s in segs)
         lower = np.zeros((T, S, m))
@@ -645,20 +713,22 @@ class _MDMEBase(BaseDeepRegressor):
         has_width = np.empty((n, T), dtype=bool)
         for t, s in enumerate(segs):
             sub[:, t], bkt[:, t], pos[:, t], has_width[:, t] = s.encode(Y[:, t])
-        self.segmentations_ = segs
-        self._bucket_lower = lower
-        self._bucket_width = width
-        self._bucket_valid = valid
         ww = np.ones(n) if w is None else w
         mean_last = float(np.average(Y[:, -1], weights=ww)) if ww.sum() > 0 else 0.0
-        self._y_scale = mean_last if mean_last > 0 else 1.0
-        self._priors = self._label_priors(sub, bkt, pos, has_width, ww, valid)
-        return {
+        info = _BucketInfo(
+            lower=lower,
+            width=width,
+            valid=valid,
+            priors=self._label_priors(sub, bkt, pos, has_width, ww, valid),
+            y_scale=mean_last if mean_last > 0 else 1.0,
+        )
+        targets = {
             "sub": sub,
             "bucket": bkt,
             "position": pos,
             "has_width": has_width.astype(np.int64),
         }
+        return PreparedTargets(targets, info=info)
 
     @staticmethod
     def _label_priors(
@@ -691,91 +761,73 @@ class _MDMEBase(BaseDeepRegressor):
         # stratify on the (last horizon's) sub-distribution: whales in both parts
         return targets["sub"][:, -1]
 
-    # -- module -----------------------------------------------------------------------
+    # -- module and loss --------------------------------------------------------------
     def _head_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def _build_module(self, spec: EncodedSpec) -> MDMEModule:
+    def _build_module(self, spec: EncodedSpec, info: _BucketInfo) -> MDMEModule:
         bottom = self._make_bottom(spec)
         head = MDMEHead(
             bottom.out_features,
-            self._bucket_lower,
-            self._bucket_width,
-            self._bucket_valid,
+            info.lower,
+            info.width,
+            info.valid,
             tower_units=tuple(int(u) for u in self.tower_units),
             dropout=float(self.dropout),
             ordinal=bool(self.ordinal_distillation),
             bias=bool(self.bucket_bias),
             **self._head_kwargs(),
         )
-        self._init_head_biases(head)
+        _init_head_biases(head, info)
         return MDMEModule(bottom, head)
 
-    def _init_head_biases(self, head: MDMEHead) -> None:
-        """Start every classifier from the training label frequencies (as ZILN does)."""
-        valid = self._bucket_valid
-        with torch.no_grad():
-            for t, pri in enumerate(self._priors):
-                S, m = valid.shape[1:]
-                sub_valid = valid[t].any(-1)
-                log_p = np.log(np.maximum(pri["p"], _PRIOR_FLOOR))
-                head.tower_bias("dct", t)[0, :S] = torch.as_tensor(log_p, dtype=torch.float32)
-                log_q = np.log(np.maximum(pri["q"], _PRIOR_FLOOR))
-                head.tower_bias("bct", t)[:, :m] = torch.as_tensor(log_q, dtype=torch.float32)
-                if head.ordinal:
-                    head.tower_bias("dot", t)[0, : S - 1] = _cumulative_logits(
-                        pri["p"], sub_valid
-                    )[: S - 1]
-                    for s in range(S):
-                        head.tower_bias("bot", t)[s, : m - 1] = _cumulative_logits(
-                            pri["q"][s], valid[t, s]
-                        )[: m - 1]
-                if head.bias:
-                    # the mean position in the whale bucket is often ~0.01 (its width
-                    # reaches the largest training value): a tight clip would start it
-                    # far too high
-                    mp = np.clip(pri["pos"], _PRIOR_FLOOR, 1 - _PRIOR_FLOOR)
-                    head.tower_bias("bbt", t)[:, :m] = torch.as_tensor(
-                        np.log(mp / (1 - mp)), dtype=torch.float32
-                    )
-
-    def _build_criterion(self) -> MDMELoss:
+    def _make_loss(self, info: _BucketInfo, calibration_weight: float) -> MDMELoss:
         return MDMELoss(
-            beta=float(self.beta),
-            gamma=float(self.gamma),
-            alpha=float(getattr(self, "alpha", 0.0)),
-            y_scale=self._y_scale,
-            n_buckets=self._bucket_valid.sum(-1),
+            subdistribution_distill_weight=float(self.subdistribution_distill_weight),
+            bucket_distill_weight=float(self.bucket_distill_weight),
+            calibration_weight=calibration_weight,
+            y_scale=info.y_scale,
+            n_buckets=info.valid.sum(-1),
         )
 
     # -- prediction -------------------------------------------------------------------
-    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            torch.as_tensor(self._bucket_lower, dtype=torch.float64),
-            torch.as_tensor(self._bucket_width, dtype=torch.float64),
-        )
+    def _bucket_valid(self, device: torch.device) -> torch.Tensor:
+        """(T, S, m) bool: the real buckets of the padded layout (the module's buffer)."""
+        return self.net_.module_.head.bucket_valid.to(device)
 
-    def _bucket_values(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
-        lower, width = self._tables()
-        if "bias" in output:
-            bias = output["bias"].double()
-        else:  # NM / NMO: the bucket's midpoint
-            bias = torch.full(output["log_q"].shape, 0.5, dtype=torch.float64)
-        return lower + bias * width  # (n, T, S, m)
+    def _tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Padded (T, S, m) float64 left edges and widths of the buckets, and validity.
 
-    def _proba(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        The padded layout is sub-distribution-major, i.e. the buckets' value order, so
+        the fitted ``bucket_lower_`` / ``bucket_upper_`` fill the valid cells in order.
+        """
+        valid = self._bucket_valid(device)
+        lowers, uppers = zip(*self._bucket_edges(), strict=True)
+        lo, up = np.concatenate(lowers), np.concatenate(uppers)
+        lower = torch.zeros(valid.shape, dtype=torch.float64, device=device)
+        width = torch.zeros_like(lower)
+        lower[valid] = torch.as_tensor(lo, dtype=torch.float64, device=device)
+        width[valid] = torch.as_tensor(up - lo, dtype=torch.float64, device=device)
+        return lower, width, valid
+
+    @staticmethod
+    def _proba(output: dict[str, torch.Tensor], valid: torch.Tensor) -> torch.Tensor:
         """Normalized bucket multinomial, padded: (n, T, S, m), float64."""
         proba = (output["log_p"].double().unsqueeze(-1) + output["log_q"].double()).exp()
-        valid = torch.as_tensor(self._bucket_valid)
         proba = torch.where(valid, proba, torch.zeros_like(proba))
         # the log-softmaxes ran in float32: renormalize so every row sums to 1 in float64
         return proba / proba.sum((-1, -2), keepdim=True)
 
     def _raw_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
         """(n, T) float64 predictions before any monotonic enforcement."""
-        value = self._bucket_values(output)
+        lower, width, valid = self._tables(output["log_q"].device)
+        if "bias" in output:
+            bias = output["bias"].double()
+        else:  # NM / NMO: the bucket's midpoint
+            bias = torch.full(output["log_q"].shape, 0.5, dtype=torch.float64, device=lower.device)
+        value = lower + bias * width  # (n, T, S, m)
         if self.prediction == "expected":
-            return (self._proba(output) * value).sum((-1, -2))
+            return (self._proba(output, valid) * value).sum((-1, -2))
         # eqs. 7-8: the most probable sub-distribution, then its most probable bucket
         n, T, S, m = value.shape
         s_star = output["log_p"].argmax(-1)  # (n, T)
@@ -785,34 +837,27 @@ class _MDMEBase(BaseDeepRegressor):
         return value.reshape(n, T, S * m).gather(-1, flat).squeeze(-1)
 
     def _global_bucket_proba(self, output: dict[str, torch.Tensor], horizon: int) -> torch.Tensor:
-        proba = self._proba(output)[:, horizon]  # (n, S, m)
-        valid = torch.as_tensor(self._bucket_valid[horizon])
+        valid = self._bucket_valid(output["log_q"].device)
+        proba = self._proba(output, valid)[:, horizon]  # (n, S, m)
         # padded layout is sub-distribution-major, i.e. the global bucket order
-        return proba[:, valid]
+        return proba[:, valid[horizon]]
 
     def _quantiles_from_proba(
         self, proba: torch.Tensor, horizon: int, q: torch.Tensor
     ) -> torch.Tensor:
         """Quantiles of the bucket distribution, uniform inside each bucket."""
-        seg = self.segmentations_[horizon]
-        lower = torch.as_tensor(seg.lower, dtype=torch.float64)
-        width = torch.as_tensor(seg.upper - seg.lower, dtype=torch.float64)
+        lo, up = self._bucket_edges()[horizon]
+        lower = torch.as_tensor(lo, dtype=torch.float64, device=proba.device)
+        width = torch.as_tensor(up - lo, dtype=torch.float64, device=proba.device)
         cum = proba.cumsum(-1)
         cum = cum / cum[:, -1:].clamp_min(1e-300)
-        qq = q.expand(cum.shape[0], -1).contiguous()  # (n, n_q)
+        qq = q.to(proba.device).expand(cum.shape[0], -1).contiguous()  # (n, n_q)
         # first bucket whose cumulative probability reaches q
         k = torch.searchsorted(cum, qq).clamp_max(cum.shape[1] - 1)
         prev = torch.cat([torch.zeros_like(cum[:, :1]), cum[:, :-1]], dim=1).gather(1, k)
         mass = proba.gather(1, k)
         frac = ((qq - prev) / mass.clamp_min(1e-300)).clamp(0.0, 1.0)
         return lower[k] + frac * width[k]
-
-    def _check_quantiles(self, quantiles: float | Sequence[float]) -> tuple[bool, torch.Tensor]:
-        scalar = np.ndim(quantiles) == 0
-        q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
-        if q.ndim != 1 or q.size == 0 or not np.all((q >= 0) & (q <= 1)):
-            raise ValueError(f"ltvkit: quantiles must be in [0, 1], got {quantiles!r}.")
-        return scalar, torch.from_numpy(q)[None, :]
 
 
 class MDMERegressor(_MDMEBase):
@@ -858,8 +903,13 @@ class MDMERegressor(_MDMEBase):
         Distribution and Bucket Ordinal Towers with their distillation (paper's NMO/MDME).
         ``bucket_bias=False, ordinal_distillation=False`` is the paper's NM,
         ``(True, False)`` NMB, ``(False, True)`` NMO, ``(True, True)`` the full MDME.
-    beta, gamma : float, default=0.5
-        Weights of the DOT -> DCT and BOT -> BCT distillation losses (paper §5.1.2).
+    subdistribution_distill_weight : float, default=0.5
+        Weight of the distillation of the Distribution Ordinal Tower's soft label into
+        the Distribution Classification Tower (DOT -> DCT; the paper's beta, 0.5 in its
+        §5.1.2). 0: the ordinal towers still train, but teach the classifier nothing.
+    bucket_distill_weight : float, default=0.5
+        Weight of the distillation of each Bucket Ordinal Tower's soft label into its
+        Bucket Classification Tower (BOT -> BCT; the paper's gamma, 0.5 in its §5.1.2).
     prediction : {"expected", "hard"}, default="expected"
         ``"expected"``: the expectation over all sub-distributions and buckets,
         ``sum_s sum_b P(s) P(b | s) (left_b + bias_b * width_b)``, i.e. E[y | x], the
@@ -867,44 +917,28 @@ class MDMERegressor(_MDMEBase):
         sub-distribution, then its most probable bucket, then ``left + bias * width``.
     tower_units : tuple of int, default=(16,)
         Hidden layer widths of every tower (the paper does not give them).
-    hidden_units : tuple of int, default=(64, 32)
-        Shared bottom MLP.
-    dropout : float, default=0.0
-    embedding_dim : int or None, default=None
-    log_transform : {"auto", True, False}, default="auto"
-    min_category_frequency : int, default=5
     batch_size : int, default=512
-        The paper's batch size.
-    max_epochs : int, default=100
+        Training batch size: the paper's.
     learning_rate : float, default=1e-3
-        The paper uses 0.05 (Adam) for its embedding-only input; on ltvkit's standardized
-        numeric input 0.05 gave a lower Gini on CDNOW (see the model page), so ltvkit keeps
-        the shared 1e-3.
-    weight_decay : float, default=0.0
-    optimizer : str or torch optimizer class, default="adam"
-    learning_rate_schedule : {"cosine", "none"} or None, default="cosine"
-    early_stopping : bool, default=True
+        Learning rate of the optimizer. The paper uses 0.05 (Adam) for its embedding-only
+        input; on ltvkit's standardized numeric input 0.05 gave a lower Gini on CDNOW (see
+        the model page), so ltvkit keeps the shared 1e-3.
     validation_fraction : float, default=0.1
-        The split is stratified on the sub-distribution, so the tail is in both parts.
-    patience : int, default=10
-    gradient_clip : float or None, default=None
-    random_state : int, RandomState or None, default=None
-    verbose : int, default=0
-    callbacks : list or None, default=None
-    precision : {"float32", "float64"}, default="float32"
-    device : str, default="cpu"
-        See :class:`~ltvkit.nn.BaseDeepRegressor` for the shared hyperparameters.
+        Share of rows held out for early stopping. The split is stratified on the
+        sub-distribution, so the tail is in both parts.
+    {shared_params}
 
     Attributes
     ----------
     bucket_lower_, bucket_upper_ : ndarray of shape (n_buckets_total,)
-        Ranges of all buckets in value order (bucket 0 is the zero bucket ``[0, 0]``).
+        Ranges of all buckets in value order (bucket 0 is the zero bucket ``[0, 0]``);
+        the predictions place each bucket's value in this range.
     bucket_subdistribution_ : ndarray of int64 of shape (n_buckets_total,)
         Sub-distribution of each bucket.
     n_subdistributions_ : int
     bucketizer_ : LTVBucketizer
         The fitted bucketizer behind the segmentation.
-    net_, encoder_, n_iter_, best_epoch_
+    net_, encoder_, n_iter_, best_epoch_, target_ndim_
         See :class:`~ltvkit.nn.BaseDeepRegressor`.
 
     Examples
@@ -926,8 +960,8 @@ class MDMERegressor(_MDMEBase):
         zero_subdistribution: bool = True,
         bucket_bias: bool = True,
         ordinal_distillation: bool = True,
-        beta: float = 0.5,
-        gamma: float = 0.5,
+        subdistribution_distill_weight: float = 0.5,
+        bucket_distill_weight: float = 0.5,
         prediction: str = "expected",
         tower_units: Sequence[int] = (16,),
         hidden_units: Sequence[int] = (64, 32),
@@ -953,17 +987,19 @@ class MDMERegressor(_MDMEBase):
     ) -> None:
         self._store_params(locals())
 
-    def _prepare_targets(
-        self, y: np.ndarray, sample_weight: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
-        targets = super()._prepare_targets(y, sample_weight)
-        seg = self.segmentations_[0]
+    def _set_bucket_attributes(self, segments: list[_Segmentation]) -> None:
+        (seg,) = segments
         self.bucketizer_ = seg.bucketizer
         self.bucket_lower_ = seg.lower.copy()
         self.bucket_upper_ = seg.upper.copy()
         self.bucket_subdistribution_ = seg.sub_of_bucket.copy()
         self.n_subdistributions_ = seg.n_sub
-        return targets
+
+    def _bucket_edges(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(self.bucket_lower_, self.bucket_upper_)]
+
+    def _build_criterion(self, info: _BucketInfo) -> MDMELoss:
+        return self._make_loss(info, calibration_weight=0.0)  # one horizon: no calibration
 
     def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._raw_prediction(output)[:, 0]
@@ -1036,7 +1072,8 @@ class MDMERegressor(_MDMEBase):
         >>> m.predict_quantiles(X, [0.1, 0.5, 0.9]).shape
         (60, 3)
         """
-        scalar, q = self._check_quantiles(quantiles)
+        scalar, levels = check_quantile_levels(quantiles)
+        q = torch.from_numpy(levels)[None, :]
         result = self._forward_outputs(
             X, lambda out: self._quantiles_from_proba(self._global_bucket_proba(out, 0), 0, q)
         )
@@ -1062,28 +1099,29 @@ class ODMNRegressor(_MDMEBase):
     mono_unit : bool, default=True
         Link the horizons with Mono Units (paper's SM/ODMN); False: independent MDME
         heads on the shared bottom (S/SC).
-    mono_units : tuple of int, default=()
+    mono_hidden_units : tuple of int, default=()
         Hidden widths of each Mono Unit; ``()`` is a non-negative linear map (the paper's
         "linear transformation" of the upstream distribution).
-    alpha : float, default=1.0
-        Weight of the ordered-dependency calibration loss (eq. 12, paper: 1); 0 disables
-        it (S/SM). ltvkit applies it to expected values divided by the mean training
-        label of the longest horizon, so ``alpha`` does not depend on the currency.
-        ``mono_unit=False, alpha=0`` is the paper's S, ``(True, 0)`` SM, ``(False, 1)``
-        SC, ``(True, 1)`` the full ODMN.
+    calibration_weight : float, default=1.0
+        Weight of the ordered-dependency calibration loss (eq. 12; the paper's alpha,
+        1 in its §5.1.2); 0 disables it (S/SM). ltvkit applies it to expected values
+        divided by the mean training label of the longest horizon, so it does not depend
+        on the currency. ``mono_unit=False, calibration_weight=0`` is the paper's S,
+        ``(True, 0)`` SM, ``(False, 1)`` SC, ``(True, 1)`` the full ODMN.
     enforce_monotonic : bool, default=True
         Make every customer's predictions non-decreasing along the horizons with a
         running maximum (the paper's losses only make it likely).
         :meth:`monotonic_violation_rate` reports how often the raw network violated it.
     subdistribution_quantiles, n_buckets, boundaries, zero_subdistribution, bucket_bias, \
-ordinal_distillation, beta, gamma, prediction, tower_units
+ordinal_distillation, subdistribution_distill_weight, bucket_distill_weight, prediction, \
+tower_units
         As in :class:`MDMERegressor`, for every horizon.
-    hidden_units, dropout, embedding_dim, log_transform, min_category_frequency, \
-batch_size, max_epochs, learning_rate, weight_decay, optimizer, learning_rate_schedule, early_stopping, \
-validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, device
-        Shared deep hyperparameters (:class:`~ltvkit.nn.BaseDeepRegressor`); same
-        defaults as :class:`MDMERegressor`. Early stopping is stratified on the longest
-        horizon's sub-distribution.
+    batch_size : int, default=512
+        Training batch size: the paper's.
+    validation_fraction : float, default=0.1
+        Share of rows held out for early stopping. The split is stratified on the
+        longest horizon's sub-distribution.
+    {shared_params}
 
     Attributes
     ----------
@@ -1094,8 +1132,9 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
     train_violation_rate_ : float
         Share of training customers whose raw predictions decrease somewhere along the
         horizons (before ``enforce_monotonic``).
-    net_, encoder_, n_iter_, best_epoch_
-        See :class:`~ltvkit.nn.BaseDeepRegressor`.
+    net_, encoder_, n_iter_, best_epoch_, target_ndim_
+        See :class:`~ltvkit.nn.BaseDeepRegressor`; ``target_ndim_ == 1`` (a 1-D ``y``)
+        makes ``predict`` and ``predict_quantiles`` answer without the horizon axis.
 
     Examples
     --------
@@ -1115,8 +1154,8 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
         self,
         *,
         mono_unit: bool = True,
-        mono_units: Sequence[int] = (),
-        alpha: float = 1.0,
+        mono_hidden_units: Sequence[int] = (),
+        calibration_weight: float = 1.0,
         enforce_monotonic: bool = True,
         subdistribution_quantiles: Sequence[float] = (0.9,),
         n_buckets: Sequence[int] = (8, 4),
@@ -1124,8 +1163,8 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
         zero_subdistribution: bool = True,
         bucket_bias: bool = True,
         ordinal_distillation: bool = True,
-        beta: float = 0.5,
-        gamma: float = 0.5,
+        subdistribution_distill_weight: float = 0.5,
+        bucket_distill_weight: float = 0.5,
         prediction: str = "expected",
         tower_units: Sequence[int] = (16,),
         hidden_units: Sequence[int] = (64, 32),
@@ -1151,36 +1190,31 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
     ) -> None:
         self._store_params(locals())
 
-    def _validate_hyperparameters(self) -> None:
-        super()._validate_hyperparameters()
-        _check_non_negative(self.alpha, "alpha")
-        for name in ("mono_unit", "enforce_monotonic"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(
-                    f"ltvkit: {name} must be True or False, got {getattr(self, name)!r}."
-                )
-        _check_units(self.mono_units, "mono_units")
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        **_MDMEBase._parameter_constraints,
+        "mono_unit": [Boolean()],
+        "mono_hidden_units": [Units()],
+        "calibration_weight": [Real(0.0)],
+        "enforce_monotonic": [Boolean()],
+    }
 
     def _head_kwargs(self) -> dict[str, Any]:
-        return {"mono": bool(self.mono_unit), "mono_units": tuple(int(u) for u in self.mono_units)}
+        return {
+            "mono": bool(self.mono_unit),
+            "mono_hidden_units": tuple(int(u) for u in self.mono_hidden_units),
+        }
 
-    def _prepare_targets(
-        self, y: np.ndarray, sample_weight: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
-        targets = super()._prepare_targets(y, sample_weight)
-        self.n_horizons_ = len(self.segmentations_)
-        self.bucketizers_ = [s.bucketizer for s in self.segmentations_]
-        self.bucket_lower_ = [s.lower.copy() for s in self.segmentations_]
-        self.bucket_upper_ = [s.upper.copy() for s in self.segmentations_]
-        return targets
+    def _set_bucket_attributes(self, segments: list[_Segmentation]) -> None:
+        self.n_horizons_ = len(segments)
+        self.bucketizers_ = [s.bucketizer for s in segments]
+        self.bucket_lower_ = [s.lower.copy() for s in segments]
+        self.bucket_upper_ = [s.upper.copy() for s in segments]
 
-    def _validate_fit_input(
-        self, X: object, y: object, sample_weight: object = None
-    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
-        validated = super()._validate_fit_input(X, y, sample_weight)
-        # the base validates y as (n, T); a 1-D y is one horizon and predict answers 1-D
-        self._y_ndim = 1 if np.asarray(y).ndim == 1 else 2
-        return validated
+    def _bucket_edges(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return list(zip(self.bucket_lower_, self.bucket_upper_, strict=True))
+
+    def _build_criterion(self, info: _BucketInfo) -> MDMELoss:
+        return self._make_loss(info, calibration_weight=float(self.calibration_weight))
 
     def _after_fit(self, X: object, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
         """``train_violation_rate_`` of the trained network on the training rows."""
@@ -1192,7 +1226,7 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
         pred = self._raw_prediction(output)
         if self.enforce_monotonic:
             pred = torch.cummax(pred, dim=1).values
-        return pred[:, 0] if self._y_ndim == 1 else pred
+        return pred  # (n, T); the base answers 1-D for a 1-D y
 
     def monotonic_violation_rate(self, X: object) -> float:
         """Share of customers whose *raw* predictions decrease along the horizons.
@@ -1300,7 +1334,8 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
         Returns
         -------
         ndarray of shape (n_samples, n_horizons) for a float,
-        (n_samples, n_horizons, n_quantiles) otherwise
+        (n_samples, n_horizons, n_quantiles) otherwise; without the horizon axis when
+        the model was fitted on a 1-D ``y`` (like ``predict``)
 
         Examples
         --------
@@ -1312,7 +1347,8 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
         >>> m.predict_quantiles(X, [0.5, 0.9]).shape
         (60, 2, 2)
         """
-        scalar, q = self._check_quantiles(quantiles)
+        scalar, levels = check_quantile_levels(quantiles)
+        q = torch.from_numpy(levels)[None, :]
 
         def fn(out: dict[str, torch.Tensor]) -> torch.Tensor:
             per = [
@@ -1325,6 +1361,8 @@ validation_fraction, patience, gradient_clip, random_state, verbose, callbacks, 
             return res
 
         result = self._forward_outputs(X, fn)
+        if self.target_ndim_ == 1:
+            result = result[:, 0]  # one horizon, fitted on a 1-D y
         return result[..., 0] if scalar else result
 
 
@@ -1337,6 +1375,34 @@ def _violation_rate(pred: np.ndarray) -> float:
     return float((pred[:, 1:] < pred[:, :-1] - tol).any(axis=1).mean())
 
 
+def _init_head_biases(head: MDMEHead, info: _BucketInfo) -> None:
+    """Start every classifier from the training label frequencies (as ZILN does)."""
+    valid = info.valid
+    with torch.no_grad():
+        for t, pri in enumerate(info.priors):
+            S, m = valid.shape[1:]
+            sub_valid = valid[t].any(-1)
+            log_p = np.log(np.maximum(pri["p"], _PRIOR_FLOOR))
+            head.tower_bias("dct", t)[0, :S] = torch.as_tensor(log_p, dtype=torch.float32)
+            log_q = np.log(np.maximum(pri["q"], _PRIOR_FLOOR))
+            head.tower_bias("bct", t)[:, :m] = torch.as_tensor(log_q, dtype=torch.float32)
+            if head.ordinal:
+                head.tower_bias("dot", t)[0, : S - 1] = _cumulative_logits(pri["p"], sub_valid)[
+                    : S - 1
+                ]
+                for s in range(S):
+                    head.tower_bias("bot", t)[s, : m - 1] = _cumulative_logits(
+                        pri["q"][s], valid[t, s]
+                    )[: m - 1]
+            if head.bias:
+                # the mean position in the whale bucket is often ~0.01 (its width reaches
+                # the largest training value): a tight clip would start it far too high
+                mp = np.clip(pri["pos"], _PRIOR_FLOOR, 1 - _PRIOR_FLOOR)
+                head.tower_bias("bbt", t)[:, :m] = torch.as_tensor(
+                    np.log(mp / (1 - mp)), dtype=torch.float32
+                )
+
+
 def _cumulative_logits(freq: np.ndarray, valid: np.ndarray) -> torch.Tensor:
     """logit(P(class > u)) of a class frequency vector (ordinal tower initialisation)."""
     f = np.where(valid, freq, 0.0)
@@ -1344,37 +1410,3 @@ def _cumulative_logits(freq: np.ndarray, valid: np.ndarray) -> torch.Tensor:
     above = 1.0 - np.cumsum(f)  # P(class > u) for u = 0 .. len-1
     above = np.clip(above, _PRIOR_FLOOR, 1 - _PRIOR_FLOOR)
     return torch.as_tensor(np.log(above / (1 - above)), dtype=torch.float32)
-
-
-def _float_tuple(value: object, name: str) -> tuple[float, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ValueError(f"ltvkit: {name} must be a tuple of numbers, got {value!r}.")
-    out = []
-    for v in value:
-        if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v):
-            raise ValueError(f"ltvkit: {name} must be a tuple of numbers, got {value!r}.")
-        out.append(float(v))
-    return tuple(out)
-
-
-def _check_non_negative(value: object, name: str) -> None:
-    if (
-        not isinstance(value, numbers.Real)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"ltvkit: {name} must be a finite number >= 0, got {value!r}.")
-
-
-def _check_units(value: object, name: str) -> None:
-    ok = (
-        not isinstance(value, (str, bytes, numbers.Integral))
-        and isinstance(value, Sequence)
-        and all(isinstance(u, numbers.Integral) and not isinstance(u, bool) for u in value)
-        and all(u >= 1 for u in value)
-    )
-    if not ok:
-        raise ValueError(
-            f"ltvkit: {name} must be a tuple of positive ints, e.g. (16,), got {value!r}."
-        )
