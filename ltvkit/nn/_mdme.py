@@ -642,18 +642,6 @@ class _MDMEBase(BaseDeepRegressor):
         ):
             raise ValueError(msg + " The edges must be positive, finite and strictly increasing.")
 
-    def _validate_fit_input(
-        self, X: object, y: object, sample_weight: object = None
-    ) -> tuple[Any, np.ndarray, np.ndarray | None]:
-        # Workaround, to remove once the base is fixed: LTVRegressorMixin records
-        # target_ndim_ with np.ndim(y), which raises on an array-like that refuses
-        # __array_function__ (sklearn's _NotAnArray in check_regressor_data_not_an_array
-        # and check_sample_weights_not_an_array). Such a y is converted here, as
-        # validation would convert it anyway; lists, arrays and pandas objects pass as is.
-        if not hasattr(y, "ndim") and not isinstance(y, (list, tuple)) and y is not None:
-            y = np.asarray(y)
-        return super()._validate_fit_input(X, y, sample_weight)
-
     def _flat_boundaries(self) -> tuple[np.ndarray, np.ndarray]:
         """All bucket upper edges of ``boundaries``, and the sub-distribution splits."""
         parts = [[float(v) for v in part] for part in self.boundaries]
