@@ -26,6 +26,7 @@ ValueError: ltvkit: Model: depth must be an integer >= 1, got 0.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import numbers
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ import numpy as np
 __all__ = [
     "Boolean",
     "Constraint",
+    "Increasing",
     "Instance",
     "Int",
     "Options",
@@ -225,6 +227,33 @@ class PerLevel(Constraint):
             f"a tuple of {self.length}" if self.length is not None else "a non-empty tuple"
         )
         return f"{what} of {_plural(self.item.describe())}"
+
+
+class Increasing(Constraint):
+    """A 1-D sequence or array of strictly increasing numbers, each meeting ``item``.
+
+    Accepts lists, tuples, numpy arrays and pandas Series (cut points, quantile levels).
+    """
+
+    def __init__(self, item: Constraint, allow_empty: bool = False) -> None:
+        self.item, self.allow_empty = item, allow_empty
+
+    def is_satisfied_by(self, value: object) -> bool:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+            if not hasattr(value, "to_numpy"):  # a pandas Series or Index
+                return False
+        values = list(np.asarray(value, dtype=object).ravel())
+        if np.ndim(np.asarray(value, dtype=object)) != 1 and len(values):
+            return False
+        if not values:
+            return self.allow_empty
+        return all(self.item.is_satisfied_by(v) for v in values) and all(
+            b > a for a, b in itertools.pairwise(values)
+        )
+
+    def describe(self) -> str:
+        empty = " (possibly empty)" if self.allow_empty else ""
+        return f"a strictly increasing sequence{empty} of {_plural(self.item.describe())}"
 
 
 def _plural(text: str) -> str:

@@ -479,7 +479,7 @@ def test_transactions_input(toy_registry, tmp_path, capsys):
         capsys,
     )
     assert code == 0, stderr
-    assert "1,500 customers, 9 features" in stderr
+    assert "1,500 customers, 16 features" in stderr
     csv = pd.read_csv(out / "results.csv", index_col="model")
     assert (csv["status"] == "ok").all()
 

@@ -315,7 +315,7 @@ def test_bad_hyperparameters_raise_clear_errors():
         with pytest.raises(ValueError, match=f"^ltvkit: ODMNRegressor: {pattern}"):
             ODMNRegressor(**params).fit(X, np.c_[y, y])
     # the quantile parameters are unused with boundaries, but still checked
-    with pytest.raises(ValueError, match="subdistribution_quantiles must be strictly"):
+    with pytest.raises(ValueError, match="subdistribution_quantiles must be a strictly"):
         MDMERegressor(boundaries=[(5,)], subdistribution_quantiles=(0.6, 0.3)).fit(X, y)
     # one positive sub-distribution (no split) is allowed
     one = MDMERegressor(max_epochs=1, subdistribution_quantiles=(), n_buckets=(4,)).fit(X, y)

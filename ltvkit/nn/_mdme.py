@@ -48,6 +48,7 @@ from torch import nn
 
 from ltvkit._utils import (
     Boolean,
+    Increasing,
     Instance,
     Int,
     Options,
@@ -590,8 +591,7 @@ class _MDMEBase(BaseDeepRegressor):
     _parameter_constraints: ClassVar[dict[str, list]] = {
         **BaseDeepRegressor._parameter_constraints,
         "subdistribution_quantiles": [
-            PerLevel(Real(0.0, 1.0, closed="neither"), what="a tuple"),
-            Options((), []),
+            Increasing(Real(0.0, 1.0, closed="neither"), allow_empty=True)
         ],
         "n_buckets": [PerLevel(Int(1))],
         "boundaries": [
@@ -612,11 +612,6 @@ class _MDMEBase(BaseDeepRegressor):
     def _check_param_combinations(self) -> None:
         name = type(self).__name__
         sq = tuple(float(q) for q in self.subdistribution_quantiles)
-        if any(b <= a for a, b in itertools.pairwise(sq)):
-            raise ValueError(
-                f"ltvkit: {name}: subdistribution_quantiles must be strictly increasing, "
-                f"got {self.subdistribution_quantiles!r}."
-            )
         if self.boundaries is None:
             if len(self.n_buckets) != len(sq) + 1:
                 raise ValueError(

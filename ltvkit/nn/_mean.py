@@ -34,7 +34,15 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.metaestimators import available_if
 from torch import nn
 
-from ltvkit._utils import Boolean, Instance, Int, Options, Real, Units, inverted_cdf_quantile
+from ltvkit._utils import (
+    Boolean,
+    Increasing,
+    Int,
+    Options,
+    Real,
+    Units,
+    inverted_cdf_quantile,
+)
 from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, MLPBank, SharedBottom
@@ -477,7 +485,8 @@ class MEANRegressor(BaseDeepRegressor):
         "n_buckets": [Int(2)],
         # anything numpy reads as a 1-D array (list, tuple, ndarray, Series);
         # _check_param_combinations checks its values
-        "boundaries": [Instance(object, text="a 1-D sequence of increasing numbers"), None],
+        # cut points above LTVBucketizer's zero_tol (1e-6): the first positive bucket
+        "boundaries": [Increasing(Real(1e-6, None, closed="neither")), None],
         "n_experts": [Int(1)],
         "expert_units": [Units(allow_empty=False)],
         "dam_units": [Units()],
@@ -494,22 +503,6 @@ class MEANRegressor(BaseDeepRegressor):
     }
 
     # -- hooks ------------------------------------------------------------------------
-    def _check_param_combinations(self) -> None:
-        # boundaries: finite, strictly increasing and above the bucketizer's zero_tol,
-        # which no constraint expresses; the bucketizer's own check, in this model's name
-        if self.boundaries is None:
-            return
-        try:
-            LTVBucketizer(boundaries=self.boundaries)._check_params()
-        except (TypeError, ValueError) as exc:
-            reason = str(exc)
-            if not reason.startswith("boundaries"):  # e.g. not numbers at all
-                reason = (
-                    "boundaries must be a 1-D sequence of increasing numbers, got "
-                    f"{self.boundaries!r} ({reason})"
-                )
-            raise ValueError(f"ltvkit: MEANRegressor: {reason}") from None
-
     def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
         if self.boundaries is not None:
             bucketizer, fit_weight = LTVBucketizer(boundaries=self.boundaries), None
