@@ -102,11 +102,7 @@ CASES: list[tuple[str, str, dict, bool]] = [
 ]
 
 # method name before the change -> name now (extend when a refactoring renames a method)
-RENAMED_METHODS: dict[str, str] = {
-    "predict_distribution_proba": "predict_bucket_proba",  # MEANRegressor
-    "predict_selection_proba": "predict_component_proba",  # OptDistRegressor
-    "predict_subdistribution": "predict_component",  # OptDistRegressor
-}
+RENAMED_METHODS: dict[str, str] = {}
 
 
 def _outputs(est: object, X: object) -> dict[str, np.ndarray]:

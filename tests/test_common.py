@@ -542,3 +542,41 @@ def test_a_registered_model_is_exposed_everywhere():
         from ltvkit._benchmark import available_models
 
         assert available_models()["log_mse"] is cls
+
+
+# --------------------------------------------------------------------------- distributions
+
+LEVELS = [0.0, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99]
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_predict_quantiles_contract(cls, ltv_data):
+    """One signature and one contract for every model (docs/contract.md, "Quantiles")."""
+    X, _, _ = ltv_data
+    est = _fast(cls)
+    y = _target(est, ltv_data)
+    est.fit(X, y)
+    Q = est.predict_quantiles(X, LEVELS)
+    horizons = y.shape[1:] if y.ndim == 2 else ()
+    assert Q.shape == (len(X), *horizons, len(LEVELS))
+    assert Q.dtype == np.float64 and np.isfinite(Q).all() and (Q >= 0).all()
+    assert (np.diff(Q, axis=-1) >= 0).all(), "quantiles must not decrease with the level"
+    assert est.predict_quantiles(X, 0.5).shape == (len(X), *horizons)
+    np.testing.assert_array_equal(est.predict_quantiles(X, 0.5), Q[..., LEVELS.index(0.5)])
+    # the point mass at zero, exactly: Q(tau) = 0 for tau <= P(y = 0 | x), > 0 above it
+    p_zero = 1.0 - est.predict_nonzero_proba(X)
+    last = Q[:, -1, :] if Q.ndim == 3 else Q
+    below = np.asarray(LEVELS)[None, :] <= p_zero[:, None] - 1e-9
+    above = np.asarray(LEVELS)[None, :] >= p_zero[:, None] + 1e-9
+    assert (last[below] == 0).all()
+    assert (last[above] > 0).all()
+    # level 1 is the top of the support: finite, or refused for an unbounded one
+    try:
+        top = est.predict_quantiles(X, 1.0)
+    except ValueError as exc:
+        assert "unbounded" in str(exc)
+    else:
+        assert np.isfinite(top).all() and (top >= Q[..., -1]).all()
+    for bad in ([0.5, 1.5], [-0.1], [], [[0.5]], "0.5", [np.nan]):
+        with pytest.raises(ValueError, match="quantiles"):
+            est.predict_quantiles(X, bad)
