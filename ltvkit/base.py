@@ -507,6 +507,52 @@ class LTVRegressorMixin(RegressorMixin):
                 )
         return frame, y_arr, sample_weight
 
+    def _validate_validation_data(
+        self, validation_data: object, y_train: np.ndarray
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None] | None:
+        """Check ``fit``'s ``validation_data=(X_val, y_val[, sample_weight_val])``.
+
+        Called after ``_validate_fit_input``: ``X_val`` must have the training columns
+        (categories are fixed to the training levels, as at predict) and ``y_val`` the
+        training target's shape. Returns ``(frame, y, weights or None)`` or None.
+        """
+        if validation_data is None:
+            return None
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(
+                "ltvkit: validation_data must be a tuple (X_val, y_val) or "
+                f"(X_val, y_val, sample_weight_val), got {type(validation_data).__name__}."
+            )
+        X_val, y_val, *rest = validation_data
+        try:
+            frame = self._validate_predict_input(X_val)
+            y_v = validate_ltv_target(
+                y_val, multi_horizon=self._multi_horizon, allow_no_positive=True
+            )
+        except (TypeError, ValueError) as exc:
+            msg = str(exc).removeprefix("ltvkit: ")
+            raise ValueError(f"ltvkit: validation_data: {msg}") from exc
+        if y_v.shape[1:] != y_train.shape[1:]:
+            raise ValueError(
+                f"ltvkit: validation_data: y_val has shape {y_v.shape}, the training y "
+                f"{y_train.shape}; they must have the same number of horizons."
+            )
+        if len(frame) != len(y_v):
+            raise ValueError(
+                f"ltvkit: validation_data: X_val has {len(frame)} rows but y_val has {len(y_v)}."
+            )
+        w = None
+        if rest and rest[0] is not None:
+            w = _check_sample_weight(
+                rest[0], np.empty((len(frame), 0)), dtype=np.float64, ensure_non_negative=True
+            )
+            if not np.isfinite(w).all() or w.sum() <= 0:
+                raise ValueError(
+                    "ltvkit: validation_data: sample_weight_val must be finite, non-negative "
+                    "and not all zero."
+                )
+        return frame, y_v, w
+
     def _validate_predict_input(self, X: object) -> pd.DataFrame:
         """Check fittedness and ``X`` at predict time; return the DataFrame view."""
         check_is_fitted(self, "schema_")

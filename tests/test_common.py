@@ -580,3 +580,49 @@ def test_predict_quantiles_contract(cls, ltv_data):
     for bad in ([0.5, 1.5], [-0.1], [], [[0.5]], "0.5", [np.nan]):
         with pytest.raises(ValueError, match="quantiles"):
             est.predict_quantiles(X, bad)
+
+
+# --------------------------------------------------------------------------- training feedback
+
+
+def _deep_regressors() -> list[type]:
+    from ltvkit.nn import BaseDeepRegressor
+
+    return [cls for _, cls in REGRESSORS if issubclass(cls, BaseDeepRegressor)]
+
+
+@pytest.mark.parametrize("cls", _deep_regressors(), ids=lambda c: c.__name__)
+def test_epoch_scoring_logs_an_ltvkit_scorer_on_the_validation_data(cls, ltv_data):
+    from skorch.callbacks import EpochScoring
+
+    from ltvkit.metrics import normalized_gini
+
+    X, _, _ = ltv_data
+    y = _target(_fast(cls), ltv_data)
+    scoring = EpochScoring(get_scorer("normalized_gini"), lower_is_better=False, name="gini")
+    est = _fast(cls, callbacks=[scoring], max_epochs=3, early_stopping=False)
+    est.fit(X[:300], y[:300], validation_data=(X[300:], y[300:]))
+    ginis = est.net_.history[:, "gini"]
+    assert len(ginis) == 3 and np.isfinite(ginis).all()
+    assert np.isfinite(est.net_.history[:, "valid_loss"]).all()
+    # the last epoch's score is the final model's Gini on the validation rows (the last
+    # horizon of a multi-horizon target, like ltvkit's scorers)
+    y_val, pred = y[300:], est.predict(X[300:])
+    if y_val.ndim == 2:
+        y_val, pred = y_val[:, -1], pred[:, -1]
+    assert ginis[-1] == pytest.approx(normalized_gini(y_val, pred), abs=1e-9)
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_validation_data_is_checked_and_names_itself(cls, ltv_data):
+    X, _, _ = ltv_data
+    est = _fast(cls)
+    y = _target(est, ltv_data)
+    with pytest.raises(ValueError, match=r"validation_data.*tuple"):
+        est.fit(X, y, validation_data=X)
+    with pytest.raises(ValueError, match=rf"validation_data(.|\n)*{X.columns[0]}"):
+        est.fit(X, y, validation_data=(X.drop(columns=X.columns[0]), y))
+    with pytest.raises(ValueError, match=r"validation_data.*negative"):
+        est.fit(X, y, validation_data=(X, -np.abs(y) - 1))
+    with pytest.raises(ValueError, match=r"validation_data.*rows"):
+        est.fit(X, y, validation_data=(X, y[:10]))

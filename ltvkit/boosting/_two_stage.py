@@ -166,6 +166,11 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
     regressor_params : dict or None, default=None
         Extra keyword arguments for the built-in stage-2 booster, e.g.
         ``{"objective": "reg:tweedie"}`` with ``target_transform="none"``.
+    verbose : int, default=0
+        0: silent. ``k > 0``: when there is a validation set (``early_stopping`` or
+        ``validation_data``), the built-in boosters print each stage's validation loss
+        every ``k`` rounds (XGBoost's ``verbose``, LightGBM's ``log_evaluation``).
+        Plug-in stages keep their own settings.
     n_jobs : int or None, default=None
         Threads of each booster (None: the library's default, all cores).
     random_state : int, RandomState instance or None, default=None
@@ -245,6 +250,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         patience: int = 20,
         classifier_params: dict[str, Any] | None = None,
         regressor_params: dict[str, Any] | None = None,
+        verbose: int = 0,
         n_jobs: int | None = None,
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
@@ -265,6 +271,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         self.patience = patience
         self.classifier_params = classifier_params
         self.regressor_params = regressor_params
+        self.verbose = verbose
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -289,6 +296,7 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         "patience": [Int(1)],
         "classifier_params": [Instance(dict), None],
         "regressor_params": [Instance(dict), None],
+        "verbose": [Int(0)],
         "n_jobs": [Int(), None],
         "random_state": [Int(), Instance(np.random.RandomState), None],
     }
@@ -383,7 +391,14 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TwoStageRegressor:
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        validation_data: tuple | None = None,
+    ) -> TwoStageRegressor:
         """Fit the two stages.
 
         Parameters
@@ -396,6 +411,13 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         sample_weight : array-like of shape (n_samples,) or None, default=None
             Row weights, used by both stages (and the bias correction). Rows with
             weight 0 are dropped.
+        validation_data : tuple (X_val, y_val[, sample_weight_val]) or None, default=None
+            Your own validation set, instead of holding out ``validation_fraction`` of
+            ``X``: every row of ``X`` then trains, and each booster stage evaluates its
+            loss on these rows after every round (XGBoost: ``classifier_.evals_result()``,
+            LightGBM: ``classifier_.evals_result_``, the same for ``regressor_``; printed
+            with ``verbose``) and, with ``early_stopping=True``, stops on it. Stage 2 uses the validation
+            spenders. The bias correction uses the training rows only.
 
         Returns
         -------
@@ -407,9 +429,19 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         ValueError
             For invalid input (see ``docs/contract.md``), invalid parameters, or no
             positive ``y`` with a non-zero weight.
+
+        Examples
+        --------
+        >>> from ltvkit.datasets import make_ltv
+        >>> X, y = make_ltv(n_samples=600, random_state=0)
+        >>> model = TwoStageRegressor(n_estimators=300, early_stopping=True, n_jobs=1)
+        >>> model = model.fit(X[:400], y[:400], validation_data=(X[400:], y[400:]))
+        >>> model.n_estimators_[0] < 300
+        True
         """
         self._validate_params()
         frame, y_arr, sw = self._validate_fit_input(X, y, sample_weight)
+        valid = self._validate_validation_data(validation_data, y_arr)
 
         if sw is not None and not (sw > 0).all():
             # a zero weight is exactly a removed row (also for the histogram bin edges)
@@ -436,12 +468,35 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
 
         classifier = None if positive.all() else self._make_classifier(seed)
         regressor = self._make_regressor(seed)
-        train_idx, val_idx = self._validation_split(positive, classifier, regressor, rng)
+        n_train = len(frame)
+        if valid is None:
+            train_idx, val_idx = self._validation_split(positive, classifier, regressor, rng)
+            early_stop = train_idx is not None
+        else:
+            # the user's rows go after the training rows; the stages see them as their
+            # evaluation set only
+            frame_v, y_v, w_v = valid
+            frame = pd.concat([frame, self._booster_frame(frame_v)], ignore_index=True)
+            y_arr = np.concatenate([y_arr, y_v])
+            if sw is not None or w_v is not None:
+                sw = np.concatenate(
+                    [
+                        np.ones(n_train) if sw is None else sw,
+                        np.ones(len(y_v)) if w_v is None else w_v,
+                    ]
+                )
+            positive = y_arr > 0
+            train_idx = np.arange(n_train)
+            val_idx = np.arange(n_train, len(y_arr))
+            early_stop = bool(self.early_stopping)
+            self._warn_plug_ins_without_eval(classifier, regressor)
 
         # Stage 1: P(y > 0) on every row.
         if classifier is not None:
             label = positive.astype(np.int8)
-            self._fit_stage(classifier, frame, label, sw, train_idx, val_idx, "classifier")
+            self._fit_stage(
+                classifier, frame, label, sw, train_idx, val_idx, "classifier", early_stop
+            )
         self.classifier_ = classifier
 
         # Stage 2: E[y | y > 0] on the rows that spent.
@@ -452,7 +507,9 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         target = np.log1p(y_pos) if self.target_transform == "log1p" else y_pos
         fitted = None
         if train_idx is None:
-            fitted = self._fit_stage(regressor, X_pos, target, w_pos, None, None, "regressor")
+            fitted = self._fit_stage(
+                regressor, X_pos, target, w_pos, None, None, "regressor", False
+            )
         else:
             # the same held-out customers as stage 1, restricted to the spenders
             in_val = np.zeros(len(frame), dtype=bool)
@@ -464,13 +521,28 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
                 target,
                 w_pos,
                 np.flatnonzero(~in_val),
-                np.flatnonzero(in_val),
+                np.flatnonzero(in_val) if in_val.any() else None,
                 "regressor",
+                early_stop and in_val.any(),
             )
+            if valid is not None:  # the bias correction sees the training rows only
+                keep = np.flatnonzero(~in_val)
+                X_pos, y_pos = X_pos.iloc[keep], y_pos[keep]
+                w_pos = None if w_pos is None else w_pos[keep]
         self.regressor_ = regressor
         self.correction_factor_ = self._correction_factor(regressor, X_pos, y_pos, w_pos, fitted)
         self.n_estimators_ = (_n_rounds(classifier), _n_rounds(regressor))
         return self
+
+    def _warn_plug_ins_without_eval(self, classifier: Any, regressor: Any) -> None:
+        for name, est in (("classifier", classifier), ("regressor", regressor)):
+            if est is not None and _booster_kind(est) is None:
+                warnings.warn(
+                    f"TwoStageRegressor: validation_data is evaluated by XGBoost / LightGBM "
+                    f"stages only; the {name} {type(est).__name__} ignores it.",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     def _correction_factor(
         self,
@@ -582,8 +654,9 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         train_idx: np.ndarray | None,
         val_idx: np.ndarray | None,
         name: str,
+        early_stop: bool,
     ) -> np.ndarray | None:
-        """Fit one stage (with early stopping if ``val_idx`` is given).
+        """Fit one stage, evaluated on ``val_idx`` (stopping early if ``early_stop``).
 
         Returns the stage's predictions for its training rows when LightGBM hands them
         over for free (its own score buffer, see ``_TrainPredictions``), else None.
@@ -607,12 +680,15 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         kind = _booster_kind(est)
         if val_idx is not None and kind is not None:
             X_val, y_val, w_val = frame.iloc[val_idx], target[val_idx], pick(sw, val_idx)
+            # a plug-in stage keeps its own settings
+            plug_in = self.classifier if name == "classifier" else self.regressor
+            verbose = 0 if plug_in is not None else int(self.verbose)
             if kind == "xgboost":
-                est.set_params(early_stopping_rounds=int(self.patience))
+                est.set_params(early_stopping_rounds=int(self.patience) if early_stop else None)
                 kw["eval_set"] = [(X_val, y_val)]
                 if w_val is not None:
                     kw["sample_weight_eval_set"] = [w_val]
-                kw["verbose"] = False
+                kw["verbose"] = verbose if verbose > 1 else bool(verbose)
             else:
                 import lightgbm
 
@@ -622,7 +698,13 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
                     kw["eval_set"] = [(X_val, y_val)]
                 if w_val is not None:
                     kw["eval_sample_weight"] = [w_val]
-                kw["callbacks"] = [lightgbm.early_stopping(int(self.patience), verbose=False)]
+                kw["callbacks"] = []
+                if early_stop:
+                    kw["callbacks"].append(
+                        lightgbm.early_stopping(int(self.patience), verbose=False)
+                    )
+                if verbose:
+                    kw["callbacks"].append(lightgbm.log_evaluation(period=verbose))
         elif kind == "xgboost" and est.get_params().get("early_stopping_rounds") is not None:
             # a plug-in XGBoost model with its own early stopping but no split to use
             est.set_params(early_stopping_rounds=None)
