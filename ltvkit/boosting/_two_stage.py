@@ -416,8 +416,9 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
             ``X``: every row of ``X`` then trains, and each booster stage evaluates its
             loss on these rows after every round (XGBoost: ``classifier_.evals_result()``,
             LightGBM: ``classifier_.evals_result_``, the same for ``regressor_``; printed
-            with ``verbose``) and, with ``early_stopping=True``, stops on it. Stage 2 uses the validation
-            spenders. The bias correction uses the training rows only.
+            with ``verbose``) and, with ``early_stopping=True``, stops on it. Stage 2
+            uses the validation spenders. The bias correction uses the training rows
+            only.
 
         Returns
         -------
