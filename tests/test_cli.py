@@ -1328,6 +1328,23 @@ def fitted_model(id_table, tmp_path, capsys):
             ],
             ["--drop: no column 'nope'"],
         ),
+        (
+            [
+                "fit",
+                "--data",
+                "{tx}",
+                *TX_FLAGS[:-4],
+                "--static-columns",
+                "region",
+                "--calibration-end",
+                "1997-07-01",
+                "--holdout-end",
+                "1997-10-01",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["--static-columns column 'region' not found"],
+        ),
     ],
     ids=[
         "missing-as-of",
@@ -1346,6 +1363,7 @@ def fitted_model(id_table, tmp_path, capsys):
         "fit-without-out",
         "fit-without-data",
         "drop-unknown-column",
+        "static-column-not-found",
     ],
 )
 def test_fit_and_score_bad_input_gives_one_line_and_exit_code_2(
@@ -1509,3 +1527,22 @@ def test_cli_backtest_scores_beat_the_ranking_by_all_past_spend(online_retail_ba
     assert normalized_gini(realised, scores["predicted_value"]) > normalized_gini(
         realised, past["monetary_total"]
     )
+
+
+def test_a_long_step_shows_progress_and_a_quick_one_prints_nothing(monkeypatch, capsys):
+    import argparse
+    import time
+
+    import ltvkit.cli as cli
+
+    args = argparse.Namespace(command="fit")
+    with cli._step(args, "quick step"):
+        pass
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(cli, "_HEARTBEAT_AFTER", 0.05)
+    monkeypatch.setattr(cli, "_HEARTBEAT_EVERY", 0.05)
+    with cli._step(args, "fitting odmn"):
+        time.sleep(0.3)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("ltvkit fit: fitting odmn ... ")
+    assert lines[-1].startswith("ltvkit fit: fitting odmn: done in ")
