@@ -280,6 +280,25 @@ class TabularSchema:
     def fit(self, X: object) -> TabularSchema:
         return self._fit_frame(_to_frame(X), from_frame=isinstance(X, pd.DataFrame))
 
+    # A plain state (lists, arrays and dtype names instead of pandas objects), so that
+    # pickle and ltvkit.save (skops, which cannot store pandas objects) store the same
+    # thing. The levels come back with their values and dtype, exactly.
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["categories"] = {
+            col: _index_state(levels) for col, levels in self.categories.items()
+        }
+        state["_string_levels"] = sorted(self._string_levels)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state = dict(state)
+        state["categories"] = {
+            col: _index_from_state(levels) for col, levels in state["categories"].items()
+        }
+        state["_string_levels"] = set(state["_string_levels"])
+        self.__dict__.update(state)
+
     def transform(self, X: object) -> pd.DataFrame:
         return self._transform_frame(_to_frame(X), by_name=isinstance(X, pd.DataFrame))
 
@@ -340,6 +359,23 @@ class TabularSchema:
             out[col] = pd.Categorical.from_codes(codes, categories=levels)
         # copy=False: one block per column instead of a consolidated copy of them all
         return pd.DataFrame(out, index=frame.index, copy=False)[self.columns]
+
+
+def _index_state(levels: pd.Index) -> dict[str, object]:
+    """A pandas Index as plain data: its values (a list or an array) and dtype name."""
+    if levels.dtype == object:
+        values: object = levels.tolist()  # text levels: a list of str
+    else:
+        values = levels.to_numpy()  # numbers, dates, nullable types: a numpy array
+        if values.dtype == object:
+            values = values.tolist()
+    return {"values": values, "dtype": str(levels.dtype)}
+
+
+def _index_from_state(state: object) -> pd.Index:
+    if isinstance(state, pd.Index):  # a pickle written before the plain state
+        return state
+    return pd.Index(state["values"], dtype=state["dtype"])  # type: ignore[index]
 
 
 def _sample(levels: pd.Index) -> pd.Series:

@@ -35,6 +35,7 @@ from skorch.callbacks import (
 )
 from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
+from skorch.history import History
 from skorch.utils import to_tensor
 from torch import nn
 
@@ -395,6 +396,29 @@ class LTVNeuralNet(NeuralNet):
         self.output_to_prediction = output_to_prediction
         self.predict_forward_kwargs = dict(predict_forward_kwargs or {})
 
+    # skorch pickles the fitted module_/criterion_ in a stream of their own, apart from
+    # the rest of the net; module/criterion (the instances fit passed in, the very same
+    # objects) would then be stored a second time. Store them once.
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        shared = [
+            name
+            for name in ("module", "criterion")
+            if isinstance(self.__dict__.get(name), nn.Module)
+            and self.__dict__.get(name) is self.__dict__.get(name + "_")
+        ]
+        for name in shared:
+            state[name] = None
+        state["_ltvkit_same_as_fitted"] = shared
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        shared = state.pop("_ltvkit_same_as_fitted", [])
+        super().__setstate__(state)
+        for name in shared:
+            setattr(self, name, getattr(self, name + "_"))
+
     def get_default_callbacks(self) -> list[tuple[str, Callback]]:
         callbacks = list(super().get_default_callbacks())
         if not self.verbose:
@@ -492,7 +516,9 @@ class PreparedTargets:
     info : object, default=None
         Label-derived constants the module and the loss need (bucket edges, starting
         values of output biases...), passed to ``_build_module(spec, info)`` and
-        ``_build_criterion(info)``. Not kept on the fitted model.
+        ``_build_criterion(info)``. Kept on the fitted model as ``prepared_info_``, so
+        ``ltvkit.load`` can rebuild the network: keep it small (constants, not per-row
+        arrays) and made of plain data (numbers, arrays, tuples, dicts, dataclasses).
 
     Examples
     --------
@@ -537,9 +563,15 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
     Attributes
     ----------
     net_ : LTVNeuralNet
-        The trained skorch net; ``net_.history`` holds the training curves.
+        The trained skorch net; ``net_.history`` holds the training curves. The
+        optimizer's state (Adam's moments) is dropped after training, so the fitted
+        model weighs about its weights.
     encoder_ : TabularEncoder
         The fitted input encoder (``encoder_.spec_`` describes the encoded input).
+    prepared_info_ : object
+        The ``PreparedTargets.info`` of ``fit``: what ``_build_module`` and
+        ``_build_criterion`` were given, kept so that ``ltvkit.load`` rebuilds the
+        network from the saved weights.
     n_iter_ : int
         Number of epochs trained.
     best_epoch_ : int
@@ -776,30 +808,16 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
 
             module = self._build_module(encoder.spec_, prepared.info).to(torch_dtype)
             criterion = self._build_criterion(prepared.info).to(torch_dtype)
+            info = prepared.info
             del prepared  # the tensors hold what training needs
-            net = LTVNeuralNet(
-                module=module,
-                criterion=criterion,
-                optimizer=self._optimizer_class(),
-                lr=float(self.learning_rate),
-                max_epochs=int(self.max_epochs),
-                batch_size=int(self.batch_size),
-                iterator_train=BatchIterator,
-                iterator_valid=BatchIterator,
-                iterator_train__shuffle=True,
-                iterator_train__seed=shuffle_seed,
-                iterator_valid__batch_size=max(int(self.batch_size), _PREDICT_BATCH_SIZE),
-                train_split=predefined_split(valid_ds) if valid_ds is not None else None,
+            net = self._make_net(
+                module,
+                criterion,
+                valid_ds=valid_ds,
+                shuffle_seed=shuffle_seed,
                 callbacks=self._make_callbacks(
                     early_stop=valid_ds is not None and bool(self.early_stopping)
                 ),
-                predict_nonlinearity=None,
-                verbose=int(self.verbose),
-                device=self.device,
-                target_inputs=self._target_inputs,
-                output_to_prediction=self._output_to_prediction,
-                predict_forward_kwargs=self._predict_forward_kwargs(),
-                **self._optimizer_kwargs(),
             )
             net.fit(train_ds, None)
 
@@ -811,7 +829,9 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             if name == "early_stopping":
                 self.best_epoch_ = int(cb.best_epoch_) or len(net.history)
                 cb.best_model_weights_ = None
+        _drop_optimizer_state(net)
         self.net_ = net
+        self.prepared_info_ = info
         self.n_iter_ = len(net.history)
         self._after_fit(X, y_arr, sw)
         return self
@@ -837,6 +857,71 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         return check_predictions(pred, type(self).__name__)
 
     # -- internals --------------------------------------------------------------------
+    def _make_net(
+        self,
+        module: nn.Module,
+        criterion: nn.Module,
+        *,
+        valid_ds: TensorDictDataset | None,
+        shuffle_seed: int,
+        callbacks: list[tuple[str, Callback]],
+    ) -> LTVNeuralNet:
+        """The skorch net around ``module`` and ``criterion`` (fit, and rebuilding at load)."""
+        return LTVNeuralNet(
+            module=module,
+            criterion=criterion,
+            optimizer=self._optimizer_class(),
+            lr=float(self.learning_rate),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            iterator_train=BatchIterator,
+            iterator_valid=BatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__seed=shuffle_seed,
+            iterator_valid__batch_size=max(int(self.batch_size), _PREDICT_BATCH_SIZE),
+            train_split=predefined_split(valid_ds) if valid_ds is not None else None,
+            callbacks=callbacks,
+            predict_nonlinearity=None,
+            verbose=int(self.verbose),
+            device=self.device,
+            target_inputs=self._target_inputs,
+            output_to_prediction=self._output_to_prediction,
+            predict_forward_kwargs=self._predict_forward_kwargs(),
+            **self._optimizer_kwargs(),
+        )
+
+    def _restore_net(
+        self, state_dict: Mapping[str, torch.Tensor], history: list[dict[str, Any]]
+    ) -> None:
+        """Rebuild ``net_`` from saved module weights and training history (``ltvkit.load``).
+
+        The module and the loss are rebuilt by the model's own builders from the fitted
+        ``encoder_.spec_`` and ``prepared_info_``, then the weights are loaded into the
+        module. A builder that sets fitted attributes (e.g. seeds drawn from the torch
+        RNG) cannot change the loaded model: every attribute is restored to its saved
+        value afterwards, and the builders run on a forked RNG so the caller's global
+        torch RNG is untouched. The optimizer starts empty, as after ``fit``.
+        """
+        saved = dict(self.__dict__)
+        torch_dtype = _PRECISIONS[self.precision][0]
+        with torch.random.fork_rng(devices=[]):
+            module = self._build_module(self.encoder_.spec_, self.prepared_info_).to(torch_dtype)
+            criterion = self._build_criterion(self.prepared_info_).to(torch_dtype)
+        self.__dict__.clear()
+        self.__dict__.update(saved)
+        net = self._make_net(
+            module,
+            criterion,
+            valid_ds=None,
+            shuffle_seed=0,
+            callbacks=self._make_callbacks(early_stop=False),
+        )
+        net.initialize()
+        net.module_.load_state_dict(dict(state_dict), strict=True)
+        net.history = History(list(history))
+        _drop_optimizer_state(net)
+        self.net_ = net
+
     def _optimizer_class(self) -> type[torch.optim.Optimizer]:
         opt = self.optimizer
         return _OPTIMIZERS[opt] if isinstance(opt, str) else opt
@@ -930,6 +1015,23 @@ def _join_loss_weights(
     train = np.ones(n_train) if w_train is None else w_train / w_train.mean()
     valid = np.ones(n_valid) if w_valid is None else w_valid / max(w_valid.mean(), 1e-300)
     return np.concatenate([train, valid])
+
+
+def _drop_optimizer_state(net: NeuralNet) -> None:
+    """Forget what only more training would need: the optimizer's moments.
+
+    Adam keeps two tensors per weight, and skorch's LR-scheduler callback keeps the
+    scheduler, which references the optimizer and is pickled separately from it: kept,
+    they made a fitted model's pickle about six times the size of its weights. The
+    optimizer object stays (empty, as before its first step); the scheduler is rebuilt
+    by the callback when training starts again.
+    """
+    optimizer = getattr(net, "optimizer_", None)
+    if optimizer is not None:
+        optimizer.state.clear()
+    for _, cb in getattr(net, "callbacks_", []):
+        if isinstance(cb, LRScheduler):
+            cb.lr_scheduler_ = None
 
 
 def _callback_name(cb: Callback, existing: list[tuple[str, Callback]]) -> str:

@@ -23,6 +23,8 @@ import pandas as pd
 import torch
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
+from ltvkit.base import _index_from_state, _index_state
+
 __all__ = ["EncodedSpec", "TabularEncoder", "embedding_dim_rule"]
 
 # Rows encoded at a time: bounds the float64 working copies in fit and transform.
@@ -130,6 +132,20 @@ class TabularEncoder:
         self.log_transform = log_transform
         self.min_category_frequency = min_category_frequency
         self.embedding_dim = embedding_dim
+
+    # A plain state (the training levels as lists/arrays and dtype names, not pandas
+    # Index objects), so pickle and ltvkit.save (skops) store the same thing.
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        if "_levels" in state:
+            state["_levels"] = [_index_state(levels) for levels in state["_levels"]]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state = dict(state)
+        if "_levels" in state:
+            state["_levels"] = [_index_from_state(levels) for levels in state["_levels"]]
+        self.__dict__.update(state)
 
     def fit(self, frame: pd.DataFrame, sample_weight: np.ndarray | None = None) -> TabularEncoder:
         """Learn scaling, log columns, indicators and category codes from ``frame``.
