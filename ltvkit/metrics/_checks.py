@@ -20,7 +20,11 @@ def _as_1d(values: ArrayLike, name: str) -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ValueError(f"{_PREFIX}: {name} must be 1-D, got shape {arr.shape}.")
+        raise ValueError(
+            f"{_PREFIX}: {name} must be 1-D, got shape {arr.shape}. For a multi-horizon "
+            f"target score one horizon: pass a column (e.g. {name}[:, -1]), or use "
+            "get_scorer(name, horizon=...)."
+        )
     if arr.shape[0] == 0:
         raise ValueError(f"{_PREFIX}: {name} is empty (0 samples).")
     finite = np.isfinite(arr)
