@@ -744,3 +744,36 @@ def test_accepts_pandas_and_column_vectors():
     pred = np.array([[0.1], [0.9], [2.0], [0.0]])
     assert normalized_gini(y, pred) == normalized_gini(y.to_numpy(), pred.ravel())
     assert nmae(y, pred) == nmae(y.to_numpy(), pred.ravel())
+
+
+def test_values_beyond_1e100_are_refused():
+    # 1.7e308 used to give mutual_gini NaN, normalized_gini 0.0 and nrmse inf (overflow)
+    big = [1.7e308, 0.0, 1.7e308]
+    for func in SCALAR_METRICS:
+        with pytest.raises(ValueError, match=r"y_true has a value of magnitude 1.7e\+308"):
+            func(big, [1.0, 2.0, 3.0])
+        with pytest.raises(ValueError, match=r"y_pred has a value of magnitude"):
+            func([1.0, 2.0, 3.0], [0.0, -2e100, 1.0])
+    # the bound itself is fine
+    assert nrmse([1e100, 0.0], [0.0, 1e100]) == pytest.approx(2.0)
+
+
+def test_ratio_overflow_is_a_value_error_not_inf():
+    # mean(y_true) is subnormal: the relative errors exceed the float64 range
+    t, p = [5e-324, 0.0, 1e-320], [1.0, 2.0, 3.0]
+    for func in (nmae, nrmse, decile_mape, percentile_mape):
+        with pytest.raises(ValueError, match=f"{func.__name__} overflows float64"):
+            func(t, p)
+    with pytest.raises(ValueError, match="mape overflows float64"):
+        mape([0.0, 1.0], [1e100, 1.0], floor=1e-300)
+    # values of mixed sign that cancel to a total of 5e-324 (in the order of y_pred)
+    t, p = [1e100, -1e100, 5e-324], [3.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match="gain_curve overflows float64"):
+        gain_curve(t, p)
+    with pytest.raises(ValueError, match="normalized_gini overflows float64"):
+        normalized_gini(t, p)  # was NaN
+
+
+def test_bucket_accuracy_names_negative_y_true():
+    with pytest.raises(ValueError, match=r"bucket_accuracy needs y_true >= 0.*1 negative"):
+        bucket_accuracy([-1.0, 2.0], [1.0, 2.0])
