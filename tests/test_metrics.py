@@ -657,8 +657,8 @@ def test_scorer_with_horizon_pickles(horizons):
 
 
 def test_grid_search_over_odmn_with_ltvkit_scorers_is_finite():
+    from ltvkit import ODMNRegressor
     from ltvkit.datasets import make_ltv
-    from ltvkit.nn.mdme import ODMNRegressor
 
     X, Y = make_ltv(n_samples=240, n_features=4, n_categorical=1, n_horizons=3, random_state=0)
     Y = pd.DataFrame(Y, columns=["13w", "26w", "39w"])  # load_cdnow's multi-horizon y
