@@ -410,7 +410,15 @@ TINY = dict(
     random_state=0,
 )
 TINY_BY_MODEL: dict[str, dict] = {
-    "OptDistRegressor": dict(n_distributions=2, sdn_hidden_units=(8,), dsm_hidden_units=(8,)),
+    # (both spellings: parameters were renamed on main; unknown ones are dropped)
+    "OptDistRegressor": dict(
+        n_distributions=2,
+        sdn_hidden_units=(8,),
+        dsm_hidden_units=(8,),
+        n_components=2,
+        component_units=(8,),
+        selection_units=(8,),
+    ),
     "MDMERegressor": dict(tower_units=(8,)),
     "ODMNRegressor": dict(tower_units=(8,)),
     "MEANRegressor": dict(expert_units=(8,), dam_units=(8,)),

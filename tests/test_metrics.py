@@ -670,7 +670,7 @@ def test_grid_search_over_odmn_with_ltvkit_scorers_is_finite():
     }
     search = GridSearchCV(
         ODMNRegressor(hidden_units=(16,), max_epochs=3, batch_size=64, random_state=0),
-        {"lr": [1e-3, 1e-2]},
+        {"hidden_units": [(8,), (16,)]},
         scoring=scoring,
         refit="gini",
         cv=KFold(2, shuffle=True, random_state=0),
