@@ -84,8 +84,9 @@ def _check_pair(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Validate ``(y_true, y_pred[, nonzero_proba])`` and return them as float64 arrays.
 
-    Raises a ValueError naming the problem: non-numeric, not 1-D, empty, NaN/inf,
-    lengths that differ, or (``nonzero_proba``) values outside [0, 1].
+    Raises a ValueError naming the problem: non-numeric, not 1-D, empty, NaN/inf, a
+    value beyond +-1e100, lengths that differ, or (``nonzero_proba``) values outside
+    [0, 1].
     """
     t = _as_1d(y_true, "y_true")
     p = _as_1d(y_pred, "y_pred")
