@@ -3,7 +3,9 @@
 Every metric takes ``(y_true, y_pred)`` 1-D arrays and returns a float; definitions
 (formula, range, direction, degenerate values, references) are fixed in
 ``docs/metrics.md``. :data:`SCORERS` / :func:`get_scorer` wrap them for
-``GridSearchCV``, ``cross_validate`` and ``cross_val_score`` (errors as ``neg_*``).
+``GridSearchCV``, ``cross_validate`` and ``cross_val_score`` (errors as ``neg_*``); on a
+multi-horizon target ``(n_samples, n_horizons)`` a scorer scores the last horizon, or
+the one chosen with ``get_scorer(name, horizon=h)``.
 
 Examples
 --------
