@@ -62,6 +62,11 @@ __all__ = [
 
 # Largest prediction ltvkit ever returns; anything above it means a model diverged.
 _PREDICTION_LIMIT = 1e15
+# The one level of a categorical column that had no value at all in fit.
+_NO_LEVEL = "(no value in fit)"
+# Largest magnitude of a numeric feature: the boosters and the networks compute in float32
+# (max 3.4e38) and the encoder squares values; no real customer feature comes near it.
+_FEATURE_LIMIT = 1e30
 
 # Column checks at fit (see TabularSchema): a text column whose values are mostly
 # numbers or dates, or that has a distinct value in (nearly) every row, draws a warning.
@@ -319,6 +324,15 @@ class TabularSchema:
                 self._string_levels.add(col)
                 levels = pd.Index(sorted(set(values.dropna().astype("string"))), dtype=object)
                 _warn_text_column(col, levels, int(values.notna().sum()))
+            if not len(levels):
+                warnings.warn(
+                    f"ltvkit: column {col!r} has no value at all (every row is missing), so "
+                    "it carries no information; drop it.",
+                    DataQualityWarning,
+                    stacklevel=4,
+                )
+                # a category type needs a level: the libraries refuse an empty one
+                levels = pd.Index([_NO_LEVEL], dtype=object)
             self.categories[col] = pd.Index(levels)
         return self
 
@@ -424,6 +438,38 @@ def _warn_text_column(col: str, levels: pd.Index, n_values: int) -> None:
         )
 
 
+def _check_magnitude(values: np.ndarray, where: str) -> None:
+    """Refuse inf and finite values beyond ``_FEATURE_LIMIT`` in a numeric column."""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(values) > _FEATURE_LIMIT
+    if big.any():
+        if np.isinf(values[big]).any():
+            raise ValueError(f"ltvkit: {where} contains infinite values.")
+        raise ValueError(
+            f"ltvkit: {where} contains values beyond ±{_FEATURE_LIMIT:g} (e.g. "
+            f"{values[big][0]:g}); ltvkit's models compute in float32. Rescale the column "
+            "(e.g. another currency unit, or log1p) or fix the corrupt values."
+        )
+
+
+def _check_text_values(series: pd.Series, name: str) -> None:
+    """Refuse the NUL character in text or category values (corrupt text)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        labels = series.cat.categories
+        if not (pd.api.types.is_object_dtype(labels) or pd.api.types.is_string_dtype(labels)):
+            return
+        series = pd.Series(labels, dtype=object)
+    try:
+        has_nul = series.str.contains("\x00", regex=False, na=False).any()
+    except AttributeError:  # no text values at all
+        return
+    if has_nul:
+        raise ValueError(
+            f"ltvkit: column {name!r} of X contains the NUL character (\\x00) in its text: "
+            "corrupt text that the boosters cannot store; clean the column first."
+        )
+
+
 def _to_frame(X: object) -> pd.DataFrame:
     """Return ``X`` as a DataFrame after the checks every ltvkit model shares."""
     if sparse.issparse(X):
@@ -435,22 +481,30 @@ def _to_frame(X: object) -> pd.DataFrame:
             raise ValueError("ltvkit: X is empty (0 samples).")
         if X.shape[1] == 0:
             raise ValueError("ltvkit: X has no columns (0 features).")
-        for col in X.columns:
+        names = [str(c) for c in X.columns]
+        if len(set(names)) < len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(
+                f"ltvkit: X has duplicate column names {dup}; every column needs its own name."
+            )
+        for col, name in zip(X.columns, names, strict=True):
             series = X[col]
             if _is_categorical(series):
+                _check_text_values(series, name)
                 continue
             if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(
                 series.dtype
             ):
                 values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-                if np.isinf(values).any():
-                    raise ValueError(f"ltvkit: column {col!r} of X contains infinite values.")
+                _check_magnitude(values, f"column {name!r} of X")
                 continue
             raise ValueError(
-                f"ltvkit: column {col!r} of X has dtype {series.dtype}, which is neither "
+                f"ltvkit: column {name!r} of X has dtype {series.dtype}, which is neither "
                 "numeric nor categorical; convert it (e.g. dates to days since an event)."
             )
-        return X.copy(deep=False)
+        frame = X.copy(deep=False)
+        frame.columns = names  # non-string names (ints, tuples) are looked up as text
+        return frame
     arr = check_array(
         X,
         dtype="numeric",
@@ -458,8 +512,8 @@ def _to_frame(X: object) -> pd.DataFrame:
         ensure_min_samples=1,
         ensure_min_features=1,
     )
-    if np.isinf(arr).any():  # pragma: no cover - check_array already refuses inf
-        raise ValueError("ltvkit: X contains infinite values.")
+    for j in range(arr.shape[1]):
+        _check_magnitude(arr[:, j], f"column {j} of X")
     columns = [f"x{i}" for i in range(arr.shape[1])]
     return pd.DataFrame(arr.astype(np.float64, copy=False), columns=columns)
 

@@ -468,10 +468,9 @@ VALID_KINDS = [
     "mixed_object",
     "constant",
 ]
-INVALID_KINDS = ["float_inf", "datetime"]
+INVALID_KINDS = ["float_inf", "datetime", "too_large"]
 CATEGORICAL_KINDS = {"category", "object", "string", "mixed_object"}
-# Feature values: 0, or 1e-6 <= |x| <= 1e12. (A column whose spread is below ~1e-20
-# makes deep models' predictions at +-1e12 non-finite, a known bug; see the end.)
+# Feature values: 0, or 1e-6 <= |x| <= 1e12 (a tiny spread has a test at the end).
 FEATURE = st.one_of(st.just(0.0), st.floats(1e-6, 1e12), st.floats(-1e12, -1e-6))
 
 
@@ -486,9 +485,15 @@ def _column(draw: st.DrawFn, kind: str, n: int) -> object:
         return values
     if kind == "all_nan":
         return np.full(n, np.nan)
-    if kind == "huge":  # far beyond any currency; 1e300 is a known bug (see the end)
-        values = st.sampled_from([0.0, 1.0, -1e30, 1e30, 1e38])
+    if kind == "huge":  # far beyond any currency, up to the documented limit of 1e30
+        values = st.sampled_from([0.0, 1.0, -1e30, 1e30, 3e29])
         return np.asarray(draw(st.lists(values, min_size=n, max_size=n)))
+    if kind == "too_large":  # beyond the limit: refused, naming the column
+        values = np.asarray(draw(st.lists(FEATURE, min_size=n, max_size=n)), dtype=np.float64)
+        if n:
+            big = draw(st.sampled_from([1.1e30, -1e31, 1e38, 1e300, -1.7e308]))
+            values[draw(st.integers(0, n - 1))] = big
+        return values
     if kind == "int":
         return np.asarray(draw(st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n)))
     if kind == "nullable_int":
@@ -499,8 +504,6 @@ def _column(draw: st.DrawFn, kind: str, n: int) -> object:
     if kind in ("category", "object", "string"):
         texts = TEXTS if kind == "string" else levels
         values = draw(st.lists(st.one_of(st.none(), texts), min_size=n, max_size=n))
-        if n and all(v is None for v in values):
-            values[0] = "a"  # an all-missing text column is a known bug (see the end)
         if kind == "category":
             return pd.Categorical(values)
         return (
@@ -517,11 +520,11 @@ def _column(draw: st.DrawFn, kind: str, n: int) -> object:
     return pd.date_range("2020-01-01", periods=n)
 
 
-# Any text but NUL: a category level containing "\x00" is a known bug (see the end).
+# Any text but NUL (refused as corrupt text, a test at the end).
 TEXTS = st.text(st.characters(exclude_characters="\x00"), max_size=3)
 
-# Column names: strings, ints, tuples. Duplicates, and non-string names of categorical
-# columns, are known bugs (tests at the end of the file), so they are not drawn here.
+# Column names: strings, ints, tuples (duplicates and non-string names of categorical
+# columns have their own tests at the end of the file).
 COLUMN_NAME_TYPES = [
     st.one_of(st.sampled_from(["spend", "country", "x0", "", "spend "]), st.text(max_size=4)),
     st.integers(-2, 3),
@@ -638,11 +641,6 @@ def _targets(draw: st.DrawFn, n: int, multi_horizon: bool, valid: bool) -> tuple
     return kind, y
 
 
-# Models whose predictions far outside the training range can be non-finite, a known bug
-# (see the end): the far check is skipped for them here.
-FAR_KNOWN_BUG = {"MDMERegressor", "ODMNRegressor"}
-
-
 def _far_outside(X: pd.DataFrame, far: float = 1e12) -> pd.DataFrame:
     """``X`` with every numeric value moved far outside the training range (+-``far``)."""
     out = X.copy()
@@ -682,17 +680,15 @@ def test_estimator_fits_and_predicts_or_raises_a_clear_error(cls, data):
         assert expect != "raise", f"fit accepted a documented defect {checks}"
         event("fit succeeded")
         _check_prediction(est.predict(X), len(X), y)
-        if cls.__name__ not in FAR_KNOWN_BUG:
-            _check_prediction(est.predict(_far_outside(X)), len(X), y)
+        _check_prediction(est.predict(_far_outside(X)), len(X), y)
 
 
 # ---------------------------------------------------------------------------------------
-# Known bugs outside ltvkit.metrics (ltvkit/base.py and the models), kept out of the
-# fuzzing above. Strict xfail: each fails loudly once fixed; then drop the marker here
-# and let the strategies above draw the case.
+# Cases the fuzzing found (each was a bug, now fixed), kept as plain regression tests.
 # ---------------------------------------------------------------------------------------
 
 _Y4 = np.array([0.0, 1.0, 2.0, 0.0])
+REGRESSOR_IDS = [n for n, _ in REGRESSORS]
 
 
 def _fit_predict(cls: type, X: pd.DataFrame) -> np.ndarray:
@@ -705,90 +701,35 @@ def _fit_predict(cls: type, X: pd.DataFrame) -> np.ndarray:
     return pred
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="bug in ltvkit/base.py _to_frame: duplicate column names give AttributeError "
-    "'DataFrame' object has no attribute 'dtype' instead of a ValueError naming the column",
-)
-@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=[n for n, _ in REGRESSORS])
-def test_known_bug_duplicate_column_names(cls):
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=REGRESSOR_IDS)
+def test_duplicate_column_names_are_refused_by_name(cls):
     X = pd.DataFrame([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]], columns=["a", "a"])
-    with pytest.raises(ValueError, match="'a'"):
+    with pytest.raises(ValueError, match=r"duplicate column names \['a'\]"):
         _tiny(cls).fit(X, _Y4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="bug in ltvkit/base.py TabularSchema._fit_frame: a categorical column with a "
-    "non-string name (int, tuple) is looked up as str(name): KeyError '0'",
-)
-@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=[n for n, _ in REGRESSORS])
-def test_known_bug_categorical_column_with_a_non_string_name(cls):
-    # all names non-string: sklearn accepts that (no feature_names_in_), as ltvkit does
-    # for numeric columns
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=REGRESSOR_IDS)
+def test_categorical_column_with_a_non_string_name(cls):
+    # all names non-string: sklearn accepts that (no feature_names_in_), and so does ltvkit
     X = pd.DataFrame({0: pd.Categorical(["a", "b", "a", "b"]), 1: [1.0, 2.0, 3.0, 4.0]})
     _fit_predict(cls, X)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Exception,
-    reason="bug in the models: a finite feature of 1e300 (contract: any finite number) "
-    "fails fit with xgboost's XGBoostError (TwoStage, above float32's 3.4e38) or "
-    "RuntimeError 'the training loss became nan' (deep models), not a ValueError "
-    "naming the column",
-)
-@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=[n for n, _ in REGRESSORS])
-def test_known_bug_huge_finite_feature(cls):
-    X = pd.DataFrame({"spend": [0.0, 1e300, 1.0, 2.0]})
-    try:
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=REGRESSOR_IDS)
+@pytest.mark.parametrize("value", [1e31, -1e300, 1.7e308])
+def test_a_feature_beyond_the_limit_is_refused_by_name(cls, value):
+    X = pd.DataFrame({"spend": [0.0, value, 1.0, 2.0]})
+    with pytest.raises(ValueError, match=r"column 'spend' of X contains values beyond"):
         _fit_predict(cls, X)
-    except ValueError as exc:  # refusing is fine, if the message names the column
-        assert "spend" in str(exc)
+    # the limit itself is fine
+    _fit_predict(cls, pd.DataFrame({"spend": [0.0, 1e30, 1.0, 2.0]}))
 
 
-def _known_bug(names: set[str], reason: str) -> list:
-    """The regressors, with a strict xfail on those in ``names``."""
-    mark = pytest.mark.xfail(strict=True, reason=reason)
-    return [
-        pytest.param(cls, id=name, marks=[mark] if name in names else [])
-        for name, cls in REGRESSORS
-    ]
-
-
-DEEP = {name for name, _ in REGRESSORS if name != "TwoStageRegressor"}
-
-
-@pytest.mark.parametrize(
-    "cls",
-    _known_bug(
-        {"MDMERegressor", "ODMNRegressor"},
-        "bug in MDME/ODMN: after a fit on 4 rows of a feature in [0, 3], predict on a "
-        "feature of +-1e12 returns a non-finite value, so check_predictions raises "
-        "RuntimeError (fuzzing also found it at 1e9 after a fit on a constant column)",
-    ),
-)
-def test_known_bug_prediction_far_outside_the_training_range(cls):
-    _fit_predict_far(cls, [0.0, 1.0, 2.0, 3.0])
-
-
-@pytest.mark.parametrize(
-    "cls",
-    _known_bug(
-        DEEP,
-        "bug in the deep models: after a fit on a feature whose spread is tiny (0 and "
-        "1e-30), predict on a feature of +-1e12 returns a non-finite value (RuntimeError "
-        "from check_predictions); the standardized value overflows float32",
-    ),
-)
-def test_known_bug_prediction_far_outside_a_tiny_training_spread(cls):
-    _fit_predict_far(cls, [0.0, 1e-30, 0.0, 1e-30])
-
-
-def _fit_predict_far(cls: type, train_values: list[float]) -> None:
-    X = pd.DataFrame({"a": train_values})
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=REGRESSOR_IDS)
+@pytest.mark.parametrize("train", [[0.0, 1.0, 2.0, 3.0], [0.0, 1e-30, 0.0, 1e-30]])
+def test_predictions_far_outside_the_training_range_are_finite(cls, train):
+    # the second case has a tiny spread: its standardized values would overflow float32
+    X = pd.DataFrame({"a": train})
     est = _tiny(cls)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -796,41 +737,28 @@ def _fit_predict_far(cls: type, train_values: list[float]) -> None:
         _check_prediction(est.predict(pd.DataFrame({"a": [1e12, -1e12]})), 2, _Y4[:2])
 
 
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=REGRESSOR_IDS)
 @pytest.mark.parametrize(
-    "cls",
-    _known_bug(
-        {"TwoStageRegressor"},
-        "bug in TwoStageRegressor: an object/string column with no value at all fails fit "
-        "with ValueError 'cannot call `vectorize` on size 0 inputs unless `otypes` is set' "
-        "(contract: missing values are allowed)",
-    ),
+    "column",
+    [[None] * 4, pd.Categorical([None] * 4)],
+    ids=["text", "category"],
 )
-def test_known_bug_all_missing_text_column(cls):
-    _fit_predict(cls, pd.DataFrame({"s": [None] * 4, "x": [1.0, 2.0, 3.0, 4.0]}))
+def test_a_column_with_no_value_at_all_fits_and_is_warned_about(cls, column):
+    from ltvkit.base import DataQualityWarning
+
+    X = pd.DataFrame({"s": column, "x": [1.0, 2.0, 3.0, 4.0]})
+    est = _tiny(cls)
+    y = np.column_stack([_Y4, 2 * _Y4]) if getattr(est, "_multi_horizon", False) else _Y4
+    with pytest.warns(DataQualityWarning, match="'s' has no value at all"):
+        est.fit(X, y)
+    _check_prediction(est.predict(X), len(X), y)
+    # at predict, a level never seen in fit is a missing value, as for any column
+    _check_prediction(est.predict(X.assign(s=["a", None, "b", None])), len(X), y)
 
 
-@pytest.mark.parametrize(
-    "cls",
-    _known_bug(
-        {"TwoStageRegressor"},
-        "bug in TwoStageRegressor: a category column with no value at all fails fit with "
-        "xgboost's XGBoostError 'Category index from DataFrame has floating point dtype'",
-    ),
-)
-def test_known_bug_all_missing_category_column(cls):
-    X = pd.DataFrame({"s": pd.Categorical([None] * 4), "x": [1.0, 2.0, 3.0, 4.0]})
-    _fit_predict(cls, X)
-
-
-@pytest.mark.parametrize(
-    "cls",
-    _known_bug(
-        {"TwoStageRegressor"},
-        "bug in TwoStageRegressor: a category level containing a NUL character ('\\x00') "
-        "fails fit with a bare AssertionError from xgboost's pandas conversion "
-        "(found by the long fuzzing profile)",
-    ),
-)
-def test_known_bug_nul_character_in_a_category_level(cls):
-    X = pd.DataFrame({"s": pd.array(["\x00", "a", "\x00", "a"], dtype="string")})
-    _fit_predict(cls, X)
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=REGRESSOR_IDS)
+@pytest.mark.parametrize("dtype", ["string", "category", object])
+def test_nul_character_in_text_is_refused_by_name(cls, dtype):
+    X = pd.DataFrame({"s": pd.Series(["\x00", "a", "\x00", "a"]).astype(dtype)})
+    with pytest.raises(ValueError, match=r"column 's' of X contains the NUL character"):
+        _fit_predict(cls, X)
