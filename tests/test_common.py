@@ -669,3 +669,13 @@ def test_save_load_round_trip(cls, ltv_data, tmp_path):
     assert type(loaded) is cls
     assert loaded.get_params() == fitted.get_params()
     _assert_same_outputs(_predict_outputs(loaded, X), _predict_outputs(fitted, X))
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in TRANSFORMERS], ids=tr_ids)
+def test_transformer_parameters_are_declared_and_validated_at_fit(cls, ltv_data):
+    _, y, _ = ltv_data
+    params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    assert params == set(cls._parameter_constraints), cls.__name__
+    for name in params:
+        with pytest.raises(ValueError, match=rf"\b{re.escape(name)}\b"):
+            cls(**{name: _INVALID}).fit(y.reshape(-1, 1))
