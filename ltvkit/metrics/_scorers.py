@@ -13,6 +13,7 @@ from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics import make_scorer
 
 from ltvkit.metrics._classification import bucket_accuracy, sva, zero_f1
+from ltvkit.metrics._distribution import QUANTILE_SCORERS, quantile_scorer
 from ltvkit.metrics._ranking import (
     high_value_auc,
     mutual_gini,
@@ -51,9 +52,14 @@ SCORERS: dict[str, Callable[..., float]] = {
     "neg_ambe": _scorer(ambe, greater_is_better=False),
     "neg_mape": _scorer(mape, greater_is_better=False),
 }
+# The scorers of predicted quantiles (they call predict_quantiles and take a level:
+# get_scorer("neg_pinball_loss", quantile=0.9)) are in ltvkit.metrics._distribution's
+# QUANTILE_SCORERS; get_scorer serves both tables.
 
 
-def get_scorer(scoring: str | Callable[..., float] | None) -> Callable[..., float] | None:
+def get_scorer(
+    scoring: str | Callable[..., float] | None, **params: float
+) -> Callable[..., float] | None:
     """Return an ltvkit scorer by name, or defer to :func:`sklearn.metrics.get_scorer`.
 
     Parameters
@@ -62,6 +68,12 @@ def get_scorer(scoring: str | Callable[..., float] | None) -> Callable[..., floa
         An ltvkit name (a key of :data:`SCORERS`, e.g. ``"normalized_gini"`` or
         ``"neg_decile_mape"``) or anything ``sklearn.metrics.get_scorer`` accepts
         (``"r2"``, a callable, None).
+    **params : float
+        The level of a scorer of predicted quantiles (they call ``predict_quantiles``):
+        ``get_scorer("neg_pinball_loss", quantile=0.9)``,
+        ``get_scorer("quantile_coverage", quantile=0.9)``, and ``alpha=0.1`` (the central
+        90% interval) for ``"interval_coverage"``, ``"neg_interval_width"`` and
+        ``"neg_interval_score"``. Other scorers take none.
 
     Returns
     -------
@@ -86,6 +98,12 @@ def get_scorer(scoring: str | Callable[..., float] | None) -> Callable[..., floa
     ...     refit="gini",
     ... )
     """
+    if isinstance(scoring, str) and scoring in QUANTILE_SCORERS:
+        return quantile_scorer(scoring, **params)
+    if params:
+        raise ValueError(
+            f"ltvkit.metrics: the scorer {scoring!r} takes no parameters, got {params}."
+        )
     if isinstance(scoring, str) and scoring in SCORERS:
         return copy.deepcopy(SCORERS[scoring])
     try:
@@ -93,6 +111,6 @@ def get_scorer(scoring: str | Callable[..., float] | None) -> Callable[..., floa
     except ValueError as exc:
         raise ValueError(
             f"{scoring!r} is not a valid scoring value. ltvkit scorers: "
-            f"{', '.join(sorted(SCORERS))}; scikit-learn scorers: see "
+            f"{', '.join(sorted([*SCORERS, *QUANTILE_SCORERS]))}; scikit-learn scorers: see "
             "sklearn.metrics.get_scorer_names()."
         ) from exc
