@@ -17,6 +17,13 @@ Examples
 from __future__ import annotations
 
 from ltvkit.metrics._classification import bucket_accuracy, sva, zero_f1
+from ltvkit.metrics._distribution import (
+    interval_coverage,
+    interval_score,
+    interval_width,
+    pinball_loss,
+    quantile_coverage,
+)
 from ltvkit.metrics._ranking import (
     gain_curve,
     high_value_auc,
@@ -40,6 +47,9 @@ __all__ = [
     "gain_curve",
     "get_scorer",
     "high_value_auc",
+    "interval_coverage",
+    "interval_score",
+    "interval_width",
     "lorenz_curve",
     "ltv_report",
     "mape",
@@ -49,6 +59,8 @@ __all__ = [
     "normalized_gini_positive",
     "nrmse",
     "percentile_mape",
+    "pinball_loss",
+    "quantile_coverage",
     "recall_at_k",
     "spearman",
     "spearman_positive",

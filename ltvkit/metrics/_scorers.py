@@ -22,6 +22,7 @@ from sklearn.metrics import make_scorer
 
 from ltvkit.metrics._checks import _PREFIX
 from ltvkit.metrics._classification import bucket_accuracy, sva, zero_f1
+from ltvkit.metrics._distribution import QUANTILE_SCORERS, quantile_scorer
 from ltvkit.metrics._ranking import (
     high_value_auc,
     mutual_gini,
@@ -54,6 +55,9 @@ _SPECS: dict[str, tuple[Callable[..., float], bool]] = {
     "neg_ambe": (ambe, False),
     "neg_mape": (mape, False),
 }
+# The scorers of predicted quantiles (they call predict_quantiles and take a level:
+# get_scorer("neg_pinball_loss", quantile=0.9)) are in ltvkit.metrics._distribution's
+# QUANTILE_SCORERS; get_scorer serves both tables.
 
 
 def _as_array(values: ArrayLike, name: str) -> np.ndarray:
@@ -139,7 +143,10 @@ SCORERS: dict[str, Callable[..., float]] = {name: _make(name, -1) for name in _S
 
 
 def get_scorer(
-    scoring: str | Callable[..., float] | None, *, horizon: int | None = None
+    scoring: str | Callable[..., float] | None,
+    *,
+    horizon: int | None = None,
+    **params: float,
 ) -> Callable[..., float] | None:
     """Return an ltvkit scorer by name, or defer to :func:`sklearn.metrics.get_scorer`.
 
@@ -154,6 +161,12 @@ def get_scorer(
         predictions of the same shape): the column to score, as a Python index
         (``0`` is the first horizon, ``-1`` the last). None scores the last horizon,
         like ``-1``. A 1-D target is one horizon (``0`` or ``-1``). ltvkit scorers only.
+    **params : float
+        The level of a scorer of predicted quantiles (they call ``predict_quantiles``):
+        ``get_scorer("neg_pinball_loss", quantile=0.9)``,
+        ``get_scorer("quantile_coverage", quantile=0.9)``, and ``alpha=0.1`` (the central
+        90% interval) for ``"interval_coverage"``, ``"neg_interval_width"`` and
+        ``"neg_interval_score"``. Other scorers take none.
 
     Returns
     -------
@@ -187,6 +200,12 @@ def get_scorer(
     >>> get_scorer("normalized_gini", horizon=0)(model, Y, Y)  # scores Y[:, 0]
     1.0
     """
+    if isinstance(scoring, str) and scoring in QUANTILE_SCORERS:
+        return quantile_scorer(scoring, **params)
+    if params:
+        raise ValueError(
+            f"ltvkit.metrics: the scorer {scoring!r} takes no parameters, got {params}."
+        )
     if isinstance(scoring, str) and scoring in SCORERS:
         if horizon is None:
             return copy.deepcopy(SCORERS[scoring])
@@ -201,6 +220,6 @@ def get_scorer(
     except ValueError as exc:
         raise ValueError(
             f"{scoring!r} is not a valid scoring value. ltvkit scorers: "
-            f"{', '.join(sorted(SCORERS))}; scikit-learn scorers: see "
+            f"{', '.join(sorted([*SCORERS, *QUANTILE_SCORERS]))}; scikit-learn scorers: see "
             "sklearn.metrics.get_scorer_names()."
         ) from exc
