@@ -1,8 +1,9 @@
 """Property-based fuzz tests (hypothesis) for every metric and every estimator.
 
-The metrics and estimators are enumerated from the public API (``ltvkit.metrics.__all__``,
-``ltvkit.all_estimators``), so a new one is fuzzed without editing this file (a new
-metric only needs its documented range in ``RANGES``; a test says so).
+The metrics and estimators are enumerated from the public API (the metric registry
+``ltvkit.metrics.METRICS``, ``ltvkit.all_estimators``), so a new one is fuzzed without
+editing this file (a new metric only needs its documented range in ``RANGES``; a test
+says so, and ``tests/test_metrics.py`` that every public metric is registered).
 
 Example counts scale with the hypothesis profile registered in ``tests/conftest.py``:
 "ci" (default, derandomized, well under a minute) or ``LTVKIT_FUZZ_PROFILE=long``.
@@ -43,15 +44,13 @@ def _budget(share: float) -> settings:
 # Metrics: enumerated from ltvkit.metrics.__all__
 # ---------------------------------------------------------------------------------------
 
-NOT_METRICS = {"SCORERS", "get_scorer"}
-CURVES = {"gain_curve", "lorenz_curve"}
-REPORTS = {"ltv_report"}
-SCALAR_METRICS = sorted(set(ltv_metrics.__all__) - NOT_METRICS - CURVES - REPORTS)
+SCALAR_METRICS = sorted(ltv_metrics.METRICS)
 
 # Documented range (docs/metrics.md) for non-negative y_true and y_pred: (low, high,
 # high is excluded). Errors are [0, inf): finite is all that can be checked.
 RANGES: dict[str, tuple[float, float, bool]] = {
     "normalized_gini": (-1.0, 1.0, False),
+    "raw_gini": (-1.0, 1.0, True),
     "normalized_gini_positive": (-1.0, 1.0, False),
     "spearman": (-1.0, 1.0, False),
     "spearman_positive": (-1.0, 1.0, False),
@@ -67,10 +66,14 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "sva": (0.0, 1.0, False),
     "zero_f1": (0.0, 1.0, False),
     "bucket_accuracy": (0.0, 1.0, False),
+    "top_bucket_f1": (0.0, 1.0, False),
+    "top_bucket_nrmse": (0.0, math.inf, True),
 }
 # Documented values when no customer spends (all y_true == 0).
 ALL_ZERO_TRUTH = {
     "normalized_gini": 0.0,
+    "raw_gini": 0.0,
+    "top_bucket_nrmse": 0.0,
     "normalized_gini_positive": 0.0,
     "spearman": 0.0,
     "spearman_positive": 0.0,
@@ -81,6 +84,7 @@ ALL_ZERO_TRUTH = {
 # Metrics of the prediction's order only: unchanged by a strictly increasing transform.
 RANK_METRICS = [
     "normalized_gini",
+    "raw_gini",
     "normalized_gini_positive",
     "spearman",
     "spearman_positive",
@@ -91,7 +95,7 @@ RANK_METRICS = [
 # rows with tied values; every other metric does not depend on the row order at all.
 ROW_ORDER_TIES = {"recall_at_k", "decile_mape", "percentile_mape"}
 # Documented to be bitwise identical under permutation.
-BITWISE_ORDER_FREE = {"normalized_gini", "normalized_gini_positive"}
+BITWISE_ORDER_FREE = {"normalized_gini", "normalized_gini_positive", "raw_gini"}
 # Means of per-row quotients: a permutation changes how that sum rounds.
 PER_ROW_RATIOS = {"mape"}
 
