@@ -232,9 +232,7 @@ def test_determinism_under_random_state(cls, ltv_data):
 def test_pipeline_gridsearch_cross_validate_with_ltv_scorers(cls, ltv_data):
     X, _, _ = ltv_data
     est = _fast(cls)
-    y = _target(est, ltv_data)
-    if _is_multi_horizon(est):
-        pytest.skip("ltvkit's scorers are for 1-D targets; multi-horizon scoring is per column")
+    y = _target(est, ltv_data)  # multi-horizon: ltvkit's scorers score the last horizon
     pipe = Pipeline([("model", est)])
     scoring = {
         "gini": get_scorer("normalized_gini"),
@@ -671,3 +669,37 @@ def test_save_load_round_trip(cls, ltv_data, tmp_path):
     assert type(loaded) is cls
     assert loaded.get_params() == fitted.get_params()
     _assert_same_outputs(_predict_outputs(loaded, X), _predict_outputs(fitted, X))
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in TRANSFORMERS], ids=tr_ids)
+def test_transformer_parameters_are_declared_and_validated_at_fit(cls, ltv_data):
+    _, y, _ = ltv_data
+    params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    assert params == set(cls._parameter_constraints), cls.__name__
+    for name in params:
+        with pytest.raises(ValueError, match=rf"\b{re.escape(name)}\b"):
+            cls(**{name: _INVALID}).fit(y.reshape(-1, 1))
+
+
+# --------------------------------------------------------------------------- recalibration
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_conformal_recalibration_keeps_the_quantile_contract(cls, ltv_data):
+    """ConformalQuantileRegressor works on every model and keeps its point mass at zero."""
+    from ltvkit.base import CONFORMAL_LEVELS, ConformalQuantileRegressor
+
+    X, _, _ = ltv_data
+    est = _fast(cls)
+    y = _target(est, ltv_data)
+    model = ConformalQuantileRegressor(est, calibration_fraction=0.25, random_state=0).fit(X, y)
+    levels = [0.0, 0.1, 0.5, 0.9, 0.95]
+    Q = model.predict_quantiles(X, levels)
+    horizons = y.shape[1:] if y.ndim == 2 else ()
+    assert Q.shape == (len(X), *horizons, len(levels))
+    assert np.isfinite(Q).all() and (Q >= 0).all() and (np.diff(Q, axis=-1) >= 0).all()
+    assert model.log_factors_.shape == (*horizons, len(CONFORMAL_LEVELS))
+    # recalibration rescales: zero where the model's quantile is zero, positive elsewhere
+    raw = model.estimator_.predict_quantiles(X, levels)
+    np.testing.assert_array_equal(Q > 0, raw > 0)
+    np.testing.assert_array_equal(model.predict(X), model.estimator_.predict(X))

@@ -26,6 +26,9 @@ from ltvkit.metrics import (
     get_metric,
     get_scorer,
     high_value_auc,
+    interval_coverage,
+    interval_score,
+    interval_width,
     lorenz_curve,
     ltv_report,
     mape,
@@ -35,6 +38,8 @@ from ltvkit.metrics import (
     normalized_gini_positive,
     nrmse,
     percentile_mape,
+    pinball_loss,
+    quantile_coverage,
     raw_gini,
     recall_at_k,
     spearman,
@@ -44,6 +49,7 @@ from ltvkit.metrics import (
     top_bucket_nrmse,
     zero_f1,
 )
+from ltvkit.metrics._distribution import QUANTILE_SCORERS
 
 # In the registry's (and ltv_report's) order.
 SCALAR_METRICS = [
@@ -459,12 +465,17 @@ def test_every_public_metric_is_registered_once_with_its_direction():
     }
     funcs -= {"gain_curve", "lorenz_curve", "MetricSpec"}
     assert funcs == set(METRICS)
-    assert [spec.func for spec in METRICS.values()] == SCALAR_METRICS
+    point = [spec.func for spec in METRICS.values() if spec.kind == "point"]
+    assert point == SCALAR_METRICS
     for name, spec in METRICS.items():
         assert spec.name == name and spec.func.__name__ == name
-        # the scorer's sign is the registry's direction
-        assert (spec.scorer_name in SCORERS) == spec.scorer
+        # the scorer's sign is the registry's direction; distribution metrics are
+        # scored through predict_quantiles (QUANTILE_SCORERS), the others in SCORERS
+        scorers = SCORERS if spec.kind == "point" else QUANTILE_SCORERS
+        assert (spec.scorer_name in scorers) == spec.scorer
         assert spec.scorer_name == (name if spec.greater_is_better else f"neg_{name}")
+        assert spec.needs_quantiles == (spec.kind != "point")
+    assert len(SCORERS) + len(QUANTILE_SCORERS) == sum(s.scorer for s in METRICS.values())
     # the errors and the scores of docs/metrics.md
     lower = {n for n, s in METRICS.items() if not s.greater_is_better}
     assert lower == {
@@ -476,8 +487,44 @@ def test_every_public_metric_is_registered_once_with_its_direction():
         "mape",
         "decile_mape",
         "percentile_mape",
+        "pinball_loss",
+        "interval_score",
+        "interval_width",
     }
     assert {n for n, s in METRICS.items() if s.uses_nonzero_proba} == {"sva", "zero_f1"}
+
+
+def test_quantile_scorers_take_their_sign_from_the_registry():
+    class Fixed(RegressorMixin, BaseEstimator):
+        """predict_quantiles returns lower = 1 and upper = 3 for every row."""
+
+        def fit(self, X, y):
+            return self
+
+        def predict_quantiles(self, X, quantiles):
+            levels = np.atleast_1d(quantiles)
+            return np.tile(np.where(levels < 0.5, 1.0, 3.0), (len(X), 1))
+
+    X, y = np.zeros((4, 1)), np.array([0.0, 2.0, 2.0, 5.0])
+    model = Fixed().fit(X, y)
+    lo, up = np.ones(4), np.full(4, 3.0)
+    cases = {
+        "neg_pinball_loss": -pinball_loss(y, up, quantile=0.9),
+        "quantile_coverage": quantile_coverage(y, up),
+        "interval_coverage": interval_coverage(y, lo, up),
+        "neg_interval_width": -interval_width(lo, up),
+        "neg_interval_score": -interval_score(y, lo, up, alpha=0.2),
+    }
+    for name, expected in cases.items():
+        level = {"alpha": 0.2} if QUANTILE_SCORERS[name][0] == "alpha" else {"quantile": 0.9}
+        assert get_scorer(name, **level)(model, X, y) == expected, name
+    assert cases["interval_coverage"] == 0.5 and cases["neg_interval_width"] == -2.0
+    # a registry call takes its kind's arrays and nothing else
+    assert get_metric("interval_score")(y, lo, up, alpha=0.2) == interval_score(
+        y, lo, up, alpha=0.2
+    )
+    with pytest.raises(TypeError, match=r"interval_score takes \(y_true, y_lower, y_upper\)"):
+        get_metric("interval_score")(y, up)
 
 
 def test_metric_spec_call_variant_and_lookup():

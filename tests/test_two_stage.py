@@ -515,7 +515,11 @@ def test_cdnow_quality_with_defaults(backend):
 
 
 def test_lightgbm_bias_correction_reuses_the_training_scores(ltv, monkeypatch):
-    """LightGBM hands over its training-row scores; no second stage-2 pass at fit."""
+    """LightGBM hands over its training-row scores; no second stage-2 pass at fit.
+
+    (``quantile_cv=None``: the cross-fitting behind ``predict_quantiles`` predicts its
+    held-out folds, by design; the in-sample residuals reuse the scores too.)
+    """
     import lightgbm
 
     X, y = ltv
@@ -525,7 +529,9 @@ def test_lightgbm_bias_correction_reuses_the_training_scores(ltv, monkeypatch):
         raise AssertionError("stage 2 predicted at fit")
 
     for target_transform in ("log1p", "none"):
-        params = dict(backend="lightgbm", target_transform=target_transform, **FAST)
+        params = dict(
+            backend="lightgbm", target_transform=target_transform, quantile_cv=None, **FAST
+        )
         with monkeypatch.context() as patch:
             patch.setattr(lightgbm.LGBMRegressor, "predict", no_predict)
             model = TwoStageRegressor(**params).fit(X, y, sample_weight=w)

@@ -19,6 +19,13 @@ Examples
 from __future__ import annotations
 
 from ltvkit.metrics._classification import bucket_accuracy, sva, top_bucket_f1, zero_f1
+from ltvkit.metrics._distribution import (
+    interval_coverage,
+    interval_score,
+    interval_width,
+    pinball_loss,
+    quantile_coverage,
+)
 from ltvkit.metrics._ranking import (
     gain_curve,
     high_value_auc,
@@ -31,7 +38,7 @@ from ltvkit.metrics._ranking import (
     spearman,
     spearman_positive,
 )
-from ltvkit.metrics._registry import METRICS, MetricSpec, get_metric
+from ltvkit.metrics._registry import KINDS, METRICS, MetricSpec, get_metric
 from ltvkit.metrics._regression import (
     ambe,
     decile_mape,
@@ -45,6 +52,7 @@ from ltvkit.metrics._report import ltv_report
 from ltvkit.metrics._scorers import SCORERS, get_scorer
 
 __all__ = [
+    "KINDS",
     "METRICS",
     "SCORERS",
     "MetricSpec",
@@ -55,6 +63,9 @@ __all__ = [
     "get_metric",
     "get_scorer",
     "high_value_auc",
+    "interval_coverage",
+    "interval_score",
+    "interval_width",
     "lorenz_curve",
     "ltv_report",
     "mape",
@@ -64,6 +75,8 @@ __all__ = [
     "normalized_gini_positive",
     "nrmse",
     "percentile_mape",
+    "pinball_loss",
+    "quantile_coverage",
     "raw_gini",
     "recall_at_k",
     "spearman",

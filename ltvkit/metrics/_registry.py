@@ -18,6 +18,13 @@ from numpy.typing import ArrayLike
 
 from ltvkit.metrics._checks import _PREFIX
 from ltvkit.metrics._classification import bucket_accuracy, sva, top_bucket_f1, zero_f1
+from ltvkit.metrics._distribution import (
+    interval_coverage,
+    interval_score,
+    interval_width,
+    pinball_loss,
+    quantile_coverage,
+)
 from ltvkit.metrics._ranking import (
     high_value_auc,
     mutual_gini,
@@ -38,7 +45,18 @@ from ltvkit.metrics._regression import (
     top_bucket_nrmse,
 )
 
-__all__ = ["METRICS", "MetricSpec", "get_metric"]
+__all__ = ["KINDS", "METRICS", "MetricSpec", "get_metric"]
+
+#: A metric's kind -> the positional arguments it takes. ``"point"`` metrics score
+#: ``predict``; the others score predicted quantiles (``predict_quantiles``).
+KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "point": ("y_true", "y_pred"),
+        "quantile": ("y_true", "y_quantile"),
+        "interval": ("y_true", "y_lower", "y_upper"),
+        "interval_width": ("y_lower", "y_upper"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -58,12 +76,17 @@ class MetricSpec:
     uses_nonzero_proba : bool, default=False
         The metric takes the model's P(y > 0) as ``nonzero_proba=`` (``sva``,
         ``zero_f1``); callers that have it (``ltv_report``, the benchmark) pass it.
-    needs_quantiles : bool, default=False
-        The metric needs predicted quantiles (``quantiles=``), not only ``y_pred``.
-        No registered metric does yet; callers skip such metrics when the model has
-        no ``predict_quantiles``.
+    kind : {"point", "quantile", "interval", "interval_width"}, default="point"
+        The arguments the metric takes (:data:`KINDS`): ``(y_true, y_pred)`` for a
+        point prediction; ``(y_true, y_quantile)`` for one predicted quantile
+        (``pinball_loss``, ``quantile_coverage``); ``(y_true, y_lower, y_upper)`` for a
+        predicted interval (``interval_score``, ``interval_coverage``);
+        ``(y_lower, y_upper)`` for ``interval_width``. Callers that only have ``predict``
+        (``ltv_report``, the benchmark's table) use the ``"point"`` metrics.
     scorer : bool, default=True
-        Exposed as a scikit-learn scorer (``SCORERS``) under :attr:`scorer_name`.
+        Exposed as a scikit-learn scorer under :attr:`scorer_name`: a point metric in
+        ``SCORERS``; a distribution metric through ``get_scorer(name, quantile=...)`` or
+        ``alpha=...``, which calls ``predict_quantiles``.
     params : mapping, default={}
         Fixed keyword arguments, for variants such as ``recall_at_k`` with ``k=0.01``
         (see :meth:`variant`).
@@ -83,9 +106,20 @@ class MetricSpec:
     greater_is_better: bool
     label: str
     uses_nonzero_proba: bool = False
-    needs_quantiles: bool = False
+    kind: str = "point"
     scorer: bool = True
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(
+                f"{_PREFIX}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}."
+            )
+
+    @property
+    def needs_quantiles(self) -> bool:
+        """True for the metrics of predicted quantiles (every kind but ``"point"``)."""
+        return self.kind != "point"
 
     @property
     def scorer_name(self) -> str:
@@ -98,13 +132,21 @@ class MetricSpec:
         return "↑" if self.greater_is_better else "↓"
 
     def __call__(
-        self, y_true: ArrayLike, y_pred: ArrayLike, *, nonzero_proba: ArrayLike | None = None
+        self, *args: ArrayLike, nonzero_proba: ArrayLike | None = None, **params: Any
     ) -> float:
-        """The metric with its fixed ``params``; ``nonzero_proba`` if it uses one."""
-        kwargs = dict(self.params)
+        """The metric on the arguments of its :attr:`kind`, with its fixed ``params``.
+
+        ``nonzero_proba`` is passed on to a metric that uses one; other keyword
+        arguments override ``params`` (``spec(y, q, quantile=0.9)``).
+        """
+        if len(args) != len(KINDS[self.kind]):
+            raise TypeError(
+                f"{self.name} takes ({', '.join(KINDS[self.kind])}), got {len(args)} arrays."
+            )
+        kwargs = {**self.params, **params}
         if self.uses_nonzero_proba and nonzero_proba is not None:
             kwargs["nonzero_proba"] = nonzero_proba
-        return float(self.func(y_true, y_pred, **kwargs))
+        return float(self.func(*args, **kwargs))
 
     def variant(self, name: str, label: str, **params: Any) -> MetricSpec:
         """The same metric and direction with fixed parameters, under another name.
@@ -155,6 +197,13 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType(
             _spec(zero_f1, True, "F1 y>0", uses_nonzero_proba=True),
             _spec(bucket_accuracy, True, "bucket accuracy"),
             _spec(top_bucket_f1, True, "F1 top bucket"),
+            # Predicted distributions (docs/uncertainty.md). A coverage is reported as it
+            # is (compare it with the nominal level); "higher" is only its scorer's sign.
+            _spec(pinball_loss, False, "pinball loss", kind="quantile"),
+            _spec(quantile_coverage, True, "P(y <= q)", kind="quantile"),
+            _spec(interval_score, False, "interval score", kind="interval"),
+            _spec(interval_coverage, True, "interval coverage", kind="interval"),
+            _spec(interval_width, False, "interval width", kind="interval_width"),
         )
     }
 )

@@ -21,17 +21,21 @@ from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics import make_scorer
 
 from ltvkit.metrics._checks import _PREFIX
+from ltvkit.metrics._distribution import QUANTILE_SCORERS, quantile_scorer
 from ltvkit.metrics._registry import METRICS
 
 __all__ = ["SCORERS", "get_scorer"]
 
 #: Scorer name -> (metric, greater_is_better), from the registry: every registered
-#: metric with ``scorer=True``; error metrics get the ``neg_`` prefix.
+#: point metric with ``scorer=True``; error metrics get the ``neg_`` prefix.
 _SPECS: dict[str, tuple[Callable[..., float], bool]] = {
     spec.scorer_name: (spec.func, spec.greater_is_better)
     for spec in METRICS.values()
-    if spec.scorer
+    if spec.scorer and spec.kind == "point"
 }
+# The scorers of predicted quantiles (the registry's other kinds: they call
+# predict_quantiles and take a level, get_scorer("neg_pinball_loss", quantile=0.9)) are
+# in ltvkit.metrics._distribution's QUANTILE_SCORERS; get_scorer serves both tables.
 
 
 def _as_array(values: ArrayLike, name: str) -> np.ndarray:
@@ -117,7 +121,10 @@ SCORERS: dict[str, Callable[..., float]] = {name: _make(name, -1) for name in _S
 
 
 def get_scorer(
-    scoring: str | Callable[..., float] | None, *, horizon: int | None = None
+    scoring: str | Callable[..., float] | None,
+    *,
+    horizon: int | None = None,
+    **params: float,
 ) -> Callable[..., float] | None:
     """Return an ltvkit scorer by name, or defer to :func:`sklearn.metrics.get_scorer`.
 
@@ -132,6 +139,12 @@ def get_scorer(
         predictions of the same shape): the column to score, as a Python index
         (``0`` is the first horizon, ``-1`` the last). None scores the last horizon,
         like ``-1``. A 1-D target is one horizon (``0`` or ``-1``). ltvkit scorers only.
+    **params : float
+        The level of a scorer of predicted quantiles (they call ``predict_quantiles``):
+        ``get_scorer("neg_pinball_loss", quantile=0.9)``,
+        ``get_scorer("quantile_coverage", quantile=0.9)``, and ``alpha=0.1`` (the central
+        90% interval) for ``"interval_coverage"``, ``"neg_interval_width"`` and
+        ``"neg_interval_score"``. Other scorers take none.
 
     Returns
     -------
@@ -165,6 +178,12 @@ def get_scorer(
     >>> get_scorer("normalized_gini", horizon=0)(model, Y, Y)  # scores Y[:, 0]
     1.0
     """
+    if isinstance(scoring, str) and scoring in QUANTILE_SCORERS:
+        return quantile_scorer(scoring, **params)
+    if params:
+        raise ValueError(
+            f"ltvkit.metrics: the scorer {scoring!r} takes no parameters, got {params}."
+        )
     if isinstance(scoring, str) and scoring in SCORERS:
         if horizon is None:
             return copy.deepcopy(SCORERS[scoring])
@@ -179,6 +198,6 @@ def get_scorer(
     except ValueError as exc:
         raise ValueError(
             f"{scoring!r} is not a valid scoring value. ltvkit scorers: "
-            f"{', '.join(sorted(SCORERS))}; scikit-learn scorers: see "
+            f"{', '.join(sorted([*SCORERS, *QUANTILE_SCORERS]))}; scikit-learn scorers: see "
             "sklearn.metrics.get_scorer_names()."
         ) from exc

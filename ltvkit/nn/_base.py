@@ -834,6 +834,8 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         self.prepared_info_ = info
         self.n_iter_ = len(net.history)
         self._after_fit(X, y_arr, sw)
+        if _uses_generic_quantiles(type(self)):
+            self._fit_generic_quantiles(X, y_arr, sw, validation_data, valid, valid_rows)
         return self
 
     def predict(self, X: object) -> np.ndarray:
@@ -922,6 +924,38 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         _drop_optimizer_state(net)
         self.net_ = net
 
+    def _fit_generic_quantiles(
+        self,
+        X: object,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+        validation_data: tuple | None,
+        valid: tuple | None,
+        valid_rows: torch.Tensor | None,
+    ) -> None:
+        """Fit the generic predictive distribution (``spend_residuals_``) after training.
+
+        For a model without a ``predict_quantiles`` of its own: the spenders' residual
+        ratios on the rows held out from training (the early-stopping validation rows or
+        ``validation_data``); on the training rows when none were held out (small data,
+        ``early_stopping=False``), where they are narrower than on new customers.
+        """
+        self.spend_residuals_ = None
+        if y.ndim != 1 or not hasattr(self, "predict_nonzero_proba"):
+            # multi-horizon, or no P(y > 0 | x) in this configuration: no generic quantiles
+            return
+        if valid is not None:
+            X_held, y_held, w_held = validation_data[0], valid[1], valid[2]
+        elif valid_rows is not None:
+            rows = valid_rows.numpy()
+            X_held = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+            y_held, w_held = y[rows], None if sw is None else sw[rows]
+        else:
+            X_held, y_held, w_held = X, y, sw
+        if not (y_held > 0).any():  # no spender held out: fall back on the training rows
+            X_held, y_held, w_held = X, y, sw
+        self._fit_spend_residuals(X_held, y_held, w_held)
+
     def _optimizer_class(self) -> type[torch.optim.Optimizer]:
         opt = self.optimizer
         return _OPTIMIZERS[opt] if isinstance(opt, str) else opt
@@ -1003,6 +1037,11 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         for cb in copy.deepcopy(list(self.callbacks or [])):
             cbs.append(cb if isinstance(cb, tuple) else (_callback_name(cb, cbs), cb))
         return cbs
+
+
+def _uses_generic_quantiles(cls: type) -> bool:
+    """Whether ``cls`` relies on the base's generic ``predict_quantiles``."""
+    return getattr(cls, "predict_quantiles", None) is LTVRegressorMixin.predict_quantiles
 
 
 def _join_loss_weights(

@@ -1287,7 +1287,10 @@ tower_units
 
         Spending anything by the longest horizon is the event that matters for
         targeting; use ``1 - predict_bucket_proba(X, horizon=t)[:, 0]`` for another
-        horizon.
+        horizon. With ``enforce_monotonic=True`` it is the largest of the horizons'
+        ``P(y_t > 0 | x)`` (who spent by horizon ``t`` spent by ``T``), the zero mass
+        of the monotone quantiles of :meth:`predict_quantiles`: their point mass at
+        zero is exact.
 
         Parameters
         ----------
@@ -1307,9 +1310,16 @@ tower_units
         >>> p.shape
         (60,)
         """
-        return self._forward_outputs(
-            X, lambda out: (1.0 - self._global_bucket_proba(out, -1)[:, 0]).clamp(0.0, 1.0)
-        )
+
+        def fn(out: dict[str, torch.Tensor]) -> torch.Tensor:
+            if not self.enforce_monotonic:
+                return (1.0 - self._global_bucket_proba(out, -1)[:, 0]).clamp(0.0, 1.0)
+            zero = torch.stack(
+                [self._global_bucket_proba(out, t)[:, 0] for t in range(self.n_horizons_)], 1
+            )
+            return (1.0 - zero.min(dim=1).values).clamp(0.0, 1.0)
+
+        return self._forward_outputs(X, fn)
 
     def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
         """Quantiles of each horizon's bucket distribution (uniform inside buckets).
