@@ -561,6 +561,9 @@ def test_ltv_report():
     assert report["zero_f1"] < 1.0  # every prediction is > 0.1, so zeros are missed
     other = [n for n in REPORT_NAMES if n not in ("sva", "zero_f1")]
     pd.testing.assert_series_equal(with_proba[other], report[other])
+    # the metrics of predicted quantiles are not in the report, and not taken by it
+    with pytest.raises(ValueError, match=r"interval_score takes \(y_true, y_lower, y_upper\)"):
+        ltv_report(y, pred, metrics=["nmae", "interval_score"])
 
 
 # ---------------------------------------------------------------------------------------

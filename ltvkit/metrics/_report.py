@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from ltvkit.metrics._checks import _check_pair
-from ltvkit.metrics._registry import METRICS, MetricSpec, get_metric
+from ltvkit.metrics._checks import _PREFIX, _check_pair
+from ltvkit.metrics._registry import KINDS, METRICS, MetricSpec, get_metric
 
 __all__ = ["ltv_report"]
 
@@ -54,8 +54,14 @@ def ltv_report(
     # Check once here so that a bad input is reported before any metric runs.
     t, p, proba = _check_pair(y_true, y_pred, nonzero_proba)
     if metrics is None:
-        specs = [spec for spec in METRICS.values() if not spec.needs_quantiles]
+        specs = [spec for spec in METRICS.values() if spec.kind == "point"]
     else:
         specs = [get_metric(m) for m in metrics]
+        for spec in specs:
+            if spec.kind != "point":
+                raise ValueError(
+                    f"{_PREFIX}: ltv_report scores point predictions; {spec.name} takes "
+                    f"({', '.join(KINDS[spec.kind])}): call it directly."
+                )
     values = {spec.name: spec(t, p, nonzero_proba=proba) for spec in specs}
     return pd.Series(values, dtype="float64", name="ltv_report")
