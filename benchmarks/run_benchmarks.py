@@ -373,7 +373,7 @@ log with `--transactions`; `ltvkit benchmark --help`).
   customers found among the predicted top ones, on the top 1% of the scored customers
   but at least {RECALL_MIN_CUSTOMERS} (Recall@1% of Online Retail's 996 test customers
   would be the top 10, a metric with steps of 0.1; here it is the top 50 there and the
-  top 71 on CDNOW). The best value per column is in bold; {legend_text}
+  top 71 on CDNOW). The best value per column is in bold. {legend_text}
 - **fit s**: wall-clock `fit` time. Each model class is first fitted once, untimed, on
   200 rows (a warm-up), so one-time costs (lazy imports, thread pools: more than a
   second for the first torch model) do not land on whichever model runs first. The
