@@ -15,7 +15,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 import ltvkit
-from ltvkit.datasets import load_cdnow, load_online_retail, transactions_to_ltv
+from ltvkit.benchmark import CalibrationSpendBaseline
+from ltvkit.datasets import FEATURE_NAMES, load_cdnow, load_online_retail, transactions_to_ltv
 
 # Where a model lives until it is registered in ``ltvkit`` (see :func:`estimator`).
 _MODULES = {
@@ -36,13 +37,15 @@ def online_retail() -> tuple[pd.DataFrame, pd.Series]:
 def online_retail_horizons() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Online Retail with cumulative spend 1, 2 and 3.3 months after 2011-09-01.
 
-    ``transactions_to_ltv`` with three holdout ends (the last is ``load_online_retail()``'s
-    target); raises FileNotFoundError if the file is absent.
+    ``transactions_to_ltv`` with three holdout ends: the last column is
+    ``load_online_retail()``'s target and ``X`` is its ``X``, the core ``FEATURE_NAMES``
+    (``transactions_to_ltv`` also builds trailing-window, inter-purchase and refund
+    features, which the loaders leave out). Raises FileNotFoundError if the file is absent.
     """
     tx = load_online_retail(return_transactions=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # refunds netted to 0
-        return transactions_to_ltv(
+        X, Y = transactions_to_ltv(
             tx,
             customer_col="CustomerID",
             date_col="InvoiceDate",
@@ -50,6 +53,7 @@ def online_retail_horizons() -> tuple[pd.DataFrame, pd.DataFrame]:
             calibration_end="2011-09-01",
             holdout_end=["2011-10-01", "2011-11-01", "2011-12-10"],
         )
+    return X[list(FEATURE_NAMES)], Y
 
 
 def load_dataset(name: str) -> tuple[pd.DataFrame, pd.Series] | None:
@@ -88,13 +92,12 @@ def load_split(
 def spend_baseline(
     X_tr: pd.DataFrame, X_te: pd.DataFrame, y_tr: pd.Series | np.ndarray
 ) -> np.ndarray:
-    """Calibration spend of the test rows rescaled to the training mean of ``y``.
+    """The calibration-spend baseline's test predictions (``CalibrationSpendBaseline``).
 
-    ``clip(monetary_total, 0) * mean(y_train) / mean(monetary_total_train)``.
+    Past spend clipped at 0, rescaled so that its training mean equals ``mean(y_train)``:
+    the one spend baseline of ltvkit, also ``ltvkit benchmark``'s ``calibration_spend``.
     """
-    spend_tr = X_tr["monetary_total"].to_numpy(dtype=float)
-    spend_te = X_te["monetary_total"].to_numpy(dtype=float)
-    return np.clip(spend_te, 0, None) * (np.mean(y_tr) / np.mean(spend_tr))
+    return CalibrationSpendBaseline().fit(X_tr, np.asarray(y_tr, dtype=float)).predict(X_te)
 
 
 def mean_sd(values: Iterable[float], digits: int = 4, *, skipna: bool = True) -> str:

@@ -1,6 +1,6 @@
 """Regenerate docs/benchmarks.md and its pictures (docs/img/) from a fresh benchmark run.
 
-Runs :func:`ltvkit._benchmark.run_benchmark` (what ``ltvkit benchmark`` runs) with every
+Runs :func:`ltvkit.benchmark.run_benchmark` (what ``ltvkit benchmark`` runs) with every
 registered model and the two peers on CDNOW (embedded) and UCI Online Retail (skipped
 when its file is absent), with ltvkit's 70/30 split and seed 0, one thread per model.
 Both targets carry three cumulative horizons so that multi-horizon models (ODMN) take
@@ -35,10 +35,13 @@ import numpy as np
 import pandas as pd
 from _common import online_retail_horizons
 
-from ltvkit._benchmark import (
+from ltvkit.benchmark import (
+    RECALL_MIN_CUSTOMERS,
+    TABLE_METRICS,
     BenchmarkResult,
     available_models,
     format_table,
+    legend,
     run_benchmark,
     write_benchmark,
 )
@@ -78,6 +81,102 @@ DATASETS = {
 }
 
 
+PYTHON_API = """## Python API
+
+`ltvkit benchmark` is a thin layer over `ltvkit.benchmark`: `run_benchmark` fits and
+scores the models and returns a `BenchmarkResult` (`.table`: one row per model, the
+mean of each column and, with `cv` or several `seeds`, its sd; `.scores`: one row per
+fit; `.y_true` and `.predictions`: what the charts draw), and `write_benchmark` writes
+the tables, the charts and the run record. `seeds=` fits each model once per seed on the
+same split, as the quality studies do:
+
+```python
+from ltvkit.benchmark import legend, run_benchmark, write_benchmark
+from ltvkit.datasets import load_cdnow
+
+X, y = load_cdnow()
+result = run_benchmark(
+    X,
+    y,
+    models=["two_stage", "lgbm_tweedie", "calibration_spend"],
+    seeds=[0, 1, 2],
+    quick=True,
+    data_name="CDNOW",
+)
+print(result)  # the table: mean ± sd over the three seeds
+print(legend(result.table))
+print(result.scores.groupby("model")["normalized_gini"].agg(["mean", "std"]))
+written = write_benchmark(result, "my-benchmark")  # tables, charts, run.json
+print(sorted(path.name for path in written.values()))
+```
+
+Every name is documented in its docstring (`help(run_benchmark)`); the metrics, their
+labels and which way each is better come from the registry `ltvkit.metrics.METRICS`.
+
+"""
+
+STUDIES = """## Quality studies
+
+The "Measured quality" numbers of the model pages (`docs/models/*.md`) come from
+declarative studies run by one runner, from the repository root, one at a time:
+
+```bash
+OMP_NUM_THREADS=1 python benchmarks/run_study.py ziln            # its default seeds
+OMP_NUM_THREADS=1 python benchmarks/run_study.py mdme_odmn --seeds 1 --datasets cdnow
+OMP_NUM_THREADS=1 python benchmarks/run_study.py two_stage --out /tmp/two_stage
+python benchmarks/run_study.py --list
+```
+
+A study is `STUDY = Study(...)` in `benchmarks/quality_<name>.py`: its tables, each
+with its datasets (`cdnow`, `cdnow_horizons`, `online_retail`, `online_retail_horizons`,
+`synthetic_horizons`), model variants (class and parameters; `random_state` is set per
+seed), metrics (registry names), whether the calibration-spend baseline is shown, and
+the special parts as data or small hooks: several `outputs` of one fit (MDME's hard and
+expected predictions), `horizons="all"` (fit on every horizon, score each), `extras`
+(per-fit columns such as epochs or monotonicity violations) and `cv` (repeated K-fold
+on the training part). The protocol is fixed: ltvkit's 70/30 split
+(`train_test_split(X, y, test_size=0.3, random_state=0)`), one fit per seed, mean ± sd
+over seeds on the test split. The Markdown tables go to stdout; `--out DIR` also writes
+every fit's scores with a digest of its predictions (`scores.csv`) and a run record.
+The smallest study, `benchmarks/quality_ziln.py`:
+
+<!-- docs-test: skip imports benchmarks/_study.py (a repository script, not a module) -->
+```python
+from _study import Study, Table, Variant
+
+from ltvkit.nn import ZILNRegressor
+
+
+def epochs(s):
+    return {"epochs": s.model.n_iter_}
+
+
+STUDY = Study(
+    name="ziln",
+    title="ZILNRegressor on CDNOW and Online Retail",
+    seeds=5,
+    tables=(
+        Table(
+            name="quality",
+            title="ZILN vs the calibration-spend baseline",
+            datasets=("cdnow", "online_retail"),
+            variants={"ZILN": Variant(ZILNRegressor)},
+            metrics=("normalized_gini", "spearman", "decile_mape", "nmae", "ambe"),
+            baseline=True,
+            extras=(epochs,),
+            timing=True,
+            transpose=True,
+        ),
+    ),
+)
+```
+
+Studies on the runner: `ziln`, `two_stage`, `mdme_odmn`. `quality_ccornet.py`,
+`quality_optdist.py` and `quality_mean.py` are still scripts of their own, to be
+converted the same way.
+"""
+
+
 def _versions() -> str:
     import lightgbm
     import sklearn
@@ -96,14 +195,15 @@ def _highlights(table: pd.DataFrame) -> list[str]:
     if ok.empty:
         return []
     lines = []
-    for key, label, higher in (
-        ("normalized_gini", "normalized Gini", True),
-        ("spearman", "Spearman", True),
-        ("decile_mape", "decile MAPE", False),
-        ("mutual_gini", "Mutual Gini", False),
+    columns = {c.key: c for c in TABLE_METRICS}  # direction: the metric registry
+    for key, label in (
+        ("normalized_gini", "normalized Gini"),
+        ("spearman", "Spearman"),
+        ("decile_mape", "decile MAPE"),
+        ("mutual_gini", "Mutual Gini"),
     ):
         col = ok[key]
-        best = col.idxmax() if higher else col.idxmin()
+        best = col.idxmax() if columns[key].greater_is_better else col.idxmin()
         peer = ""
         if "calibration_spend" in ok.index and best != "calibration_spend":
             peer = f"; ranking by calibration spend: {ok.loc['calibration_spend', key]:.3f}"
@@ -214,10 +314,12 @@ def main(argv: list[str] | None = None) -> int:
             quick=args.quick,
             n_jobs=1,
             progress=sys.stderr,
-            return_predictions=True,
+            data_name=spec["title"],
         )
         seconds = time.perf_counter() - t0
-        pictures = write_benchmark(result, img_dir, prefix=f"{key}_", tables=False)
+        pictures = write_benchmark(
+            result, img_dir, prefix=f"{key}_", tables=False, run_record=False
+        )
         print(format_table(result.table, "text"))
         sections.append(_section(key, result, seconds, pictures, md_path.parent))
         ran.append(f"{spec['title']} {seconds:.0f} s")
@@ -227,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
     models = ", ".join(f"`{m}`" for m in available_models())
+    legend_text = legend(pd.DataFrame(columns=[c.key for c in TABLE_METRICS]))
+    legend_text = legend_text.removeprefix("* best per column. ")
     header = f"""# Benchmarks: every model on CDNOW and Online Retail
 
 <!-- Generated by benchmarks/run_benchmarks.py; edit the script, not this file. -->
@@ -254,18 +358,22 @@ log with `--transactions`; `ltvkit benchmark --help`).
 ## What is measured
 
 - **Models**: every model registered in `ltvkit.all_estimators()` when the page was
-  generated, with its defaults, plus two peers: `calibration_spend` (each customer's
-  calibration-window spend `monetary_total` used as the prediction: the ranking a team
-  has without any model, and the naive forecast "spends again what they spent") and
-  `lgbm_tweedie` (one LightGBM booster with the Tweedie objective, LightGBM's defaults,
-  categorical columns native). Models here: {models}. A multi-horizon model is skipped
-  on these single-horizon targets (its row says so).
+  generated, with its defaults, plus two peers: `calibration_spend`
+  (`ltvkit.benchmark.CalibrationSpendBaseline`: each customer's calibration-window
+  spend `monetary_total`, clipped at 0 and rescaled so that its mean on the training
+  customers equals theirs: the ranking a team has without any model, as a forecast in
+  the target's units so that its error metrics mean something) and `lgbm_tweedie` (one
+  LightGBM booster with the Tweedie objective, LightGBM's defaults, categorical columns
+  native). Models here: {models}. A multi-horizon model is given the cumulative horizons
+  and scored on the last one, like every other model.
 - **Metrics** ([metrics.md](metrics.md)), on held-out customers: normalized Gini and
   the Gini on the spenders only (`Gini y>0`), Spearman, decile MAPE, NMAE, AMBE (in
   dollars / pounds), Mutual Gini, SVA (the model's P(y > 0) when it has one, else
-  prediction > 0.1), Recall@1% (share of the true top-1% customers found in the
-  predicted top 1%). The best value per column is in bold: higher is better for Gini,
-  Spearman, SVA and Recall; lower for the others.
+  prediction > 0.1) and `Recall@1%≥{RECALL_MIN_CUSTOMERS}`: the share of the true top
+  customers found among the predicted top ones, on the top 1% of the scored customers
+  but at least {RECALL_MIN_CUSTOMERS} (Recall@1% of Online Retail's 996 test customers
+  would be the top 10, a metric with steps of 0.1; here it is the top 50 there and the
+  top 71 on CDNOW). The best value per column is in bold. {legend_text}
 - **fit s**: wall-clock `fit` time. Each model class is first fitted once, untimed, on
   200 rows (a warm-up), so one-time costs (lazy imports, thread pools: more than a
   second for the first torch model) do not land on whichever model runs first. The
@@ -282,10 +390,22 @@ log with `--transactions`; `ltvkit benchmark --help`).
   benchmark` falls back to `tracemalloc`'s peak (Python allocations only).
 - Timings on a shared machine vary by about ±30% from run to run; the quality metrics
   are deterministic for a given seed.
+- **Pictures**: their titles name the data and the number of scored customers (and say
+  "quick: not for choosing a model" for a `--quick` run); the reference lines (perfect
+  order, random order, equal shares, calibrated) are drawn above the models' lines, so a
+  model whose curve coincides with one cannot hide it.
+- **Run record**: every `ltvkit benchmark` run writes `run.json` next to its tables: the
+  command and its arguments, the data (rows, features, a SHA-256 of the customer table
+  and target, and of the `--data` file), the split, the seeds, `--quick`, the versions
+  of Python, ltvkit and its libraries, each model's status and every file written, with
+  its SHA-256.
 
 """
+    sections_after = PYTHON_API + STUDIES
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(header + "\n".join(sections).rstrip() + "\n", encoding="utf-8")
+    md_path.write_text(
+        header + "\n".join(sections).rstrip() + "\n\n" + sections_after, encoding="utf-8"
+    )
     print(f"wrote {md_path} and pictures in {img_dir} ({total:.0f} s)", file=sys.stderr)
     return 0
 

@@ -3,7 +3,8 @@
 - ``ltvkit benchmark`` compares every model on a customer table: with no argument on the
   embedded CDNOW data, otherwise on a CSV/Parquet customer table (``--data FILE --target
   COLUMN``) or transaction log (``--data FILE --transactions ...``). The work is done by
-  :func:`ltvkit._benchmark.run_benchmark`.
+  :func:`ltvkit.benchmark.run_benchmark`; it writes the tables, the pictures and a run
+  record (``run.json``) to ``--out``.
 - ``ltvkit fit`` fits one model on such data and writes a model file (``ltvkit.save``).
 - ``ltvkit score`` loads a model file and scores the customers of a table or of a
   transaction log as of a date (``ltvkit.score_customers``), one row per customer.
@@ -196,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Fit every LTV model on the training part of a customer table, score it on the "
             "held-out part and print one row per model (best value per column marked with "
-            "*). Writes results.csv, results.md and, with matplotlib, gain_chart.png, "
-            "decile_chart.png and lorenz.png to --out. Without --data it runs on the CDNOW "
+            "*). Writes results.csv, results.md, with matplotlib gain_chart.png, "
+            "decile_chart.png and lorenz.png, and run.json (what was run, on which data, "
+            "with which versions) to --out. Without --data it runs on the CDNOW "
             "customers shipped with ltvkit."
         ),
         epilog=(
@@ -784,7 +786,7 @@ def _load_input(args: argparse.Namespace, seen: set[str]) -> _Input:
 
 # ------------------------------------------------------------------------------ benchmark
 def _list_models() -> int:
-    from ltvkit._benchmark import available_models
+    from ltvkit.benchmark import available_models
 
     for name, kind in available_models().items():
         what = "peer" if kind == "peer" else kind.__name__
@@ -797,8 +799,9 @@ def _benchmark(args: argparse.Namespace) -> int:
         return _list_models()
     t0 = time.perf_counter()
     X, y, source = _load(args)
-    from ltvkit._benchmark import _resolve_models, format_table, run_benchmark, write_benchmark
     from ltvkit.base import DataQualityWarning
+    from ltvkit.benchmark import format_table, legend, run_benchmark, write_benchmark
+    from ltvkit.benchmark._runner import _resolve_models
 
     try:  # unknown names and a missing baseline column, before any output
         _resolve_models(args.models, args.baseline_column, X.columns)
@@ -816,7 +819,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     print(
         f"{_PROG} benchmark: {source}: {len(X):,} customers, {X.shape[1]} features, "
         f"{n_pos:.1%} with positive value{horizons}; {split}, seed {args.seed}, {threads}"
-        + (", quick" if args.quick else ""),
+        + (", quick: not for choosing a model" if args.quick else ""),
         file=sys.stderr,
     )
     try:
@@ -834,17 +837,21 @@ def _benchmark(args: argparse.Namespace) -> int:
                 baseline_column=args.baseline_column,
                 n_jobs=args.n_jobs,
                 progress=sys.stderr,
-                return_predictions=True,
+                data_name="CDNOW" if args.data is None else Path(args.data).name,
             )
     except ValueError as exc:
         raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
     print(format_table(result.table, "text"))
-    print(
-        "* best per column. Higher is better: Gini, Spearman, SVA, Recall@1%; lower is better: "
-        "decile MAPE, NMAE, AMBE, Mutual Gini, time, memory."
-    )
+    print(legend(result.table))
     try:
-        written = write_benchmark(result, args.out, progress=sys.stderr)
+        written = write_benchmark(
+            result,
+            args.out,
+            progress=sys.stderr,
+            command="ltvkit benchmark",
+            arguments=_record_arguments(args),
+            inputs=[args.data] if args.data is not None else [],
+        )
     except OSError as exc:
         raise InputError(f"cannot write to --out {args.out}: {_first_line(exc)}") from None
     names = ", ".join(p.name for p in written.values())
@@ -859,7 +866,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ fit
 def _fit_models() -> dict[str, type]:
     """Model name -> class, for the models ``fit`` can save (the registered ones)."""
-    from ltvkit._benchmark import available_models
+    from ltvkit.benchmark import available_models
 
     return {name: cls for name, cls in available_models().items() if cls != "peer"}
 

@@ -87,12 +87,20 @@ def _style(i: int) -> dict[str, Any]:
     return {"color": f"C{i % 10}", "linestyle": "-" if i < 10 else "--", "linewidth": 1.4}
 
 
+#: Reference lines (random, perfect, equal shares, calibrated, true values) are drawn
+#: above every model line (matplotlib's default line zorder is 2), so a degenerate model
+#: whose curve coincides with one (a constant prediction is the random order) cannot
+#: hide it.
+_REFERENCE_ZORDER = 3.0
+
+
 def plot_gain_chart(
     y_true: ArrayLike,
     y_preds: Mapping[str, ArrayLike] | ArrayLike,
     *,
     ax: Axes | None = None,
     max_points: int = _MAX_POINTS,
+    title: str | None = None,
 ) -> Axes:
     """Cumulative gain curves: share of total value captured by the top-ranked customers.
 
@@ -111,6 +119,9 @@ def plot_gain_chart(
         Where to draw; None creates a new figure.
     max_points : int, default=2000
         Points kept per curve.
+    title : str or None, default=None
+        The axes title (None: ``"Gain chart"``). ``ltvkit benchmark`` names the data,
+        the number of customers and ``--quick`` in it.
 
     Returns
     -------
@@ -125,8 +136,9 @@ def plot_gain_chart(
     t, preds = _as_dict(y_true, y_preds)
     ax = _new_axes(ax)
     x, g = _thin(*gain_curve(t, t), max_points)
-    ax.plot(x, g, color="black", linewidth=1.6, label="perfect (sort by true value)")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1.2, label="random")
+    ref = {"zorder": _REFERENCE_ZORDER}
+    ax.plot(x, g, color="black", linewidth=1.6, label="perfect (sort by true value)", **ref)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1.2, label="random", **ref)
     for i, (name, p) in enumerate(preds.items()):
         x, g = _thin(*gain_curve(t, p), max_points)
         ax.plot(x, g, **_style(i), label=f"{name} (Gini {normalized_gini(t, p):.3f})")
@@ -134,7 +146,7 @@ def plot_gain_chart(
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("share of customers, highest predicted value first")
     ax.set_ylabel("cumulative share of true value")
-    ax.set_title("Gain chart")
+    ax.set_title("Gain chart" if title is None else title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     return ax
@@ -153,6 +165,7 @@ def plot_decile_chart(
     ax: Axes | None = None,
     n_bins: int = 10,
     log_scale: bool = True,
+    title: str | None = None,
 ) -> Axes:
     """Calibration by predicted decile: mean predicted vs mean true value per decile.
 
@@ -171,6 +184,8 @@ def plot_decile_chart(
     log_scale : bool, default=True
         Log axes, since LTV deciles span orders of magnitude. A decile mean of 0 is
         drawn at half the smallest positive mean (the axis label says so).
+    title : str or None, default=None
+        The axes title (None: ``"Calibration by predicted decile"``).
 
     Returns
     -------
@@ -202,7 +217,13 @@ def plot_decile_chart(
     else:
         floor, clipped, low = 0.0, False, 0.0
     ax.plot(
-        [low, high], [low, high], color="grey", linestyle=":", linewidth=1.2, label="calibrated"
+        [low, high],
+        [low, high],
+        color="grey",
+        linestyle=":",
+        linewidth=1.2,
+        label="calibrated",
+        zorder=_REFERENCE_ZORDER,
     )
     for i, (name, (mean_pred, mean_true)) in enumerate(means.items()):
         ax.plot(
@@ -219,7 +240,7 @@ def plot_decile_chart(
     group = "decile" if n_bins == 10 else "group"
     ax.set_xlabel(f"mean true value per predicted {group}{note}")
     ax.set_ylabel("mean predicted value")
-    ax.set_title(f"Calibration by predicted {group}")
+    ax.set_title(f"Calibration by predicted {group}" if title is None else title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
     return ax
@@ -231,6 +252,7 @@ def plot_lorenz(
     *,
     ax: Axes | None = None,
     max_points: int = _MAX_POINTS,
+    title: str | None = None,
 ) -> Axes:
     """Lorenz curves of the true values and of each model's predictions.
 
@@ -247,6 +269,8 @@ def plot_lorenz(
     y_preds : mapping of str to array-like, or array-like
     ax : matplotlib Axes or None, default=None
     max_points : int, default=2000
+    title : str or None, default=None
+        The axes title (None: ``"Lorenz curves: true vs predicted value"``).
 
     Returns
     -------
@@ -261,8 +285,11 @@ def plot_lorenz(
     t, preds = _as_dict(y_true, y_preds)
     ax = _new_axes(ax)
     x, s = _thin(*lorenz_curve(t), max_points)
-    ax.plot(x, s, color="black", linewidth=1.8, label="true values")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1.2, label="equal shares")
+    ref = {"zorder": _REFERENCE_ZORDER}
+    ax.plot(x, s, color="black", linewidth=1.8, label="true values", **ref)
+    ax.plot(
+        [0, 1], [0, 1], color="grey", linestyle=":", linewidth=1.2, label="equal shares", **ref
+    )
     for i, (name, p) in enumerate(preds.items()):
         x, s = _thin(*lorenz_curve(np.maximum(p, 0.0)), max_points)
         ax.plot(x, s, **_style(i), label=f"{name} (Mutual Gini {mutual_gini(t, p):.3f})")
@@ -270,7 +297,7 @@ def plot_lorenz(
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("share of customers, largest value first")
     ax.set_ylabel("share of total value")
-    ax.set_title("Lorenz curves: true vs predicted value")
+    ax.set_title("Lorenz curves: true vs predicted value" if title is None else title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
     return ax

@@ -1,4 +1,4 @@
-"""Tests of ``ltvkit benchmark`` (ltvkit/cli.py) and the runner (ltvkit/_benchmark.py).
+"""Tests of ``ltvkit benchmark`` (ltvkit/cli.py) and the runner (``ltvkit.benchmark``).
 
 Most tests call ``ltvkit.cli.main`` in-process on small tables with toy models registered
 through a patched registry (fast, and independent of which real models have landed);
@@ -8,6 +8,7 @@ through a patched registry (fast, and independent of which real models have land
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -20,14 +21,15 @@ from sklearn.base import BaseEstimator
 
 import ltvkit
 import ltvkit._registry as registry
-from ltvkit._benchmark import (
+from ltvkit._run_record import file_digest
+from ltvkit.base import LTVRegressorMixin, check_predictions
+from ltvkit.benchmark import (
     QUICK_PARAMS,
     available_models,
     format_table,
     model_short_name,
     run_benchmark,
 )
-from ltvkit.base import LTVRegressorMixin, check_predictions
 from ltvkit.cli import main
 from ltvkit.datasets import load_cdnow, make_ltv
 from ltvkit.metrics import normalized_gini
@@ -179,7 +181,7 @@ def test_new_models_join_automatically_and_aliases_resolve(toy_registry, table, 
     _path, df = table
     X, y = df.drop(columns=["customer_id", "spend"]), df["spend"]
     # the name without underscores and the class name both select the model
-    result = run_benchmark(X, y, models="toyhurdle,ToyHurdleRegressor,calibration_spend")
+    result = run_benchmark(X, y, models="toyhurdle,ToyHurdleRegressor,calibration_spend").table
     assert list(result.index) == ["toy_hurdle", "calibration_spend"]
     with pytest.raises(ValueError, match="unknown model 'nope'; available: toy_hurdle"):
         run_benchmark(X, y, models=["nope"])
@@ -220,7 +222,7 @@ def test_benchmark_quick_on_a_small_table_writes_parseable_outputs(table, tmp_pa
         "ambe",
         "mutual_gini",
         "sva",
-        "recall_at_1pct",
+        "recall_at_1pct_min50",
         "fit_seconds",
         "predict_ms_per_1k",
         "peak_memory_mb",
@@ -252,11 +254,36 @@ def test_benchmark_quick_on_a_small_table_writes_parseable_outputs(table, tmp_pa
     assert all(line.count("|") == md[0].count("|") for line in md)
     for png in PNGS:
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
-    # stdout: the table; stderr: one progress line per model
+    # stdout: the table and the legend (directions from the metric registry); stderr:
+    # one progress line per model
     assert stdout.splitlines()[0].split()[:3] == ["model", "Gini", "Gini"]
+    assert stdout.splitlines()[-1] == (
+        "* best per column. Higher is better: Gini, Gini y>0, Spearman, SVA, Recall@1%≥50; "
+        "lower is better: decile MAPE, NMAE, AMBE, Mutual Gini, fit s, predict ms/1k, peak MB."
+    )
     for i, name in enumerate(expected, start=1):
         assert f"[{i}/{len(expected)}] {name}" in stderr
-    assert "wrote results.csv, results.md, gain_chart.png" in stderr
+    assert "quick: not for choosing a model" in stderr
+    assert (
+        "wrote results.csv, results.md, gain_chart.png, decile_chart.png, lorenz.png, run.json"
+        in (stderr)
+    )
+    # the run record: what ran, on which data, which files it wrote
+    record = json.loads((out / "run.json").read_text())
+    assert record["command"] == "ltvkit benchmark"
+    assert record["arguments"]["quick"] is True and record["arguments"]["target"] == "spend"
+    assert record["inputs"] == [
+        {
+            "path": str(path),
+            "sha256": file_digest(path).removeprefix("sha256:"),
+            "bytes": path.stat().st_size,
+        }
+    ]
+    assert record["data"]["name"] == "customers.csv" and record["data"]["rows"] == 600
+    assert record["split"]["scored_customers"] == 180 and record["quick"] is True
+    written = {Path(o["path"]).name for o in record["outputs"]}
+    assert written == {"results.csv", "results.md", *PNGS}
+    assert record["models"] == dict(csv["status"])
 
 
 def test_failed_and_skipped_models_get_a_row_and_the_run_goes_on(
@@ -299,7 +326,7 @@ def test_non_finite_predictions_fail_the_row(monkeypatch, table):
     X, y = df.drop(columns=["customer_id", "spend"]), df["spend"]
     result = run_benchmark(
         X, y, models={"nan_model": NaNPredictRegressor(), "toy": ToyHurdleRegressor()}
-    )
+    ).table
     assert result.loc["nan_model", "status"].startswith("failed: RuntimeError: nan_model produced")
     assert result.loc["toy", "status"] == "ok"
 
@@ -366,9 +393,9 @@ def test_same_seed_same_table_and_seed_changes_the_split(table):
     _, df = table
     X, y = df.drop(columns=["customer_id", "spend"]), df["spend"]
     kw = {"models": ["lgbm_tweedie", "calibration_spend"], "quick": True, "n_jobs": 1}
-    a = run_benchmark(X, y, seed=3, **kw)
-    b = run_benchmark(X, y, seed=3, **kw)
-    c = run_benchmark(X, y, seed=4, **kw)
+    a = run_benchmark(X, y, seed=3, **kw).table
+    b = run_benchmark(X, y, seed=3, **kw).table
+    c = run_benchmark(X, y, seed=4, **kw).table
     cols = ["normalized_gini", "spearman", "decile_mape", "sva"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
     assert not np.allclose(a[cols].to_numpy(), c[cols].to_numpy())
@@ -396,7 +423,7 @@ class UnitsRegressor(ToyHurdleRegressor):
 
 
 def test_quick_shrinks_models_generically_but_never_enlarges_them():
-    from ltvkit._benchmark import QUICK_MAX_UNITS, _configure
+    from ltvkit.benchmark._runner import QUICK_MAX_UNITS, _configure
 
     big = UnitsRegressor()
     _configure(big, seed=7, quick=True, n_jobs=None)
@@ -424,7 +451,7 @@ def test_peak_memory_sees_native_allocations(table):
     X, y = df.drop(columns=["customer_id", "spend"]), df["spend"]
     result = run_benchmark(
         X, y, models={"hungry": MemoryHungryRegressor(), "toy": ToyHurdleRegressor()}
-    )
+    ).table
     assert result.loc["hungry", "peak_memory_mb"] > 50
     assert result.loc["toy", "peak_memory_mb"] < 20
 
@@ -512,7 +539,7 @@ def test_calibration_spend_is_skipped_without_its_column_unless_asked(
         models=None,
         quick=True,
         n_jobs=1,
-    )
+    ).table
     assert table_all.loc["calibration_spend", "status"] == (
         "skipped: no 'monetary_total' column (pick one with --baseline-column)"
     )

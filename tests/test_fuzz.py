@@ -1,8 +1,9 @@
 """Property-based fuzz tests (hypothesis) for every metric and every estimator.
 
-The metrics and estimators are enumerated from the public API (``ltvkit.metrics.__all__``,
-``ltvkit.all_estimators``), so a new one is fuzzed without editing this file (a new
-metric only needs its documented range in ``RANGES``; a test says so).
+The metrics and estimators are enumerated from the public API (the metric registry
+``ltvkit.metrics.METRICS``, ``ltvkit.all_estimators``), so a new one is fuzzed without
+editing this file (a new metric only needs its documented range in ``RANGES``; a test
+says so, and ``tests/test_metrics.py`` that every public metric is registered).
 
 Example counts scale with the hypothesis profile registered in ``tests/conftest.py``:
 "ci" (default, derandomized, well under a minute) or ``LTVKIT_FUZZ_PROFILE=long``.
@@ -40,18 +41,20 @@ def _budget(share: float) -> settings:
 
 
 # ---------------------------------------------------------------------------------------
-# Metrics: enumerated from ltvkit.metrics.__all__
+# Metrics: enumerated from the registry ltvkit.metrics.METRICS
 # ---------------------------------------------------------------------------------------
 
-NOT_METRICS = {"SCORERS", "get_scorer"}
-CURVES = {"gain_curve", "lorenz_curve"}
-REPORTS = {"ltv_report"}
-SCALAR_METRICS = sorted(set(ltv_metrics.__all__) - NOT_METRICS - CURVES - REPORTS)
+SCALAR_METRICS = sorted(ltv_metrics.METRICS)
+# Each metric's kind says which arrays it takes (ltvkit.metrics.KINDS): a point
+# prediction, one predicted quantile, or an interval (lower <= upper). The tests draw
+# y_true and two prediction vectors and hand each metric the arguments of its kind.
+KIND = {name: spec.kind for name, spec in ltv_metrics.METRICS.items()}
 
 # Documented range (docs/metrics.md) for non-negative y_true and y_pred: (low, high,
 # high is excluded). Errors are [0, inf): finite is all that can be checked.
 RANGES: dict[str, tuple[float, float, bool]] = {
     "normalized_gini": (-1.0, 1.0, False),
+    "raw_gini": (-1.0, 1.0, True),
     "normalized_gini_positive": (-1.0, 1.0, False),
     "spearman": (-1.0, 1.0, False),
     "spearman_positive": (-1.0, 1.0, False),
@@ -67,10 +70,19 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "sva": (0.0, 1.0, False),
     "zero_f1": (0.0, 1.0, False),
     "bucket_accuracy": (0.0, 1.0, False),
+    "top_bucket_f1": (0.0, 1.0, False),
+    "top_bucket_nrmse": (0.0, math.inf, True),
+    "pinball_loss": (0.0, math.inf, True),
+    "quantile_coverage": (0.0, 1.0, False),
+    "interval_score": (0.0, math.inf, True),
+    "interval_coverage": (0.0, 1.0, False),
+    "interval_width": (0.0, math.inf, True),
 }
 # Documented values when no customer spends (all y_true == 0).
 ALL_ZERO_TRUTH = {
     "normalized_gini": 0.0,
+    "raw_gini": 0.0,
+    "top_bucket_nrmse": 0.0,
     "normalized_gini_positive": 0.0,
     "spearman": 0.0,
     "spearman_positive": 0.0,
@@ -81,6 +93,7 @@ ALL_ZERO_TRUTH = {
 # Metrics of the prediction's order only: unchanged by a strictly increasing transform.
 RANK_METRICS = [
     "normalized_gini",
+    "raw_gini",
     "normalized_gini_positive",
     "spearman",
     "spearman_positive",
@@ -91,13 +104,24 @@ RANK_METRICS = [
 # rows with tied values; every other metric does not depend on the row order at all.
 ROW_ORDER_TIES = {"recall_at_k", "decile_mape", "percentile_mape"}
 # Documented to be bitwise identical under permutation.
-BITWISE_ORDER_FREE = {"normalized_gini", "normalized_gini_positive"}
+BITWISE_ORDER_FREE = {"normalized_gini", "normalized_gini_positive", "raw_gini"}
 # Means of per-row quotients: a permutation changes how that sum rounds.
 PER_ROW_RATIOS = {"mape"}
 
 
 def _metric(name: str):
     return getattr(ltv_metrics, name)
+
+
+def _args(name: str, y_true: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple:
+    """The arrays metric ``name`` takes, from ``y_true`` and two prediction vectors:
+    ``a`` is the point prediction or the quantile; an interval runs from the rowwise
+    minimum of ``a`` and ``b`` to their maximum (a valid interval, lower <= upper)."""
+    kind = KIND.get(name, "point")
+    if kind in ("point", "quantile"):
+        return y_true, a
+    lower, upper = np.minimum(a, b), np.maximum(a, b)
+    return (y_true, lower, upper) if kind == "interval" else (lower, upper)
 
 
 # A customer value: 0, or an amount from 1e-12 to 1e12 (log-uniform), or one of a few
@@ -140,6 +164,13 @@ def pairs(draw: st.DrawFn, signed: bool = False, max_size: int = 50) -> tuple:
     return draw(vectors(n, signed)), draw(vectors(n, signed))
 
 
+@st.composite
+def triples(draw: st.DrawFn, signed: bool = False, max_size: int = 50) -> tuple:
+    """(y_true, a, b): a pair and a second prediction vector (the other interval end)."""
+    y_true, a = draw(pairs(signed, max_size))
+    return y_true, a, draw(vectors(y_true.size, signed))
+
+
 def _call_quietly(func, *args, **kwargs):
     # Warnings are allowed (e.g. sklearn on one class); the result is what is checked.
     with warnings.catch_warnings():
@@ -152,18 +183,22 @@ def test_every_public_metric_is_fuzzed_with_its_documented_range():
     assert set(SCALAR_METRICS) == set(RANGES), "add the new metric's documented range"
     for name in SCALAR_METRICS:
         params = list(inspect.signature(_metric(name)).parameters)
-        assert params[:2] == ["y_true", "y_pred"], name
+        arrays = ltv_metrics.KINDS[KIND[name]]
+        assert tuple(params[: len(arrays)]) == arrays, name
+    # every kind is fuzzed (a new kind needs its arguments in _args)
+    assert set(KIND.values()) == set(ltv_metrics.KINDS)
     named = set(ALL_ZERO_TRUTH) | set(RANK_METRICS) | ROW_ORDER_TIES | PER_ROW_RATIOS
     assert named | BITWISE_ORDER_FREE <= set(SCALAR_METRICS)
 
 
 @pytest.mark.parametrize("name", SCALAR_METRICS)
-@given(pair=pairs())
+@given(case=triples())
 @_budget(1.0)
-def test_metric_is_finite_and_in_documented_range(name, pair):
-    y_true, y_pred = pair
-    before = (y_true.copy(), y_pred.copy())
-    value = _call_quietly(_metric(name), y_true, y_pred)
+def test_metric_is_finite_and_in_documented_range(name, case):
+    y_true, y_pred, other = case
+    args = _args(name, y_true, y_pred, other)
+    before = [arr.copy() for arr in args]
+    value = _call_quietly(_metric(name), *args)
     assert type(value) is float
     assert math.isfinite(value), value
     low, high, high_open = RANGES[name]
@@ -174,19 +209,18 @@ def test_metric_is_finite_and_in_documented_range(name, pair):
     if name in ("spearman", "spearman_positive") and y_pred.min() == y_pred.max():
         assert value == 0.0  # documented instead of scipy's NaN
     # metrics never write into their input
-    np.testing.assert_array_equal(y_true, before[0])
-    np.testing.assert_array_equal(y_pred, before[1])
+    for arr, copy in zip(args, before, strict=True):
+        np.testing.assert_array_equal(arr, copy)
 
 
 @pytest.mark.parametrize("name", SCALAR_METRICS)
-@given(pair=pairs(signed=True))
+@given(case=triples(signed=True))
 @_budget(0.5)
-def test_metric_on_signed_values_is_finite_or_value_error(name, pair):
+def test_metric_on_signed_values_is_finite_or_value_error(name, case):
     # Negative values are outside the documented domain (ranges no longer hold) but are
     # not rejected: the result must still be a finite float, or a clear ValueError.
-    y_true, y_pred = pair
     try:
-        value = _call_quietly(_metric(name), y_true, y_pred)
+        value = _call_quietly(_metric(name), *_args(name, *case))
     except ValueError as exc:
         assert re.search(r"[Nn]egative|y_true|y_pred", str(exc)), str(exc)
         return
@@ -195,24 +229,24 @@ def test_metric_on_signed_values_is_finite_or_value_error(name, pair):
 
 @pytest.mark.parametrize("name", SCALAR_METRICS)
 @given(
-    pair=st.integers(1, 30).flatmap(
+    case=st.integers(1, 30).flatmap(
         lambda n: st.tuples(
             *[st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=n, max_size=n)]
-            * 2
+            * 3
         )
     )
 )
 @_budget(0.5)
-def test_metric_on_any_finite_floats_is_finite_or_value_error(name, pair):
+def test_metric_on_any_finite_floats_is_finite_or_value_error(name, case):
     # The whole float64 range, subnormals and 1.8e308 included: never NaN or inf, never
     # another exception. Values above 1e100 are refused; a ratio that overflows (tiny
     # denominator) is a ValueError that says so.
-    y_true, y_pred = (np.asarray(v, dtype=np.float64) for v in pair)
+    args = _args(name, *(np.asarray(v, dtype=np.float64) for v in case))
     try:
-        value = _call_quietly(_metric(name), y_true, y_pred)
+        value = _call_quietly(_metric(name), *args)
     except ValueError as exc:
         assert re.search(r"magnitude|overflows|negative", str(exc)), str(exc)
-        if np.abs(np.concatenate([y_true, y_pred])).max() <= 1e100:
+        if np.abs(np.concatenate(args)).max() <= 1e100:
             assert "magnitude" not in str(exc)
         return
     assert type(value) is float and math.isfinite(value), value
@@ -240,13 +274,25 @@ def broken_pairs(draw: st.DrawFn) -> tuple:
     return arrays["y_true"], arrays["y_pred"], which
 
 
+# A broken pair as each kind's arguments, and the name the error must then give: the
+# defective y_pred is the quantile, or both ends of the interval (the lower one is
+# checked first); interval_width takes (y_true, y_pred) as (y_lower, y_upper).
+BROKEN_ARGS = {
+    "point": (lambda t, p: (t, p), {"y_pred": "y_pred"}),
+    "quantile": (lambda t, p: (t, p), {"y_pred": "y_quantile"}),
+    "interval": (lambda t, p: (t, p, p), {"y_pred": "y_lower"}),
+    "interval_width": (lambda t, p: (t, p), {"y_true": "y_lower", "y_pred": "y_upper"}),
+}
+
+
 @pytest.mark.parametrize("name", [*SCALAR_METRICS, "gain_curve", "ltv_report"])
 @given(case=broken_pairs())
 @_budget(0.25)
 def test_metric_rejects_bad_input_with_a_clear_value_error(name, case):
-    y_true, y_pred, names = case
-    with pytest.raises(ValueError, match=names):
-        _call_quietly(_metric(name), y_true, y_pred)
+    y_true, y_pred, which = case
+    build, names = BROKEN_ARGS[KIND.get(name, "point")]
+    with pytest.raises(ValueError, match=names.get(which, which)):
+        _call_quietly(_metric(name), *build(y_true, y_pred))
 
 
 # Strictly increasing transforms. The predictions they get are integers in [0, 1e4], so
@@ -285,28 +331,29 @@ def test_rank_metrics_are_invariant_to_monotone_transforms(
 
 
 @st.composite
-def _exact_pairs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(y_true, y_pred, distinct): integers times a power of two, so that every sum is
-    exact in float64 whatever the order; ``distinct``: no ties in either vector."""
+def _exact_triples(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(y_true, y_pred, other, distinct): integers times a power of two, so that every
+    sum is exact in float64 whatever the order; ``distinct``: no ties in any vector."""
     n = draw(st.integers(1, 40))
     distinct = draw(st.booleans())
     ints = st.lists(st.integers(0, 10_000), min_size=n, max_size=n, unique=distinct)
     scale = 2.0 ** draw(st.integers(-40, 40))  # about 1e-12 to 1e12
-    t, p = (np.asarray(draw(ints), dtype=np.float64) * scale for _ in range(2))
-    return t, p, distinct
+    t, p, o = (np.asarray(draw(ints), dtype=np.float64) * scale for _ in range(3))
+    return t, p, o, distinct
 
 
 @pytest.mark.parametrize("name", SCALAR_METRICS)
-@given(pair=_exact_pairs(), perm_seed=st.integers(0, 2**32 - 1))
+@given(case=_exact_triples(), perm_seed=st.integers(0, 2**32 - 1))
 @_budget(0.5)
-def test_metric_does_not_depend_on_the_row_order(name, pair, perm_seed):
-    y_true, y_pred, distinct = pair
+def test_metric_does_not_depend_on_the_row_order(name, case, perm_seed):
+    *arrays, distinct = case
     if name in ROW_ORDER_TIES and not distinct:
         return  # documented: ties are broken by row order
-    perm = np.random.default_rng(perm_seed).permutation(y_true.size)
+    perm = np.random.default_rng(perm_seed).permutation(arrays[0].size)
     metric = _metric(name)
-    ref = _call_quietly(metric, y_true, y_pred)
-    got = _call_quietly(metric, y_true[perm], y_pred[perm])
+    args = _args(name, *arrays)
+    ref = _call_quietly(metric, *args)
+    got = _call_quietly(metric, *(arr[perm] for arr in args))
     if name in PER_ROW_RATIOS:  # a mean of per-row quotients: the order of that sum rounds
         assert got == pytest.approx(ref, rel=1e-12, abs=0)
     else:  # sums of exact values, counts and ranks: bitwise equal

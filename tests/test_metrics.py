@@ -16,13 +16,19 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_
 from sklearn.tree import DecisionTreeRegressor
 
 from ltvkit.metrics import (
+    METRICS,
     SCORERS,
+    MetricSpec,
     ambe,
     bucket_accuracy,
     decile_mape,
     gain_curve,
+    get_metric,
     get_scorer,
     high_value_auc,
+    interval_coverage,
+    interval_score,
+    interval_width,
     lorenz_curve,
     ltv_report,
     mape,
@@ -32,15 +38,23 @@ from ltvkit.metrics import (
     normalized_gini_positive,
     nrmse,
     percentile_mape,
+    pinball_loss,
+    quantile_coverage,
+    raw_gini,
     recall_at_k,
     spearman,
     spearman_positive,
     sva,
+    top_bucket_f1,
+    top_bucket_nrmse,
     zero_f1,
 )
+from ltvkit.metrics._distribution import QUANTILE_SCORERS
 
+# In the registry's (and ltv_report's) order.
 SCALAR_METRICS = [
     normalized_gini,
+    raw_gini,
     normalized_gini_positive,
     spearman,
     spearman_positive,
@@ -49,6 +63,7 @@ SCALAR_METRICS = [
     mutual_gini,
     nmae,
     nrmse,
+    top_bucket_nrmse,
     ambe,
     mape,
     decile_mape,
@@ -56,6 +71,7 @@ SCALAR_METRICS = [
     sva,
     zero_f1,
     bucket_accuracy,
+    top_bucket_f1,
 ]
 ALL_FUNCS = [*SCALAR_METRICS, gain_curve]
 REPORT_NAMES = [f.__name__ for f in SCALAR_METRICS]
@@ -94,6 +110,46 @@ def test_normalized_gini_hand_example():
     # reversed perfect order: 0, 0, 1, 3 -> gain 0, 0, .25, 1 -> mean .3125 -> Gini -.375
     # normalized -.375 / .875 = -3/7 (the mean-of-points definition is not symmetric)
     assert normalized_gini(y_true, [-3, 0, -1, 0]) == pytest.approx(-3 / 7)
+
+
+def test_raw_gini_hand_example():
+    # eq. 15: y_pred ascending takes rows 3 (.1), 2 (.4), 0 (.5), 1 (.9) -> x = 0, 1, 3, 0
+    # sum (2i - n - 1) x_i = -3*0 - 1*1 + 1*3 + 3*0 = 2; / (n * sum x) = 2 / 16 = .125
+    y_true = [3, 0, 1, 0]
+    y_pred = [0.5, 0.9, 0.4, 0.1]
+    assert raw_gini(y_true, y_pred) == pytest.approx(0.125)
+    # the perfect order: x = 0, 0, 1, 3 -> (1 + 9) / 16 = .625
+    assert raw_gini(y_true, y_true) == pytest.approx(0.625)
+    # the exact mapping to normalized_gini (whose curve has the 1/n offset):
+    # (.125 + .25) / (.625 + .25) = 3/7, the value of test_normalized_gini_hand_example
+    assert (0.125 + 0.25) / (0.625 + 0.25) == pytest.approx(normalized_gini(y_true, y_pred))
+    # a constant prediction ranks nobody; the reversed order is the negative
+    assert raw_gini(y_true, [1, 1, 1, 1]) == 0.0
+    assert raw_gini(y_true, [-3, 0, -1, 0]) == pytest.approx(-0.625)
+    # ties share their mean: rows 0, 1 tie at the top -> x = 0, 1, (3 + 0) / 2, 1.5
+    # -0 - 1 + 1.5 + 4.5 = 5 -> 5 / 16
+    assert raw_gini(y_true, [1, 1, 0.5, 0]) == pytest.approx(5 / 16)
+    # degenerate: no value, or every customer worth the same
+    assert raw_gini([0, 0, 0], [1, 2, 3]) == 0.0
+    assert raw_gini([2, 2, 2], [1, 2, 3]) == 0.0
+
+
+@given(_pairs(min_size=2))
+@FAST
+def test_raw_gini_maps_exactly_to_normalized_gini(pair):
+    """normalized_gini(t, p) == (raw_gini(t, p) + 1/n) / (raw_gini(t, t) + 1/n)."""
+    t, p = (np.asarray(v, dtype=float) for v in pair)
+    n = t.size
+    perfect = raw_gini(t, t)
+    if t.sum() == 0 or t.min() == t.max():
+        assert raw_gini(t, p) == 0.0 == normalized_gini(t, p)
+        return
+    mapped = (raw_gini(t, p) + 1 / n) / (perfect + 1 / n)
+    assert normalized_gini(t, p) == pytest.approx(mapped, rel=1e-9, abs=1e-12)
+    # and raw_gini is 2 * (trapezoid area of the gain curve) - 1
+    x, g = gain_curve(t, p)
+    assert raw_gini(t, p) == pytest.approx(2 * np.trapezoid(g, x) - 1, rel=1e-9, abs=1e-12)
+    assert -1 < raw_gini(t, p) <= (n - 1) / n + 1e-12
 
 
 def test_normalized_gini_ties_are_averaged():
@@ -178,6 +234,22 @@ def test_recall_at_k_hand_example():
     # a tiny fraction still takes one row; an int above n is capped at n (recall 1)
     assert recall_at_k([1, 2, 3], [3, 2, 1], k=0.01) == 0.0
     assert recall_at_k([1, 2, 3], [3, 2, 1], k=10) == 1.0
+
+
+def test_recall_at_k_min_k():
+    # 1% of 200 rows is 2; min_k=50 takes the top 50 instead. True values 0..199 (top 50:
+    # rows 150..199); the prediction ranks rows 140..189 first: 40 of the 50 are found.
+    y = np.arange(200.0)
+    pred = np.where((y >= 140) & (y < 190), 1000.0 + y, y)
+    assert recall_at_k(y, pred, k=0.01) == 0.0  # top 2: rows 198, 199 vs 188, 189
+    assert recall_at_k(y, pred, k=0.01, min_k=50) == 40 / 50
+    # a fraction above min_k is unchanged; min_k above n is capped at n
+    assert recall_at_k(y, pred, k=0.5, min_k=50) == recall_at_k(y, pred, k=100)
+    assert recall_at_k([1, 2, 3], [3, 2, 1], k=0.01, min_k=50) == 1.0
+    # an int k ignores min_k
+    assert recall_at_k(y, pred, k=2, min_k=50) == 0.0
+    with pytest.raises(ValueError, match="min_k must be an int >= 1"):
+        recall_at_k(y, pred, k=0.01, min_k=0)
 
 
 def test_recall_at_k_ties_broken_by_row_order():
@@ -335,6 +407,142 @@ def test_bucket_accuracy():
     assert bucket_accuracy([0, 0, 0], [0, 0, 4]) == pytest.approx(2 / 3)
 
 
+def test_bucket_accuracy_with_training_buckets():
+    from ltvkit.preprocessing import LTVBucketizer
+
+    # training positives 1..8: cuts at 4 and 6 -> buckets 0 | (0, 4] | (4, 6] | > 6
+    y_train = np.array([0, 0, 1, 2, 3, 4, 5, 6, 7, 8], dtype=float)
+    train = LTVBucketizer().fit(y_train.reshape(-1, 1))
+    y_test = np.array([0, 3, 5, 10, 20], dtype=float)  # buckets 0, 1, 2, 3, 3
+    pred = np.array([0, 5, 5, 7, 2], dtype=float)  # buckets 0, 2, 2, 3, 1: 3 of 5 right
+    assert bucket_accuracy(y_test, pred, bucketizer=train) == 0.6
+    assert bucket_accuracy(y_test, pred, boundaries=train.boundaries_) == 0.6
+    # fitted on the evaluated labels (positives 3, 5, 10, 20: cuts at 5 and 10) the
+    # buckets differ: 0 | (0, 5] | (5, 10] | > 10 -> true 0 1 1 2 3, pred 0 1 1 2 1
+    assert bucket_accuracy(y_test, pred) == 0.8
+    with pytest.raises(ValueError, match="either bucketizer or boundaries"):
+        bucket_accuracy(y_test, pred, bucketizer=train, boundaries=[1.0])
+    with pytest.raises(ValueError, match="bucketizer is not fitted"):
+        bucket_accuracy(y_test, pred, bucketizer=LTVBucketizer())
+    with pytest.raises(ValueError, match="must be a fitted LTVBucketizer, got list"):
+        bucket_accuracy(y_test, pred, bucketizer=[4.0, 6.0])
+    two = LTVBucketizer().fit(np.c_[y_train, y_train])
+    with pytest.raises(ValueError, match="fitted on 2 columns"):
+        bucket_accuracy(y_test, pred, bucketizer=two)
+
+
+def test_top_bucket_f1_and_nrmse_hand_examples():
+    from ltvkit.preprocessing import LTVBucketizer
+
+    # training positives 1..8: top bucket is > 6 (CC-OR-Net: above the 75th percentile)
+    train = LTVBucketizer().fit(np.array([[0], [0], [1], [2], [3], [4], [5], [6], [7], [8]]))
+    y_test = np.array([0, 2, 7, 9, 30], dtype=float)  # top: rows 2, 3, 4
+    pred = np.array([8, 2, 4, 9, 20], dtype=float)  # top: rows 0, 3, 4
+    # tp 2 (rows 3, 4), fp 1 (row 0), fn 1 (row 2): F1 = 2*2 / (2*2 + 1 + 1) = 2/3
+    assert top_bucket_f1(y_test, pred, bucketizer=train) == pytest.approx(2 / 3)
+    # NRMSE on the true top rows 2, 3, 4: errors -3, 0, -10 -> RMSE sqrt(109/3),
+    # mean(y) 46/3 -> sqrt(109/3) / (46/3)
+    expected = np.sqrt(109 / 3) / (46 / 3)
+    assert top_bucket_nrmse(y_test, pred, bucketizer=train) == pytest.approx(expected)
+    assert top_bucket_nrmse(y_test, pred, boundaries=train.boundaries_) == pytest.approx(expected)
+    # it is nrmse restricted to those rows
+    top = y_test > 6
+    assert top_bucket_nrmse(y_test, pred, bucketizer=train) == nrmse(y_test[top], pred[top])
+    # degenerate: no true and no predicted top customer -> F1 1.0; no true top -> NRMSE 0
+    assert top_bucket_f1([0, 1, 2], [0, 1, 2], boundaries=[5.0, 6.0]) == 1.0
+    assert top_bucket_nrmse([0, 1, 2], [0, 9, 2], boundaries=[5.0, 6.0]) == 0.0
+    assert top_bucket_f1([0, 0, 0], [0, 0, 3]) == 0.0  # fitted on y_true: no top to find
+    assert top_bucket_nrmse([0, 0, 0], [0, 0, 3]) == 0.0
+
+
+def test_every_public_metric_is_registered_once_with_its_direction():
+    import ltvkit.metrics as M
+
+    funcs = {
+        name
+        for name in M.__all__
+        if callable(getattr(M, name)) and name not in {"get_scorer", "get_metric", "ltv_report"}
+    }
+    funcs -= {"gain_curve", "lorenz_curve", "MetricSpec"}
+    assert funcs == set(METRICS)
+    point = [spec.func for spec in METRICS.values() if spec.kind == "point"]
+    assert point == SCALAR_METRICS
+    for name, spec in METRICS.items():
+        assert spec.name == name and spec.func.__name__ == name
+        # the scorer's sign is the registry's direction; distribution metrics are
+        # scored through predict_quantiles (QUANTILE_SCORERS), the others in SCORERS
+        scorers = SCORERS if spec.kind == "point" else QUANTILE_SCORERS
+        assert (spec.scorer_name in scorers) == spec.scorer
+        assert spec.scorer_name == (name if spec.greater_is_better else f"neg_{name}")
+        assert spec.needs_quantiles == (spec.kind != "point")
+    assert len(SCORERS) + len(QUANTILE_SCORERS) == sum(s.scorer for s in METRICS.values())
+    # the errors and the scores of docs/metrics.md
+    lower = {n for n, s in METRICS.items() if not s.greater_is_better}
+    assert lower == {
+        "mutual_gini",
+        "nmae",
+        "nrmse",
+        "top_bucket_nrmse",
+        "ambe",
+        "mape",
+        "decile_mape",
+        "percentile_mape",
+        "pinball_loss",
+        "interval_score",
+        "interval_width",
+    }
+    assert {n for n, s in METRICS.items() if s.uses_nonzero_proba} == {"sva", "zero_f1"}
+
+
+def test_quantile_scorers_take_their_sign_from_the_registry():
+    class Fixed(RegressorMixin, BaseEstimator):
+        """predict_quantiles returns lower = 1 and upper = 3 for every row."""
+
+        def fit(self, X, y):
+            return self
+
+        def predict_quantiles(self, X, quantiles):
+            levels = np.atleast_1d(quantiles)
+            return np.tile(np.where(levels < 0.5, 1.0, 3.0), (len(X), 1))
+
+    X, y = np.zeros((4, 1)), np.array([0.0, 2.0, 2.0, 5.0])
+    model = Fixed().fit(X, y)
+    lo, up = np.ones(4), np.full(4, 3.0)
+    cases = {
+        "neg_pinball_loss": -pinball_loss(y, up, quantile=0.9),
+        "quantile_coverage": quantile_coverage(y, up),
+        "interval_coverage": interval_coverage(y, lo, up),
+        "neg_interval_width": -interval_width(lo, up),
+        "neg_interval_score": -interval_score(y, lo, up, alpha=0.2),
+    }
+    for name, expected in cases.items():
+        level = {"alpha": 0.2} if QUANTILE_SCORERS[name][0] == "alpha" else {"quantile": 0.9}
+        assert get_scorer(name, **level)(model, X, y) == expected, name
+    assert cases["interval_coverage"] == 0.5 and cases["neg_interval_width"] == -2.0
+    # a registry call takes its kind's arrays and nothing else
+    assert get_metric("interval_score")(y, lo, up, alpha=0.2) == interval_score(
+        y, lo, up, alpha=0.2
+    )
+    with pytest.raises(TypeError, match=r"interval_score takes \(y_true, y_lower, y_upper\)"):
+        get_metric("interval_score")(y, up)
+
+
+def test_metric_spec_call_variant_and_lookup():
+    y, pred, proba = [0, 1, 2, 8], [0.05, 1.5, 3.0, 9.0], [0.1, 0.9, 0.9, 0.2]
+    spec = get_metric("sva")
+    assert spec(y, pred) == sva(y, pred)
+    assert spec(y, pred, nonzero_proba=proba) == sva(y, pred, nonzero_proba=proba)
+    # a metric without nonzero_proba ignores it
+    assert get_metric("nmae")(y, pred, nonzero_proba=proba) == nmae(y, pred)
+    top = METRICS["recall_at_k"].variant("recall_top1", "Recall@1", k=1)
+    assert isinstance(top, MetricSpec) and get_metric(top) is top
+    assert top.greater_is_better and not top.scorer and top.arrow == "↑"
+    assert top(y, pred) == recall_at_k(y, pred, k=1)
+    assert dict(METRICS["recall_at_k"].params) == {}  # the variant did not change it
+    with pytest.raises(ValueError, match="unknown metric 'gini'; registered metrics: "):
+        get_metric("gini")
+
+
 def test_ltv_report():
     rng = np.random.default_rng(2)
     y = rng.lognormal(size=200) * (rng.random(200) < 0.3)
@@ -353,6 +561,9 @@ def test_ltv_report():
     assert report["zero_f1"] < 1.0  # every prediction is > 0.1, so zeros are missed
     other = [n for n in REPORT_NAMES if n not in ("sva", "zero_f1")]
     pd.testing.assert_series_equal(with_proba[other], report[other])
+    # the metrics of predicted quantiles are not in the report, and not taken by it
+    with pytest.raises(ValueError, match=r"interval_score takes \(y_true, y_lower, y_upper\)"):
+        ltv_report(y, pred, metrics=["nmae", "interval_score"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -462,6 +673,7 @@ class _Oracle(RegressorMixin, BaseEstimator):
 
 def test_scorer_names():
     errors = {"mutual_gini", "decile_mape", "percentile_mape", "nmae", "nrmse", "ambe", "mape"}
+    errors |= {"top_bucket_nrmse"}
     expected = {f"neg_{n}" for n in errors} | {n for n in REPORT_NAMES if n not in errors}
     assert set(SCORERS) == expected
 
@@ -772,8 +984,13 @@ def test_ratio_overflow_is_a_value_error_not_inf():
         gain_curve(t, p)
     with pytest.raises(ValueError, match="normalized_gini overflows float64"):
         normalized_gini(t, p)  # was NaN
+    with pytest.raises(ValueError, match="raw_gini overflows float64"):
+        raw_gini(t, p)
 
 
 def test_bucket_accuracy_names_negative_y_true():
     with pytest.raises(ValueError, match=r"bucket_accuracy needs y_true >= 0.*1 negative"):
         bucket_accuracy([-1.0, 2.0], [1.0, 2.0])
+    for func in (top_bucket_f1, top_bucket_nrmse):
+        with pytest.raises(ValueError, match=rf"{func.__name__} needs y_true >= 0"):
+            func([-1.0, 2.0], [1.0, 2.0])

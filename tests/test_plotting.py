@@ -114,6 +114,40 @@ def test_long_curves_are_thinned_keeping_the_ends():
     assert line.get_ydata()[-1] == pytest.approx(1.0)
 
 
+# The reference lines of each chart: a degenerate model must not hide them.
+REFERENCES = {
+    plot_gain_chart: ("perfect", "random"),
+    plot_decile_chart: ("calibrated",),
+    plot_lorenz: ("true values", "equal shares"),
+}
+
+
+@pytest.mark.parametrize("func", list(REFERENCES), ids=lambda f: f.__name__)
+def test_reference_lines_are_drawn_above_the_models(func, data):
+    y, preds = data
+    # a constant prediction: its gain curve is the random diagonal, its Lorenz curve the
+    # equal-shares diagonal; drawn below them, it cannot hide them
+    preds = {**preds, "constant": np.full(y.size, y.mean())}
+    ax = func(y, preds)
+    model_lines = [_line(ax, name) for name in preds]
+    for label in REFERENCES[func]:
+        ref = _line(ax, label)
+        assert all(ref.get_zorder() > line.get_zorder() for line in model_lines), label
+    constant = _line(ax, "constant")
+    if func is plot_gain_chart:  # it really coincides with the random line
+        np.testing.assert_allclose(constant.get_ydata(), constant.get_xdata(), atol=1e-12)
+
+
+@pytest.mark.parametrize("func", list(REFERENCES), ids=lambda f: f.__name__)
+def test_title_can_be_given(func, data):
+    y, preds = data
+    default = func(y, preds).get_title()
+    assert default  # each chart has its own default title
+    assert func(y, preds, title="Gain: CDNOW, 7,071 customers").get_title() == (
+        "Gain: CDNOW, 7,071 customers"
+    )
+
+
 @pytest.mark.parametrize("func", [plot_gain_chart, plot_decile_chart, plot_lorenz])
 def test_bad_input_is_a_clear_error(func):
     y = np.array([0.0, 1.0, 2.0, 5.0])

@@ -2,7 +2,9 @@
 
 Every metric takes ``(y_true, y_pred)`` 1-D arrays and returns a float; definitions
 (formula, range, direction, degenerate values, references) are fixed in
-``docs/metrics.md``. :data:`SCORERS` / :func:`get_scorer` wrap them for
+``docs/metrics.md``. :data:`METRICS` registers each one with its direction (higher or
+lower is better) and label, for everything that ranks or prints metrics.
+:data:`SCORERS` / :func:`get_scorer` wrap them for
 ``GridSearchCV``, ``cross_validate`` and ``cross_val_score`` (errors as ``neg_*``); on a
 multi-horizon target ``(n_samples, n_horizons)`` a scorer scores the last horizon, or
 the one chosen with ``get_scorer(name, horizon=h)``.
@@ -16,7 +18,7 @@ Examples
 
 from __future__ import annotations
 
-from ltvkit.metrics._classification import bucket_accuracy, sva, zero_f1
+from ltvkit.metrics._classification import bucket_accuracy, sva, top_bucket_f1, zero_f1
 from ltvkit.metrics._distribution import (
     interval_coverage,
     interval_score,
@@ -31,20 +33,34 @@ from ltvkit.metrics._ranking import (
     mutual_gini,
     normalized_gini,
     normalized_gini_positive,
+    raw_gini,
     recall_at_k,
     spearman,
     spearman_positive,
 )
-from ltvkit.metrics._regression import ambe, decile_mape, mape, nmae, nrmse, percentile_mape
+from ltvkit.metrics._registry import KINDS, METRICS, MetricSpec, get_metric
+from ltvkit.metrics._regression import (
+    ambe,
+    decile_mape,
+    mape,
+    nmae,
+    nrmse,
+    percentile_mape,
+    top_bucket_nrmse,
+)
 from ltvkit.metrics._report import ltv_report
 from ltvkit.metrics._scorers import SCORERS, get_scorer
 
 __all__ = [
+    "KINDS",
+    "METRICS",
     "SCORERS",
+    "MetricSpec",
     "ambe",
     "bucket_accuracy",
     "decile_mape",
     "gain_curve",
+    "get_metric",
     "get_scorer",
     "high_value_auc",
     "interval_coverage",
@@ -61,9 +77,12 @@ __all__ = [
     "percentile_mape",
     "pinball_loss",
     "quantile_coverage",
+    "raw_gini",
     "recall_at_k",
     "spearman",
     "spearman_positive",
     "sva",
+    "top_bucket_f1",
+    "top_bucket_nrmse",
     "zero_f1",
 ]

@@ -80,19 +80,23 @@ def _finite_curve(x: np.ndarray, share: np.ndarray, curve: str) -> tuple[np.ndar
 
 
 def _check_pair(
-    y_true: ArrayLike, y_pred: ArrayLike, nonzero_proba: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    nonzero_proba: ArrayLike | None = None,
+    *,
+    pred_name: str = "y_pred",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Validate ``(y_true, y_pred[, nonzero_proba])`` and return them as float64 arrays.
 
     Raises a ValueError naming the problem: non-numeric, not 1-D, empty, NaN/inf, a
     value beyond +-1e100, lengths that differ, or (``nonzero_proba``) values outside
-    [0, 1].
+    [0, 1]. ``pred_name`` is the second argument's name in messages (``y_quantile``...).
     """
     t = _as_1d(y_true, "y_true")
-    p = _as_1d(y_pred, "y_pred")
+    p = _as_1d(y_pred, pred_name)
     if t.shape[0] != p.shape[0]:
         raise ValueError(
-            f"{_PREFIX}: y_true has {t.shape[0]} samples but y_pred has {p.shape[0]}."
+            f"{_PREFIX}: y_true has {t.shape[0]} samples but {pred_name} has {p.shape[0]}."
         )
     proba = None
     if nonzero_proba is not None:

@@ -1,4 +1,4 @@
-"""Stratification metrics: SVA, zero/non-zero F1 and bucket accuracy.
+"""Stratification metrics: SVA, zero/non-zero F1, bucket accuracy and top-bucket F1.
 
 They turn values into classes (zero / low / high, non-zero, value buckets) and compare
 the classes of truth and prediction. Definitions are fixed in ``docs/metrics.md``.
@@ -7,15 +7,19 @@ the classes of truth and prediction. Definitions are fixed in ``docs/metrics.md`
 from __future__ import annotations
 
 import numbers
-import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import accuracy_score, f1_score
 
+from ltvkit.metrics._buckets import _bucketizer_for, _buckets, _top_bucket
 from ltvkit.metrics._checks import _PREFIX, _check_pair
 
-__all__ = ["bucket_accuracy", "sva", "zero_f1"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ltvkit.preprocessing import LTVBucketizer
+
+__all__ = ["bucket_accuracy", "sva", "top_bucket_f1", "zero_f1"]
 
 
 def _predicted_nonzero(
@@ -119,57 +123,110 @@ def bucket_accuracy(
     *,
     n_buckets: int = 4,
     boundaries: ArrayLike | None = None,
+    bucketizer: LTVBucketizer | None = None,
 ) -> float:
     """Share of customers whose predicted value falls in the bucket of their true value.
 
-    Buckets come from :class:`ltvkit.preprocessing.LTVBucketizer` fitted on ``y_true``
-    and applied to both vectors: bucket 0 holds ``v <= 1e-6`` and the positive values
-    are cut at their 50th and 75th percentiles (4 buckets). Tied cut points are merged
-    without a warning (fewer buckets). Negative predictions are bucketed as 0.
+    By default the buckets come from :class:`ltvkit.preprocessing.LTVBucketizer` fitted
+    on ``y_true`` and applied to both vectors: bucket 0 holds ``v <= 1e-6`` and the
+    positive values are cut at their 50th and 75th percentiles (4 buckets). Tied cut
+    points are merged without a warning (fewer buckets). The papers fit the buckets on
+    the *training* labels: pass them as ``bucketizer`` (a fitted ``LTVBucketizer``) or
+    ``boundaries``. Negative predictions are bucketed as 0.
 
     Parameters
     ----------
     y_true, y_pred : array-like of shape (n_samples,)
     n_buckets : int, default=4
-        Passed to ``LTVBucketizer``.
+        Passed to ``LTVBucketizer`` when it is fitted on ``y_true``.
     boundaries : array-like, default=None
-        Passed to ``LTVBucketizer`` (fixed bucket edges instead of learned ones).
+        Fixed cut points between the positive buckets (e.g. ``boundaries_`` of a
+        bucketizer fitted on the training labels) instead of cuts fitted on ``y_true``.
+    bucketizer : fitted LTVBucketizer or None, default=None
+        Used as it is (not refitted), e.g. ``LTVBucketizer().fit(y_train.reshape(-1,
+        1))`` or a bucket model's ``bucketizer_``; excludes ``boundaries``.
 
     Returns
     -------
     accuracy : float
-        In [0, 1], higher is better. When no ``y_true`` is positive (everyone is in the
-        zero bucket) it is the share of predictions ``<= 1e-6``.
+        In [0, 1], higher is better. When no ``y_true`` is positive and the buckets are
+        fitted on it (everyone is in the zero bucket) it is the share of predictions
+        ``<= 1e-6``.
 
     Raises
     ------
     ValueError
-        If ``y_true`` has a negative value (the bucketizer needs non-negative values).
+        If ``y_true`` has a negative value (the bucketizer needs non-negative values),
+        or ``bucketizer`` is not a fitted one-column ``LTVBucketizer``.
 
     Examples
     --------
     >>> y = [0, 0, 1, 2, 5, 10, 50, 100]
     >>> bucket_accuracy(y, y)
     1.0
+    >>> import numpy as np
+    >>> from ltvkit.preprocessing import LTVBucketizer
+    >>> train = LTVBucketizer().fit(np.array([[0.0], [1.0], [2.0], [3.0], [4.0]]))
+    >>> train.boundaries_.tolist()  # cuts at 2 and 3: buckets 0 | (0, 2] | (2, 3] | > 3
+    [2.0, 3.0]
+    >>> bucket_accuracy([0, 1, 5, 8], [0, 1, 2.5, 9], bucketizer=train)  # 5 -> 2.5 is wrong
+    0.75
     """
-    # Imported here so that ltvkit.metrics does not need ltvkit.preprocessing to load.
-    from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
-
     t, p, _ = _check_pair(y_true, y_pred)
-    if t.min() < 0:
-        # Checked here so that the message names y_true, not the bucketizer's input.
-        raise ValueError(
-            f"{_PREFIX}: bucket_accuracy needs y_true >= 0 (LTVBucketizer buckets "
-            f"non-negative values), got {int((t < 0).sum())} negative value(s) "
-            f"(min {t.min():g})."
-        )
-    p = np.maximum(p, 0.0)
-    bucketizer = LTVBucketizer(n_buckets=n_buckets, boundaries=boundaries)
-    with warnings.catch_warnings():
-        # Merged (tied) cuts are part of the metric's definition; a scorer called on
-        # every CV fold should not warn about them each time.
-        warnings.simplefilter("ignore", BucketMergeWarning)
-        bucketizer.fit(t.reshape(-1, 1))
-    true_bucket = np.asarray(bucketizer.transform(t.reshape(-1, 1))).ravel()
-    pred_bucket = np.asarray(bucketizer.transform(p.reshape(-1, 1))).ravel()
-    return float(accuracy_score(true_bucket, pred_bucket))
+    fitted = _bucketizer_for(
+        t,
+        n_buckets=n_buckets,
+        boundaries=boundaries,
+        bucketizer=bucketizer,
+        metric="bucket_accuracy",
+    )
+    return float(accuracy_score(_buckets(fitted, t), _buckets(fitted, p)))
+
+
+def top_bucket_f1(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    n_buckets: int = 4,
+    boundaries: ArrayLike | None = None,
+    bucketizer: LTVBucketizer | None = None,
+) -> float:
+    """F1 score of finding the top-bucket customers: CC-OR-Net's "F1 (Top Bucket)".
+
+    A customer is in the top bucket when its value falls in the highest bucket of
+    ``LTVBucketizer`` (with the defaults: above the 75th percentile of the positive
+    values); the F1 compares ``y_true`` in the top bucket with ``y_pred`` in the top
+    bucket. The buckets are chosen as in :func:`bucket_accuracy` (fitted on ``y_true``
+    unless ``bucketizer`` or ``boundaries`` carries the training buckets, as in the
+    paper, Table 4).
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+    n_buckets, boundaries, bucketizer
+        As in :func:`bucket_accuracy`.
+
+    Returns
+    -------
+    f1 : float
+        In [0, 1], higher is better. 1.0 when neither truth nor prediction has a
+        top-bucket customer (nothing to find, nothing wrongly found).
+
+    Examples
+    --------
+    >>> y = [0, 0, 1, 2, 3, 4, 5, 6, 7, 8]  # positives 1..8: top bucket is > 6
+    >>> top_bucket_f1(y, [0, 0, 1, 2, 3, 4, 5, 9, 9, 1])  # found 7, missed 8, wrongly 6
+    0.5
+    """
+    t, p, _ = _check_pair(y_true, y_pred)
+    fitted = _bucketizer_for(
+        t,
+        n_buckets=n_buckets,
+        boundaries=boundaries,
+        bucketizer=bucketizer,
+        metric="top_bucket_f1",
+    )
+    top = _top_bucket(fitted)
+    true_top = (_buckets(fitted, t) == top).astype(np.int8)
+    pred_top = (_buckets(fitted, p) == top).astype(np.int8)
+    return float(f1_score(true_top, pred_top, zero_division=1.0))

@@ -9,6 +9,7 @@ an interval) as 1-D arrays. The scorers (:func:`quantile_scorer`, reached throug
 
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
@@ -42,8 +43,8 @@ def _level(value: object, name: str) -> float:
 def _interval(
     y_true: ArrayLike, y_lower: ArrayLike, y_upper: ArrayLike
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    t, lo = _check_pair(y_true, y_lower)[:2]
-    _, up = _check_pair(y_true, y_upper)[:2]
+    t, lo = _check_pair(y_true, y_lower, pred_name="y_lower")[:2]
+    _, up = _check_pair(y_true, y_upper, pred_name="y_upper")[:2]
     if (lo > up).any():
         raise ValueError(
             f"{_PREFIX}: y_lower is above y_upper in {int((lo > up).sum())} row(s); an "
@@ -78,7 +79,7 @@ def pinball_loss(y_true: ArrayLike, y_quantile: ArrayLike, *, quantile: float = 
     2.5
     """
     tau = _level(quantile, "quantile")
-    t, q, _ = _check_pair(y_true, y_quantile)
+    t, q, _ = _check_pair(y_true, y_quantile, pred_name="y_quantile")
     diff = t - q
     return float(np.mean(np.maximum(tau * diff, (tau - 1.0) * diff)))
 
@@ -103,7 +104,7 @@ def quantile_coverage(y_true: ArrayLike, y_quantile: ArrayLike) -> float:
     >>> quantile_coverage([0.0, 3.0, 10.0, 4.0], [0.0, 5.0, 5.0, 5.0])
     0.75
     """
-    t, q, _ = _check_pair(y_true, y_quantile)
+    t, q, _ = _check_pair(y_true, y_quantile, pred_name="y_quantile")
     return float(np.mean(t <= q))
 
 
@@ -229,15 +230,22 @@ class QuantileScorer:
             q = q[:, -1, :]
         if y.ndim == 2:
             y = y[:, -1]
-        if self.name == "neg_pinball_loss":
-            return -pinball_loss(y, q[:, 0], quantile=self.quantile)
-        if self.name == "quantile_coverage":
-            return quantile_coverage(y, q[:, 0])
-        if self.name == "interval_coverage":
-            return interval_coverage(y, q[:, 0], q[:, 1])
-        if self.name == "neg_interval_width":
-            return -interval_width(q[:, 0], q[:, 1])
-        return -interval_score(y, q[:, 0], q[:, 1], alpha=self.alpha)
+        from ltvkit.metrics._registry import METRICS  # here: the registry imports this module
+
+        spec = METRICS[self.name.removeprefix("neg_")]
+        if spec.kind == "quantile":
+            args = (y, q[:, 0])
+        else:
+            args = (y, q[:, 0], q[:, 1]) if spec.kind == "interval" else (q[:, 0], q[:, 1])
+        # The level goes to the metrics that take it (pinball_loss, interval_score).
+        params = {
+            key: getattr(self, key)
+            for key in ("quantile", "alpha")
+            if key in inspect.signature(spec.func).parameters
+        }
+        value = spec(*args, **params)
+        # The direction is the registry's (errors are negated, scikit-learn maximises).
+        return value if spec.greater_is_better else -value
 
     def __repr__(self) -> str:
         key = "alpha" if self.alpha is not None else "quantile"

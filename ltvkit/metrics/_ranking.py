@@ -29,6 +29,7 @@ __all__ = [
     "mutual_gini",
     "normalized_gini",
     "normalized_gini_positive",
+    "raw_gini",
     "recall_at_k",
     "spearman",
     "spearman_positive",
@@ -59,12 +60,17 @@ def _gain_knots(key: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
         return x, np.concatenate(([0.0], cs[ends] / total))
 
 
+def _gain_area(key: np.ndarray, values: np.ndarray) -> float:
+    """Exact (trapezoid) area under the gain curve of ``values`` taken by ``key`` descending."""
+    x, g = _gain_knots(key, values)
+    return np.sum(np.diff(x) * (g[1:] + g[:-1])) / 2.0
+
+
 def _gini_by(key: np.ndarray, values: np.ndarray) -> float:
     """``2 * mean(gain) - 1`` over the curve's ``n`` points (the issue's definition)."""
-    x, g = _gain_knots(key, values)
     # Inside a tie run the curve is linear, so the mean of its n points equals the
     # trapezoid area plus 1/(2n) (each run adds half its rise); hence no per-row work.
-    area = np.sum(np.diff(x) * (g[1:] + g[:-1])) / 2.0
+    area = _gain_area(key, values)
     return float(2.0 * (area + 0.5 / key.size) - 1.0)
 
 
@@ -158,6 +164,45 @@ def normalized_gini_positive(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return _normalized_gini(t[pos], p[pos], "normalized_gini_positive")
 
 
+def raw_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Raw (un-normalized) Gini of ``y_true`` ordered by ``y_pred``: Kuaishou's "Gini*".
+
+    Eq. 15 of Li et al. (CIKM 2022, ODMN/MDME), ``sum_i (2i - n - 1) x_i / (n sum_i x_i)``
+    with ``x_i`` the true values sorted by ascending prediction. It equals
+    ``2 * A - 1`` with ``A`` the exact (trapezoid) area under the gain curve
+    (:func:`gain_curve`). Tied predictions share their mean value, as in
+    :func:`normalized_gini`, to which it maps exactly:
+    ``normalized_gini(t, p) == (raw_gini(t, p) + 1/n) / (raw_gini(t, t) + 1/n)``.
+    Unlike the normalized Gini it grows with the concentration of ``y_true``, so it
+    compares models on the same data only.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True customer value (expected non-negative).
+    y_pred : array-like of shape (n_samples,)
+        Predicted value; only its order matters.
+
+    Returns
+    -------
+    gini : float
+        In (-1, 1) for non-negative ``y_true`` (at most ``(n - 1) / n``, reached when
+        one customer holds all the value and is ranked first); higher is better. 0.0
+        when ``sum(y_true) == 0`` or all ``y_true`` are equal.
+
+    Examples
+    --------
+    >>> raw_gini([0, 0, 1, 3], [0.1, 0.2, 0.5, 0.9])  # (-3*0 - 1*0 + 1*1 + 3*3) / (4*4)
+    0.625
+    >>> raw_gini([0, 0, 1, 3], [1, 1, 1, 1])  # a constant prediction ranks nobody
+    0.0
+    """
+    t, p, _ = _check_pair(y_true, y_pred)
+    if t.sum() == 0 or t.min() == t.max():
+        return 0.0
+    return _finite(2.0 * _gain_area(p, t) - 1.0, "raw_gini")
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     if a.size < 2 or a.min() == a.max() or b.min() == b.max():
         # Rank correlation is undefined for a constant input; report "no association".
@@ -215,16 +260,18 @@ def spearman_positive(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return _spearman(t[pos], p[pos])
 
 
-def _resolve_k(k: float, n: int) -> int:
+def _resolve_k(k: float, n: int, min_k: int = 1) -> int:
     if isinstance(k, bool) or not isinstance(k, numbers.Real):
         raise ValueError(f"{_PREFIX}: k must be an int >= 1 or a fraction in (0, 1], got {k!r}.")
+    if isinstance(min_k, bool) or not isinstance(min_k, numbers.Integral) or min_k < 1:
+        raise ValueError(f"{_PREFIX}: min_k must be an int >= 1, got {min_k!r}.")
     if isinstance(k, numbers.Integral):
         if k < 1:
             raise ValueError(f"{_PREFIX}: k must be >= 1, got {k}.")
         return min(int(k), n)
     frac = _check_fraction(k, "k (as a fraction of the rows)", closed_right=True)
     # Round half up (Python's round() would send 2.5 to 2).
-    return min(max(int(np.floor(frac * n + 0.5)), 1), n)
+    return min(max(int(np.floor(frac * n + 0.5)), int(min_k)), n)
 
 
 def _top_k(values: np.ndarray, k: int) -> np.ndarray:
@@ -232,7 +279,7 @@ def _top_k(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-values, kind="stable")[:k]
 
 
-def recall_at_k(y_true: ArrayLike, y_pred: ArrayLike, *, k: float = 0.1) -> float:
+def recall_at_k(y_true: ArrayLike, y_pred: ArrayLike, *, k: float = 0.1, min_k: int = 1) -> float:
     """Share of the true top-``k`` customers that are also in the predicted top-``k``.
 
     Parameters
@@ -240,7 +287,11 @@ def recall_at_k(y_true: ArrayLike, y_pred: ArrayLike, *, k: float = 0.1) -> floa
     y_true, y_pred : array-like of shape (n_samples,)
     k : int or float, default=0.1
         Number of customers (int >= 1, capped at ``n_samples``) or a fraction of
-        ``n_samples`` in (0, 1], rounded half up to an integer and at least 1.
+        ``n_samples`` in (0, 1], rounded half up to an integer and at least ``min_k``.
+    min_k : int, default=1
+        Smallest number of customers a fraction ``k`` resolves to (capped at
+        ``n_samples``): ``k=0.01, min_k=50`` is the top 1% but at least 50 customers,
+        so that the recall of a small test set is not a handful of possible values.
 
     Returns
     -------
@@ -252,9 +303,11 @@ def recall_at_k(y_true: ArrayLike, y_pred: ArrayLike, *, k: float = 0.1) -> floa
     --------
     >>> recall_at_k([0, 10, 3, 7], [0.0, 9.0, 8.0, 1.0], k=2)
     0.5
+    >>> recall_at_k([0, 10, 3, 7], [0.0, 9.0, 8.0, 1.0], k=0.01, min_k=2)  # 1% -> 2 rows
+    0.5
     """
     t, p, _ = _check_pair(y_true, y_pred)
-    kk = _resolve_k(k, t.size)
+    kk = _resolve_k(k, t.size, min_k)
     in_true_top = np.zeros(t.size, dtype=bool)
     in_true_top[_top_k(t, kk)] = True
     return float(in_true_top[_top_k(p, kk)].sum() / kk)

@@ -1,4 +1,5 @@
-"""Point-wise and group-wise error metrics: NMAE, NRMSE, AMBE, MAPE, decile/percentile MAPE.
+"""Point-wise and group-wise error metrics: NMAE, NRMSE (global, top bucket), AMBE, MAPE,
+decile/percentile MAPE.
 
 All are errors: lower is better, 0 is a perfect prediction. Definitions are fixed in
 ``docs/metrics.md``.
@@ -7,14 +8,27 @@ All are errors: lower is better, 0 is a perfect prediction. Definitions are fixe
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
+from ltvkit.metrics._buckets import _bucketizer_for, _buckets, _top_bucket
 from ltvkit.metrics._checks import _PREFIX, _check_pair, _finite
 
-__all__ = ["ambe", "decile_mape", "mape", "nmae", "nrmse", "percentile_mape"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ltvkit.preprocessing import LTVBucketizer
+
+__all__ = [
+    "ambe",
+    "decile_mape",
+    "mape",
+    "nmae",
+    "nrmse",
+    "percentile_mape",
+    "top_bucket_nrmse",
+]
 
 
 def _grouped_mape(y_true: np.ndarray, y_pred: np.ndarray, n_groups: int, name: str) -> float:
@@ -136,6 +150,62 @@ def nrmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """
     t, p, _ = _check_pair(y_true, y_pred)
     return _finite(float(root_mean_squared_error(t, p)) / _scale(t), "nrmse")
+
+
+def top_bucket_nrmse(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    n_buckets: int = 4,
+    boundaries: ArrayLike | None = None,
+    bucketizer: LTVBucketizer | None = None,
+) -> float:
+    """:func:`nrmse` on the customers whose true value is in the top bucket.
+
+    CC-OR-Net's "NRMSE (Top Bucket)" (Table 4): ``RMSE / mean(y_true)`` over the rows
+    whose ``y_true`` falls in the highest bucket of ``LTVBucketizer`` (with the
+    defaults: above the 75th percentile of the positive values). The buckets are chosen
+    as in :func:`ltvkit.metrics.bucket_accuracy`: fitted on ``y_true`` unless
+    ``bucketizer`` or ``boundaries`` carries the training buckets, as in the paper.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+    n_buckets, boundaries, bucketizer
+        As in :func:`ltvkit.metrics.bucket_accuracy`.
+
+    Returns
+    -------
+    error : float
+        >= 0, lower is better. 0.0 when no customer's true value is in the top bucket.
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` has a negative value, or ``bucketizer`` is not a fitted one-column
+        ``LTVBucketizer``.
+
+    Examples
+    --------
+    >>> y = [0, 0, 1, 2, 3, 4, 5, 6, 7, 9]  # positives: top bucket is > 6, i.e. 7 and 9
+    >>> top_bucket_nrmse(y, [0, 0, 1, 2, 3, 4, 5, 6, 7, 5])  # RMSE sqrt(8) / mean 8
+    0.3535533905932738
+    """
+    t, p, _ = _check_pair(y_true, y_pred)
+    fitted = _bucketizer_for(
+        t,
+        n_buckets=n_buckets,
+        boundaries=boundaries,
+        bucketizer=bucketizer,
+        metric="top_bucket_nrmse",
+    )
+    top = _buckets(fitted, t) == _top_bucket(fitted)
+    if not top.any():
+        return 0.0
+    t_top, p_top = t[top], p[top]
+    return _finite(
+        float(root_mean_squared_error(t_top, p_top)) / _scale(t_top), "top_bucket_nrmse"
+    )
 
 
 def ambe(y_true: ArrayLike, y_pred: ArrayLike) -> float:

@@ -21,43 +21,21 @@ from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics import make_scorer
 
 from ltvkit.metrics._checks import _PREFIX
-from ltvkit.metrics._classification import bucket_accuracy, sva, zero_f1
 from ltvkit.metrics._distribution import QUANTILE_SCORERS, quantile_scorer
-from ltvkit.metrics._ranking import (
-    high_value_auc,
-    mutual_gini,
-    normalized_gini,
-    normalized_gini_positive,
-    recall_at_k,
-    spearman,
-    spearman_positive,
-)
-from ltvkit.metrics._regression import ambe, decile_mape, mape, nmae, nrmse, percentile_mape
+from ltvkit.metrics._registry import METRICS
 
 __all__ = ["SCORERS", "get_scorer"]
 
-#: Scorer name -> (metric, greater_is_better). Error metrics get the ``neg_`` prefix.
+#: Scorer name -> (metric, greater_is_better), from the registry: every registered
+#: point metric with ``scorer=True``; error metrics get the ``neg_`` prefix.
 _SPECS: dict[str, tuple[Callable[..., float], bool]] = {
-    "normalized_gini": (normalized_gini, True),
-    "normalized_gini_positive": (normalized_gini_positive, True),
-    "spearman": (spearman, True),
-    "spearman_positive": (spearman_positive, True),
-    "recall_at_k": (recall_at_k, True),
-    "high_value_auc": (high_value_auc, True),
-    "sva": (sva, True),
-    "zero_f1": (zero_f1, True),
-    "bucket_accuracy": (bucket_accuracy, True),
-    "neg_mutual_gini": (mutual_gini, False),
-    "neg_decile_mape": (decile_mape, False),
-    "neg_percentile_mape": (percentile_mape, False),
-    "neg_nmae": (nmae, False),
-    "neg_nrmse": (nrmse, False),
-    "neg_ambe": (ambe, False),
-    "neg_mape": (mape, False),
+    spec.scorer_name: (spec.func, spec.greater_is_better)
+    for spec in METRICS.values()
+    if spec.scorer and spec.kind == "point"
 }
-# The scorers of predicted quantiles (they call predict_quantiles and take a level:
-# get_scorer("neg_pinball_loss", quantile=0.9)) are in ltvkit.metrics._distribution's
-# QUANTILE_SCORERS; get_scorer serves both tables.
+# The scorers of predicted quantiles (the registry's other kinds: they call
+# predict_quantiles and take a level, get_scorer("neg_pinball_loss", quantile=0.9)) are
+# in ltvkit.metrics._distribution's QUANTILE_SCORERS; get_scorer serves both tables.
 
 
 def _as_array(values: ArrayLike, name: str) -> np.ndarray:

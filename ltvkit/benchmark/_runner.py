@@ -1,39 +1,31 @@
-"""The model comparison behind ``ltvkit benchmark``, as a library function.
+"""The runner behind ``ltvkit benchmark``: fit several models on one table, score them.
 
-:func:`run_benchmark` fits every requested model on the training part of a customer table,
-scores it with the LTV metrics on the held-out part (or with K-fold cross-validation) and
-returns one row per model. :func:`write_benchmark` writes the table (CSV and Markdown)
-and the three pictures. The command line (``ltvkit/cli.py``) is a thin layer over both.
+:func:`run_benchmark` fits every requested model on the training part of a customer
+table (for each of its ``seeds``), scores it with the LTV metrics on the held-out part
+(or with K-fold cross-validation) and returns a :class:`BenchmarkResult`.
 
 Models are every regressor in :func:`ltvkit.all_estimators` (so a newly registered model
 joins automatically, under a short name derived from its class name) plus two peers:
-``calibration_spend`` (rank customers by what they spent in the calibration window) and
-``lgbm_tweedie`` (one LightGBM booster with the Tweedie objective).
+``calibration_spend`` and ``lgbm_tweedie`` (``ltvkit.benchmark._peers``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
-import math
+import datetime
+import hashlib
 import os
 import re
-import sys
 import threading
 import time
-import tracemalloc
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold, train_test_split
-from sklearn.utils.validation import check_is_fitted
 
 from ltvkit._registry import all_estimators
 from ltvkit.base import (
@@ -42,66 +34,18 @@ from ltvkit.base import (
     check_predictions,
     validate_ltv_target,
 )
-from ltvkit.metrics import (
-    ambe,
-    decile_mape,
-    mutual_gini,
-    nmae,
-    normalized_gini,
-    normalized_gini_positive,
-    recall_at_k,
-    spearman,
-    sva,
-)
+from ltvkit.benchmark._columns import COSTS, TABLE_METRICS
+from ltvkit.benchmark._measure import _is_int, _Monitor, _resolve_n_jobs, _torch_threads
+from ltvkit.benchmark._peers import PEERS
+from ltvkit.benchmark._result import BenchmarkResult
 
 __all__ = [
-    "METRICS",
-    "PEERS",
     "QUICK_MAX_UNITS",
     "QUICK_PARAMS",
-    "CalibrationSpendBaseline",
-    "LGBMTweedieRegressor",
     "available_models",
-    "format_table",
     "model_short_name",
     "run_benchmark",
-    "write_benchmark",
 ]
-
-
-# --------------------------------------------------------------------------- metrics
-@dataclass(frozen=True)
-class _Column:
-    key: str
-    label: str
-    higher_is_better: bool
-    digits: int
-    func: Callable[..., float] | None = None
-
-
-def _recall_at_1pct(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return recall_at_k(y_true, y_pred, k=0.01)
-
-
-#: The scored columns of the table, in order: (key, label, direction, digits, metric).
-METRICS: tuple[_Column, ...] = (
-    _Column("normalized_gini", "Gini", True, 3, normalized_gini),
-    _Column("normalized_gini_positive", "Gini y>0", True, 3, normalized_gini_positive),
-    _Column("spearman", "Spearman", True, 3, spearman),
-    _Column("decile_mape", "decile MAPE", False, 3, decile_mape),
-    _Column("nmae", "NMAE", False, 3, nmae),
-    _Column("ambe", "AMBE", False, 3, ambe),
-    _Column("mutual_gini", "Mutual Gini", False, 3, mutual_gini),
-    _Column("sva", "SVA", True, 3, None),  # needs the model's P(y > 0): computed apart
-    _Column("recall_at_1pct", "Recall@1%", True, 3, _recall_at_1pct),
-)
-
-#: Cost columns: wall-clock fit time, predict time per 1,000 rows, peak memory increase.
-COSTS: tuple[_Column, ...] = (
-    _Column("fit_seconds", "fit s", False, 2),
-    _Column("predict_ms_per_1k", "predict ms/1k", False, 2),
-    _Column("peak_memory_mb", "peak MB", False, 1),
-)
 
 #: Parameters ``--quick`` caps, through ``set_params``, on every model that has them
 #: (a value already below the cap is kept). Generic on purpose, no per-model tuning: a
@@ -117,132 +61,6 @@ QUICK_PARAMS: dict[str, int] = {
 #: ``*_units`` parameter (an int or a sequence of ints) at this value, keeping the number
 #: of layers: ``(512, 256)`` -> ``(32, 32)``, ``100`` -> ``32``.
 QUICK_MAX_UNITS = 32
-
-
-# ------------------------------------------------------------------------------ peers
-class CalibrationSpendBaseline(RegressorMixin, BaseEstimator):
-    """Peer model: predict each customer's calibration-window spend (a feature column).
-
-    The usual business rule "last period's best customers are next period's best": the
-    prediction is the value of ``column`` (clipped at 0, NaN as 0). It learns nothing, so
-    its ranking metrics are the floor a model has to beat; its error metrics are those of
-    the naive forecast "the customer spends again what they spent before".
-
-    Parameters
-    ----------
-    column : str, default="monetary_total"
-        Feature column holding past spend (``transactions_to_ltv`` calls it
-        ``monetary_total``).
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> X = pd.DataFrame({"monetary_total": [10.0, -2.0, 0.0]})
-    >>> CalibrationSpendBaseline().fit(X, [1.0, 0.0, 0.0]).predict(X).tolist()
-    [10.0, 0.0, 0.0]
-    """
-
-    def __init__(self, column: str = "monetary_total") -> None:
-        self.column = column
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> CalibrationSpendBaseline:
-        """Check that ``X`` has ``column``; nothing is learned."""
-        self._check_column(X)
-        self.is_fitted_ = True
-        return self
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Return ``max(X[column], 0)`` as float64 (missing values as 0)."""
-        check_is_fitted(self, "is_fitted_")
-        self._check_column(X)
-        values = pd.to_numeric(X[self.column], errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
-        return np.maximum(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
-
-    def _check_column(self, X: object) -> None:
-        if not isinstance(X, pd.DataFrame) or self.column not in X.columns:
-            raise ValueError(
-                f"calibration_spend needs a column {self.column!r} holding past spend."
-            )
-
-
-class LGBMTweedieRegressor(RegressorMixin, BaseEstimator):
-    """Peer model: one LightGBM booster with the Tweedie objective (log link).
-
-    The Tweedie distribution with power in (1, 2) is a compound Poisson-gamma: a point
-    mass at zero plus a continuous positive part, so a single booster fits zero-inflated
-    spend without a hurdle. Categorical columns are passed to LightGBM natively (pandas
-    ``category`` with the training levels fixed by :class:`ltvkit.base.TabularSchema`;
-    unseen levels become missing).
-
-    Parameters
-    ----------
-    n_estimators : int, default=100
-    learning_rate : float, default=0.1
-    tweedie_variance_power : float, default=1.5
-        LightGBM's defaults for all three.
-    n_jobs : int or None, default=None
-        Threads (None: LightGBM's default).
-    random_state : int or None, default=None
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.normal(size=(300, 2)); y = np.where(X[:, 0] > 0, np.exp(X[:, 1]), 0.0)
-    >>> LGBMTweedieRegressor(n_estimators=10, random_state=0).fit(X, y).predict(X).shape
-    (300,)
-    """
-
-    def __init__(
-        self,
-        n_estimators: int = 100,
-        learning_rate: float = 0.1,
-        tweedie_variance_power: float = 1.5,
-        n_jobs: int | None = None,
-        random_state: int | None = None,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.tweedie_variance_power = tweedie_variance_power
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-
-    def _frame(self, X: object) -> pd.DataFrame:
-        frame = self.schema_.transform(X)
-        # LightGBM refuses JSON special characters in feature names: use positional names.
-        frame.columns = [f"f{i}" for i in range(frame.shape[1])]
-        return frame
-
-    def fit(self, X: object, y: object) -> LGBMTweedieRegressor:
-        """Fit the booster on ``(X, y)``."""
-        import lightgbm
-
-        y_arr = validate_ltv_target(y)
-        self.schema_ = TabularSchema().fit(X)
-        self.booster_ = lightgbm.LGBMRegressor(
-            objective="tweedie",
-            tweedie_variance_power=self.tweedie_variance_power,
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            n_jobs=self.n_jobs,
-            random_state=self.random_state,
-            verbose=-1,
-        ).fit(self._frame(X), y_arr)
-        return self
-
-    def predict(self, X: object) -> np.ndarray:
-        """Expected value (the Tweedie mean, positive by the log link)."""
-        check_is_fitted(self, "booster_")
-        return check_predictions(self.booster_.predict(self._frame(X)), "lgbm_tweedie")
-
-
-#: Peer name -> factory(baseline_column) of the unfitted peer.
-PEERS: dict[str, Callable[[str], BaseEstimator]] = {
-    "calibration_spend": lambda column: CalibrationSpendBaseline(column=column),
-    "lgbm_tweedie": lambda column: LGBMTweedieRegressor(),
-}
 
 
 # -------------------------------------------------------------------------- model names
@@ -360,10 +178,6 @@ def _resolve_models(
     return specs
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def _cap_units(value: object, cap: int) -> object | None:
     """``value`` with every width capped at ``cap``; None when nothing changes."""
     if _is_int(value):
@@ -372,34 +186,6 @@ def _cap_units(value: object, cap: int) -> object | None:
         if all(_is_int(v) for v in value) and any(v > cap for v in value):
             return tuple(min(int(v), cap) for v in value)
     return None
-
-
-def _resolve_n_jobs(n_jobs: int | None) -> int | None:
-    if n_jobs is None:
-        return None
-    if not _is_int(n_jobs) or (n_jobs < 1 and n_jobs != -1):
-        raise ValueError(f"n_jobs must be None, -1 or an integer >= 1, got {n_jobs!r}.")
-    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
-
-
-@contextlib.contextmanager
-def _torch_threads(n_jobs: int | None) -> Iterator[None]:
-    """Run the models with ``n_jobs`` torch threads (if given), then restore the setting.
-
-    Deep models take their thread count from torch, not from an ``n_jobs`` parameter. On
-    a busy machine, torch's default (one thread per core) oversubscribes the cores: the
-    CDNOW ``--quick`` run took 216 s instead of 33 s on 2 shared cores.
-    """
-    torch = sys.modules.get("torch")
-    if n_jobs is None or torch is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_jobs)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _configure(est: BaseEstimator, *, seed: int | None, quick: bool, n_jobs: int | None) -> None:
@@ -421,90 +207,6 @@ def _configure(est: BaseEstimator, *, seed: int | None, quick: bool, n_jobs: int
                     update[key] = shrunk
     if update:
         est.set_params(**update)
-
-
-# ------------------------------------------------------------------------ measurement
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_STATM = Path("/proc/self/statm")
-
-
-def _rss_bytes() -> int | None:
-    """Resident set size of this process from /proc (Linux), else None."""
-    try:
-        return int(_STATM.read_text().split()[1]) * _PAGE_SIZE
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _release_free_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``).
-
-    Without it, memory freed by an earlier model stays in the process (RSS) and a later
-    model can reuse it without any RSS increase, so its peak would read as ~0.
-    """
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (e.g. musl): RSS stays a lower bound
-            pass
-
-
-class _Monitor:
-    """Samples the process memory in a thread while a model fits and predicts.
-
-    On Linux it reads the resident set size (``/proc/self/statm``) every 5 ms and reports
-    the peak increase over the value at ``start``: this counts every allocation (numpy,
-    torch, LightGBM/XGBoost native memory), unlike ``tracemalloc``, which only sees Python
-    allocations. Elsewhere it falls back to ``tracemalloc``'s peak (Python allocations
-    only, so torch tensors are missed). The same thread redraws the progress line.
-    """
-
-    def __init__(self, redraw: Callable[[], None] | None) -> None:
-        self._redraw = redraw
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._start_rss = 0
-        self.peak_rss = 0
-        self._tracing = False
-
-    def __enter__(self) -> _Monitor:
-        _release_free_memory()
-        rss = _rss_bytes()
-        if rss is None:
-            self._tracing = not tracemalloc.is_tracing()
-            if self._tracing:
-                tracemalloc.start()
-            tracemalloc.reset_peak()
-        else:
-            self._start_rss = self.peak_rss = rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        last_draw = 0.0
-        while not self._stop.wait(0.005):
-            rss = _rss_bytes()
-            if rss is not None and rss > self.peak_rss:
-                self.peak_rss = rss
-            now = time.monotonic()
-            if self._redraw is not None and now - last_draw > 0.25:
-                last_draw = now
-                self._redraw()
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        rss = _rss_bytes()
-        if rss is not None:
-            self.peak_rss = max(self.peak_rss, rss)
-            self.peak_mb = (self.peak_rss - self._start_rss) / 2**20
-        else:
-            self.peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
-            if self._tracing:
-                tracemalloc.stop()
 
 
 class _Progress:
@@ -584,13 +286,11 @@ def _last_column(a: np.ndarray) -> np.ndarray:
 
 
 def _score(y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
+    """The table's metric columns; the model's P(y > 0) goes to the metrics that take it."""
     out = {}
-    for col in METRICS:
-        if col.key == "sva":
-            out[col.key] = sva(y_true, pred, nonzero_proba=proba)
-        else:
-            assert col.func is not None
-            out[col.key] = float(col.func(y_true, pred))
+    for col in TABLE_METRICS:
+        assert col.metric is not None
+        out[col.key] = col.metric(y_true, pred, nonzero_proba=proba)
     return out
 
 
@@ -598,15 +298,6 @@ def _score(y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> di
 class _Fold:
     train: np.ndarray
     test: np.ndarray
-
-
-@dataclass
-class BenchmarkResult:
-    """What :func:`run_benchmark` measured, for :func:`write_benchmark`."""
-
-    table: pd.DataFrame
-    y_true: np.ndarray
-    predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _splits(n: int, test_size: float, cv: int | None, seed: int | None) -> list[_Fold]:
@@ -641,6 +332,30 @@ def _check_inputs(X: object, y: object) -> tuple[pd.DataFrame, np.ndarray]:
     return frame, y_arr
 
 
+def _check_seeds(seeds: Sequence[int] | None, seed: int | None) -> list[int | None]:
+    """The model seeds: ``seeds`` (distinct ints), or ``[seed]`` when None."""
+    if seeds is None:
+        return [seed]
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
+        raise ValueError(f"seeds must be a sequence of ints (e.g. [0, 1, 2]), got {seeds!r}.")
+    values = list(seeds)
+    if not values or not all(_is_int(s) for s in values):
+        raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"seeds must be distinct, got {seeds!r}.")
+    return [int(s) for s in values]
+
+
+def _data_digest(frame: pd.DataFrame, y_arr: np.ndarray) -> str:
+    """SHA-256 of the benchmarked table: column names, dtypes, values and the target."""
+    digest = hashlib.sha256()
+    for name, dtype in frame.dtypes.items():
+        digest.update(f"{name}\0{dtype}\0".encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(np.ascontiguousarray(y_arr, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
 def run_benchmark(
     X: object,
     y: object,
@@ -649,19 +364,22 @@ def run_benchmark(
     test_size: float = 0.3,
     cv: int | None = None,
     seed: int | None = 0,
+    seeds: Sequence[int] | None = None,
     quick: bool = False,
     out: str | os.PathLike | None = None,
     baseline_column: str = "monetary_total",
     n_jobs: int | None = None,
     progress: TextIO | None = None,
-    return_predictions: bool = False,
-) -> pd.DataFrame | BenchmarkResult:
+    data_name: str = "data",
+) -> BenchmarkResult:
     """Fit and score several LTV models on one customer table; one row per model.
 
     Each model is fitted on the training part and scored on the held-out part with the
-    ltvkit metrics (:data:`METRICS`), its fit time, predict time and peak memory; with
-    ``cv`` the scores are the mean (and ``<metric>_std``) over K folds. A model that
-    raises is reported as ``failed: <reason>`` and the run goes on.
+    table's metrics (:data:`~ltvkit.benchmark.TABLE_METRICS`, from the metric registry),
+    its fit time, predict time and peak memory. With ``cv`` the scores are the mean
+    over K folds; with ``seeds`` each model is fitted once per seed on the same split
+    (or folds) and the table gives the mean and sd over those fits. A model that raises
+    is reported as ``failed: <reason>`` and the run goes on.
 
     Parameters
     ----------
@@ -683,14 +401,21 @@ def run_benchmark(
     cv : int or None, default=None
         K-fold cross-validation (shuffled, seeded) instead of one split; K >= 2.
     seed : int or None, default=0
-        Seeds the split and every model with a ``random_state`` parameter.
+        Seeds the split (and the folds), and every model with a ``random_state``
+        parameter unless ``seeds`` is given.
+    seeds : sequence of int or None, default=None
+        Model seeds: each model is fitted once per seed (its ``random_state``) on the
+        same split, and every column is the mean over the fits with a
+        ``<column>_std`` (sd, ddof=1) after it, like the quality studies' "mean ± sd
+        over seeds". With ``cv`` the mean and sd are over every (fold, seed) fit.
     quick : bool, default=False
         Small and short models for a first look: the caps of :data:`QUICK_PARAMS` (5
         epochs, 50 boosting rounds) and :data:`QUICK_MAX_UNITS` (layer widths of every
         ``*_units`` parameter) are applied by ``set_params`` to every model having those
-        parameters; never enlarges a model.
+        parameters; never enlarges a model. Not for choosing a model (the charts say so).
     out : str, path-like or None, default=None
-        If given, :func:`write_benchmark` writes the tables and pictures there.
+        If given, :func:`~ltvkit.benchmark.write_benchmark` writes the tables, the
+        pictures and the run record there.
     baseline_column : str, default="monetary_total"
         Past-spend column of the ``calibration_spend`` peer (skipped when absent from
         ``X``, unless asked for by name: then it is an error).
@@ -700,33 +425,35 @@ def run_benchmark(
         None leaves the models' and torch's defaults.
     progress : text stream or None, default=None
         Where to print one progress line per model (e.g. ``sys.stderr``); None is silent.
-    return_predictions : bool, default=False
-        Return a :class:`BenchmarkResult` (table, the scored ``y_true`` and each model's
-        held-out or out-of-fold predictions) instead of the table alone.
+    data_name : str, default="data"
+        What the data is called in the chart titles and the run record.
 
     Returns
     -------
-    table : pandas.DataFrame
-        Indexed by model name, with the :data:`METRICS` columns, ``fit_seconds``,
-        ``predict_ms_per_1k``, ``peak_memory_mb`` (the increase of the process's resident
-        memory while the model fits and predicts; see ``docs/benchmarks.md``), ``status``
-        (``"ok"``, ``"failed: ..."`` or ``"skipped: ..."``) and, with ``cv``, a ``*_std``
-        column after each measured column.
+    BenchmarkResult
+        ``.table`` is indexed by model name, with the table's metric columns,
+        ``fit_seconds``, ``predict_ms_per_1k``, ``peak_memory_mb`` (the increase of the
+        process's resident memory while the model fits and predicts; see
+        ``docs/benchmarks.md``), ``status`` (``"ok"``, ``"failed: ..."`` or
+        ``"skipped: ..."``) and, with ``cv`` or several ``seeds``, a ``*_std`` column
+        after each measured column; ``.scores`` has one row per fit; ``.y_true`` and
+        ``.predictions`` are what the charts draw.
 
     Raises
     ------
     ValueError
-        Bad ``X``/``y`` (the ltvkit contract), an unknown model name, a bad ``test_size``
-        or ``cv``.
+        Bad ``X``/``y`` (the ltvkit contract), an unknown model name, a bad
+        ``test_size``, ``cv`` or ``seeds``.
 
     Examples
     --------
     >>> from ltvkit.datasets import make_ltv
     >>> X, y = make_ltv(n_samples=500, n_features=4, random_state=0)
-    >>> table = run_benchmark(X, y, models=["lgbm_tweedie"], quick=True)
-    >>> table.loc["lgbm_tweedie", "status"]
+    >>> result = run_benchmark(X, y, models=["lgbm_tweedie"], quick=True)
+    >>> result.table.loc["lgbm_tweedie", "status"]
     'ok'
     """
+    started = datetime.datetime.now(datetime.timezone.utc)
     if cv is not None:
         if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
             raise ValueError(f"cv must be an integer >= 2, got {cv!r}.")
@@ -735,6 +462,7 @@ def run_benchmark(
         isinstance(test_size, (float, int)) and 0 < test_size < 1
     ):
         raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}.")
+    model_seeds = _check_seeds(seeds, seed)
     n_jobs = _resolve_n_jobs(n_jobs)
     frame, y_arr = _check_inputs(X, y)
     multi_target = y_arr.ndim == 2
@@ -747,7 +475,7 @@ def run_benchmark(
     for spec in specs:
         if spec.estimator is not None and spec.skip_reason is None:
             try:
-                _configure(spec.estimator, seed=seed, quick=quick, n_jobs=n_jobs)
+                _configure(spec.estimator, seed=model_seeds[0], quick=quick, n_jobs=n_jobs)
             except Exception as exc:  # e.g. a set_params that validates and refuses
                 spec.skip_reason = f"failed: {_short_reason(exc)}"
         if spec.multi_horizon and not multi_target and spec.skip_reason is None:
@@ -756,6 +484,8 @@ def run_benchmark(
                 "(e.g. --target 13w,26w,39w)"
             )
 
+    fits = [(k, fold, s) for k, fold in enumerate(folds) for s in model_seeds]
+    several = len(fits) > 1
     report = _Progress(progress, len(specs))
     report.name_width = max([12, *(len(s.name) for s in specs)])
     if cv is not None:
@@ -765,18 +495,19 @@ def run_benchmark(
         scored = y_last[folds[0].test]
         oof_rows = folds[0].test
     rows: list[dict[str, Any]] = []
+    per_fit_rows: list[dict[str, Any]] = []
     predictions: dict[str, np.ndarray] = {}
     warmed: set[type] = set()
     with _torch_threads(n_jobs):
         for i, spec in enumerate(specs, start=1):
             row: dict[str, Any] = {"model": spec.name}
-            report.start(i, spec.name, 2 * len(folds))
+            report.start(i, spec.name, 2 * len(fits))
             if spec.skip_reason is not None:
                 row["status"] = spec.skip_reason
                 report.finish(row["status"])
                 rows.append(row)
                 continue
-            per_fold: list[dict[str, float]] = []
+            per_fit: list[dict[str, Any]] = []
             oof = np.full(n, np.nan)
             notes: list[str] = []
             report.step(0, "warm-up")
@@ -784,10 +515,13 @@ def run_benchmark(
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    for k, fold in enumerate(folds):
-                        per_fold.append(
-                            _fit_one(spec, frame, y_arr, fold, multi_target, oof, report, k, folds)
+                    for j, (k, fold, s) in enumerate(fits):
+                        label = _fit_label(k, len(folds), s, len(model_seeds))
+                        keep = oof if s == model_seeds[0] else None
+                        scores = _fit_one(
+                            spec, frame, y_arr, fold, multi_target, s, keep, report, j, label
                         )
+                        per_fit.append({"model": spec.name, "fold": k, "seed": s, **scores})
                 # data-quality warnings were raised once, by the input check above
                 kept = [w for w in caught if not issubclass(w.category, DataQualityWarning)]
                 for msg in dict.fromkeys(_warning_text(w) for w in kept):
@@ -797,37 +531,67 @@ def run_benchmark(
                 report.finish(row["status"])
                 rows.append(row)
                 continue
-            table = pd.DataFrame(per_fold)
+            table = pd.DataFrame(per_fit).drop(columns=["model", "fold", "seed"])
             for col in table.columns:
                 row[col] = float(table[col].mean())
-                if cv is not None:
+                if several:
                     row[f"{col}_std"] = float(table[col].std(ddof=1))
             row["status"] = "ok"
             predictions[spec.name] = oof[oof_rows]
+            per_fit_rows += per_fit
             report.finish(f"ok  Gini {row['normalized_gini']:.3f}", notes[:5])
             rows.append(row)
 
     columns = []
-    for col in (*METRICS, *COSTS):
+    for col in (*TABLE_METRICS, *COSTS):
         columns.append(col.key)
-        if cv is not None:
+        if several:
             columns.append(f"{col.key}_std")
     result = pd.DataFrame(rows).set_index("model").reindex(columns=[*columns, "status"])
     result.attrs.update(
         {
             "n_rows": n,
+            "features": int(frame.shape[1]),
             "n_test": len(scored),
             "cv": cv,
             "test_size": None if cv is not None else float(test_size),
             "seed": seed,
+            "seeds": None if seeds is None else [int(s) for s in model_seeds],
             "quick": bool(quick),
             "multi_horizon_target": multi_target,
         }
     )
-    bench = BenchmarkResult(result, scored, predictions)
+    arguments = {
+        "models": models if models is None or isinstance(models, str) else list(models),
+        "test_size": test_size,
+        "cv": cv,
+        "seed": seed,
+        "seeds": result.attrs["seeds"],
+        "quick": bool(quick),
+        "baseline_column": baseline_column,
+        "n_jobs": n_jobs,
+    }
+    bench = BenchmarkResult(
+        result,
+        scored,
+        predictions,
+        scores=pd.DataFrame(per_fit_rows),
+        data_name=str(data_name),
+        data_sha256=_data_digest(frame, y_arr),
+        arguments=arguments,
+        started=started,
+    )
     if out is not None:
+        from ltvkit.benchmark._report import write_benchmark
+
         write_benchmark(bench, out, progress=progress)
-    return bench if return_predictions else result
+    return bench
+
+
+def _fit_label(k: int, n_folds: int, seed: int | None, n_seeds: int) -> str:
+    """`` fold 2/5``, `` seed 3`` or both, for the progress line."""
+    label = f" fold {k + 1}/{n_folds}" if n_folds > 1 else ""
+    return label + (f" seed {seed}" if n_seeds > 1 else "")
 
 
 #: Parameters of the untimed warm-up fit (generic, like QUICK_PARAMS).
@@ -882,26 +646,28 @@ def _fit_one(
     y_arr: np.ndarray,
     fold: _Fold,
     multi_target: bool,
-    oof: np.ndarray,
+    seed: int | None,
+    oof: np.ndarray | None,
     report: _Progress,
-    k: int,
-    folds: list[_Fold],
+    j: int,
+    label: str,
 ) -> dict[str, float]:
+    """Fit a fresh copy on ``fold.train`` (``random_state=seed``), score it on ``fold.test``."""
     assert spec.estimator is not None
     est = clone(spec.estimator)
+    if seed is not None and "random_state" in est.get_params(deep=False):
+        est.set_params(random_state=seed)
     X_tr, X_te = _take(frame, fold.train), _take(frame, fold.test)
     y_tr = y_arr[fold.train]
     if multi_target and not spec.multi_horizon:
         y_tr = y_tr[:, -1]  # single-horizon models learn the last (longest) horizon
     y_te = _last_column(y_arr[fold.test])
-    n_folds = len(folds)
-    fold_label = f" fold {k + 1}/{n_folds}" if n_folds > 1 else ""
-    report.step(2 * k, f"fit{fold_label}")
+    report.step(2 * j, f"fit{label}")
     with _Monitor(report.draw if report.live else None) as mon:
         t0 = time.perf_counter()
         est.fit(X_tr, y_tr)
         fit_s = time.perf_counter() - t0
-        report.step(2 * k + 1, f"predict{fold_label}")
+        report.step(2 * j + 1, f"predict{label}")
         t0 = time.perf_counter()
         pred = est.predict(X_te)
         pred_s = time.perf_counter() - t0
@@ -912,160 +678,11 @@ def _fit_one(
     if pred.shape != y_te.shape:
         raise ValueError(f"predict returned shape {pred.shape}, expected {y_te.shape}.")
     pred = check_predictions(pred, spec.name)
-    oof[fold.test] = pred
+    if oof is not None:
+        oof[fold.test] = pred
     scores = _score(y_te, pred, proba)
     scores["fit_seconds"] = fit_s
     scores["predict_ms_per_1k"] = 1000.0 * pred_s / max(len(fold.test), 1) * 1000.0
     scores["peak_memory_mb"] = max(float(mon.peak_mb), 0.0)
-    report.step(2 * k + 2, "scored")
+    report.step(2 * j + 2, "scored")
     return scores
-
-
-# ---------------------------------------------------------------------------- output
-def _best_rows(table: pd.DataFrame) -> dict[str, set[str]]:
-    ok = table[table["status"] == "ok"]
-    # The calibration-spend peer learns nothing: it would always "win" time and memory.
-    learners = ok.drop(index=[n for n in ok.index if n == "calibration_spend"])
-    best: dict[str, set[str]] = {}
-    for col in (*METRICS, *COSTS):
-        rows = learners if col in COSTS else ok
-        if col.key not in rows or rows[col.key].isna().all() or len(rows) < 2:
-            continue
-        values = rows[col.key].round(col.digits)
-        target = values.max() if col.higher_is_better else values.min()
-        best[col.key] = set(values.index[values == target])
-    return best
-
-
-def _fmt(value: float, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if abs(value) >= 10 ** (7 - digits):
-        return f"{value:.3g}"
-    return f"{value:.{digits}f}"
-
-
-def format_table(table: pd.DataFrame, fmt: str = "text") -> str:
-    """Render a :func:`run_benchmark` table as aligned text or Markdown.
-
-    The best value of each column (among models whose status is ``ok``; for time and
-    memory, not counting the ``calibration_spend`` peer, which fits nothing) is marked:
-    with a ``*`` in text, in bold in Markdown. Direction: Gini, Spearman, SVA and Recall are
-    higher-is-better; errors, Mutual Gini, time and memory are lower-is-better.
-
-    Parameters
-    ----------
-    table : DataFrame
-        The output of :func:`run_benchmark`.
-    fmt : {"text", "markdown"}, default="text"
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"normalized_gini": [0.7, 0.6], "status": ["ok", "ok"]},
-    ...                  index=pd.Index(["a", "b"], name="model"))
-    >>> print(format_table(t, "markdown").splitlines()[2])
-    | a | **0.700** | ok |
-    """
-    if fmt not in ("text", "markdown"):
-        raise ValueError(f"fmt must be 'text' or 'markdown', got {fmt!r}.")
-    best = _best_rows(table)
-    cols = [c for c in (*METRICS, *COSTS) if c.key in table.columns]
-    header = ["model", *(c.label for c in cols), "status"]
-    body: list[list[str]] = []
-    for name, row in table.iterrows():
-        cells = [str(name)]
-        for c in cols:
-            value = row[c.key]
-            text = _fmt(value, c.digits)
-            std_key = f"{c.key}_std"
-            if text and std_key in table.columns and not pd.isna(row[std_key]):
-                text += f" ± {_fmt(row[std_key], c.digits)}"
-            if text and name in best.get(c.key, ()):
-                text = f"**{text}**" if fmt == "markdown" else f"{text}*"
-            cells.append(text)
-        cells.append(str(row.get("status", "")))
-        body.append(cells)
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(header) + " |"]
-        lines.append("|" + "|".join(["---"] + ["---:"] * len(cols) + ["---"]) + "|")
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return "\n".join(lines)
-    widths = [max(len(r[j]) for r in [header, *body]) for j in range(len(header))]
-    out = []
-    for r in [header, *body]:
-        parts = [r[0].ljust(widths[0])]
-        parts += [r[j].rjust(widths[j]) for j in range(1, len(r) - 1)]
-        parts.append(r[-1])
-        out.append("  ".join(parts).rstrip())
-    out.insert(1, "-" * len(out[0]))
-    return "\n".join(out)
-
-
-def write_benchmark(
-    result: BenchmarkResult,
-    out: str | os.PathLike,
-    *,
-    progress: TextIO | None = None,
-    prefix: str = "",
-    tables: bool = True,
-) -> dict[str, Path]:
-    """Write ``results.csv``, ``results.md`` and, with matplotlib, the three pictures.
-
-    Parameters
-    ----------
-    result : BenchmarkResult
-        From ``run_benchmark(..., return_predictions=True)``.
-    out : str or path-like
-        Directory (created if needed).
-    progress : text stream or None
-        Where to say that the pictures were skipped (no matplotlib).
-    prefix : str, default=""
-        Prepended to every file name (e.g. ``"cdnow_"``).
-    tables : bool, default=True
-        Write the CSV and Markdown tables (False: the pictures only).
-
-    Returns
-    -------
-    dict
-        Kind (``"csv"``, ``"markdown"``, ``"gain_chart"``, ``"decile_chart"``,
-        ``"lorenz"``) -> path written.
-    """
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    if tables:
-        csv_path = out_dir / f"{prefix}results.csv"
-        result.table.to_csv(csv_path)
-        written["csv"] = csv_path
-        md_path = out_dir / f"{prefix}results.md"
-        md_path.write_text(format_table(result.table, "markdown") + "\n", encoding="utf-8")
-        written["markdown"] = md_path
-    if not result.predictions:
-        return written
-    try:
-        from matplotlib.figure import Figure
-
-        from ltvkit import plotting
-    except ImportError:
-        if progress is not None:
-            progress.write(
-                "ltvkit benchmark: matplotlib is not installed, so no pictures were drawn "
-                "(pip install 'ltvkit[plot]'); the tables were written.\n"
-            )
-        return written
-    charts = (
-        ("gain_chart", plotting.plot_gain_chart),
-        ("decile_chart", plotting.plot_decile_chart),
-        ("lorenz", plotting.plot_lorenz),
-    )
-    for kind, func in charts:
-        fig = Figure(figsize=(7.5, 5.5), layout="constrained")
-        func(result.y_true, result.predictions, ax=fig.subplots())
-        path = out_dir / f"{prefix}{kind}.png"
-        fig.savefig(path, dpi=110)
-        written[kind] = path
-    return written
