@@ -537,7 +537,7 @@ def test_a_registered_model_is_exposed_everywhere():
     with _registered(NEWCOMER, "newcomer_model"):
         cls = dict(all_estimators("regressor"))[NEWCOMER]
         assert getattr(ltvkit, NEWCOMER) is cls
-        from ltvkit._benchmark import available_models
+        from ltvkit.benchmark import available_models
 
         assert available_models()["log_mse"] is cls
 
