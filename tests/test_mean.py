@@ -706,10 +706,12 @@ def test_cdnow_three_horizons_are_monotone_and_the_longest_beats_past_spend():
     """The issue's done-criterion, in a fast configuration.
 
     ``load_cdnow(horizons_weeks=(13, 26, 39))``, the fixed split, one network for the
-    three horizons at MEAN's defaults except the narrow widths of the 1-D test above and
-    20 epochs. Every test customer's predictions must be non-decreasing along the
-    horizons, and the 39-week column must rank better than past spend by normalized Gini
-    (``benchmarks/quality_mean_horizons.py`` reports 3 seeds at the paper's sizes).
+    three horizons at MEAN's defaults except the narrow widths of the 1-D test above
+    (about 4x less training time). Every test customer's predictions must be
+    non-decreasing along the horizons, and the 39-week column must rank better than past
+    spend by normalized Gini. ``benchmarks/quality_mean_horizons.py`` reports 3 seeds,
+    at the paper's sizes and (``--size small``) at these; fewer epochs than the default
+    30 do not make it (20 epochs: Gini 0.704-0.712 against 0.715, documented).
     """
     from ltvkit.datasets import load_cdnow
     from ltvkit.metrics import normalized_gini
@@ -717,7 +719,7 @@ def test_cdnow_three_horizons_are_monotone_and_the_longest_beats_past_spend():
     X, Y = load_cdnow(horizons_weeks=(13, 26, 39))
     X_tr, X_te, Y_tr, Y_te = train_test_split(X, Y.to_numpy(), test_size=0.3, random_state=0)
     model = MEANRegressor(
-        hidden_units=(64, 32), expert_units=(32,), dam_units=(32,), max_epochs=20, random_state=0
+        hidden_units=(64, 32), expert_units=(32,), dam_units=(32,), random_state=0
     ).fit(X_tr, Y_tr)
     pred = model.predict(X_te)
     assert pred.shape == (len(X_te), 3)
