@@ -754,3 +754,80 @@ def test_bucket_temperature_maximises_the_training_likelihood(fitted, toy):
     np.testing.assert_array_equal(
         raw.predict_bucket_proba(X), torch.softmax(torch.from_numpy(logits_raw), -1).numpy()
     )
+
+
+@pytest.mark.parametrize("dam", [True, False])
+@pytest.mark.parametrize("n_horizons", [1, 3])
+def test_predict_quantiles_contract_with_and_without_dam(dam, n_horizons):
+    """tests/test_common.py's shared quantile contract, for both DAM settings and targets."""
+    X, y = make_ltv(
+        n_samples=400,
+        n_features=5,
+        n_categorical=2,
+        n_horizons=n_horizons,
+        random_state=0,
+    )
+    y = np.asarray(y, dtype=float)
+    levels = [0.0, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99]
+    model = MEANRegressor(**dict(FAST, max_epochs=10, batch_size=64), dam=dam).fit(X, y)
+    assert hasattr(model, "predict_bucket_proba") == dam
+    Q = model.predict_quantiles(X, levels)
+    horizons = y.shape[1:]
+    assert Q.shape == (len(X), *horizons, len(levels))
+    assert Q.dtype == np.float64 and np.isfinite(Q).all() and (Q >= 0).all()
+    assert (np.diff(Q, axis=-1) >= 0).all()
+    np.testing.assert_array_equal(model.predict_quantiles(X, 0.5), Q[..., levels.index(0.5)])
+    p_nonzero = model.predict_nonzero_proba(X)
+    assert p_nonzero.shape == (len(X),) and ((p_nonzero >= 0) & (p_nonzero <= 1)).all()
+    # the point mass at zero, exactly, on the longest horizon
+    last = Q[:, -1, :] if Q.ndim == 3 else Q
+    p_zero = 1.0 - p_nonzero
+    below = np.asarray(levels)[None, :] <= p_zero[:, None] - 1e-9
+    above = np.asarray(levels)[None, :] >= p_zero[:, None] + 1e-9
+    assert below.any() and above.any()  # the check is not vacuous
+    assert (last[below] == 0).all() and (last[above] > 0).all()
+    top = model.predict_quantiles(X, 1.0)
+    assert np.isfinite(top).all() and (top >= Q[..., -1]).all()
+    for bad in ([0.5, 1.5], [-0.1], [], [[0.5]], "0.5", [np.nan]):
+        with pytest.raises(ValueError, match="quantiles"):
+            model.predict_quantiles(X, bad)
+
+
+@pytest.mark.parametrize("n_horizons", [1, 3])
+def test_epoch_scoring_scores_the_model_predict_gives(n_horizons):
+    """skorch's EpochScoring in training sees the estimator's own predict (the
+    retransformation refitted each epoch), not the uncorrected scaled output."""
+    from skorch.callbacks import EpochScoring
+
+    from ltvkit.metrics import get_scorer, nmae
+
+    X, y = make_ltv(
+        n_samples=400,
+        n_features=5,
+        n_categorical=2,
+        n_horizons=n_horizons,
+        random_state=1,
+    )
+    y = np.asarray(y, dtype=float)
+    scoring = EpochScoring(
+        get_scorer("neg_nmae"), lower_is_better=False, name="mae", use_caching=True
+    )
+    params = dict(FAST, max_epochs=3, batch_size=64, early_stopping=False)
+    model = MEANRegressor(**params, callbacks=[scoring])
+    model.fit(X[:300], y[:300], validation_data=(X[300:], y[300:]))
+    y_val, pred = y[300:], model.predict(X[300:])
+    if n_horizons > 1:
+        y_val, pred = y_val[:, -1], pred[:, -1]
+    # a value metric, not only a ranking one: the same function of the same weights
+    mae = -model.net_.history[-1, "mae"]
+    assert mae == pytest.approx(nmae(y_val, pred), rel=1e-9)
+    # the uncorrected value would score differently (the check can fail)
+    raw = MEANRegressor(**params, bias_correction="none").fit(X[:300], y[:300])
+    assert not np.allclose(raw.predict(X[300:]), model.predict(X[300:]))
+    # nothing from training is kept, and a refit does not read the previous correction
+    assert "_epoch_bias_correction" not in model.__dict__
+    assert dict(model.net_.callbacks_)["epoch_bias_correction"].estimator is None
+    model.fit(X[:300], 3 * y[:300], validation_data=(X[300:], 3 * y[300:]))
+    fresh = MEANRegressor(**params, callbacks=[scoring])
+    fresh.fit(X[:300], 3 * y[:300], validation_data=(X[300:], 3 * y[300:]))
+    np.testing.assert_allclose(model.net_.history[:, "mae"], fresh.net_.history[:, "mae"])

@@ -42,6 +42,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
 from torch import nn
 
 from ltvkit._utils import (
@@ -54,7 +55,7 @@ from ltvkit._utils import (
     check_quantile_levels,
     inverted_cdf_quantile,
 )
-from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
+from ltvkit.nn._base import TARGETS_KEY, BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, MLPBank, SharedBottom
 from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
@@ -420,6 +421,50 @@ class MEANLoss(nn.Module):
 
 
 # -- estimator -------------------------------------------------------------------------------
+class _EpochBiasCorrection(Callback):
+    """Refits the retransformation on the training rows at the end of every epoch.
+
+    ``predict`` of a MEAN model is ``bias_correction(s_hat)``, fitted after training
+    (``_after_fit``); the net's own ``predict`` in training (what skorch's
+    ``EpochScoring`` scores) must be the same function of the current weights, or an
+    epoch's score is not the score of the model that epoch would give. So each epoch,
+    before the user's callbacks run, this refits the correction on the trained rows'
+    current scaled predictions, exactly as ``_after_fit`` does on the fitted weights.
+    Only added when the user passes ``callbacks`` (nothing else predicts in training):
+    it costs one forward pass over the training rows per epoch.
+    """
+
+    def __init__(self, estimator: MEANRegressor) -> None:
+        self.estimator = estimator
+
+    def on_epoch_end(self, net: Any, dataset_train: Any = None, **kwargs: Any) -> None:
+        est = self.estimator
+        if dataset_train is None or est is None:
+            return
+        was_training = net.module_.training
+        net.module_.eval()
+        s_parts, y_parts, w_parts = [], [], []
+        with torch.inference_mode():
+            for Xi, yi in net.get_iterator(dataset_train, training=False):
+                targets = Xi[TARGETS_KEY]
+                out = net.module_(**{k: v for k, v in Xi.items() if k != TARGETS_KEY})
+                s_parts.append(est._scaled_prediction(out).cpu().numpy())
+                y_parts.append(np.asarray(yi.cpu(), dtype=np.float64).reshape(len(yi), -1))
+                w = targets.get("weight")
+                w_parts.append(
+                    np.ones(len(yi)) if w is None else np.asarray(w.cpu(), dtype=np.float64)
+                )
+        net.module_.train(was_training)
+        s_hat, Y, w = np.concatenate(s_parts), np.concatenate(y_parts), np.concatenate(w_parts)
+        est._epoch_bias_correction = [
+            est._fit_bias_correction(Y[:, t], s_hat[:, t], w, t) for t in range(Y.shape[1])
+        ]
+
+    def on_train_end(self, net: Any, **kwargs: Any) -> None:
+        # the fitted net keeps its callbacks: no reference back to the estimator
+        self.estimator = None
+
+
 def _has_dam(estimator: MEANRegressor) -> bool:
     if not estimator.dam:
         raise AttributeError(
@@ -763,6 +808,9 @@ class MEANRegressor(BaseDeepRegressor):
 
     # -- targets ----------------------------------------------------------------------
     def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
+        # a refit: the previous fit's correction must not serve this training's predict
+        self.__dict__.pop("bias_correction_", None)
+        self.__dict__.pop("_epoch_bias_correction", None)
         one_d = y.ndim == 1 or getattr(self, "target_ndim_", 2) == 1
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         w = np.ones(Y.shape[0]) if sample_weight is None else sample_weight
@@ -884,8 +932,20 @@ class MEANRegressor(BaseDeepRegressor):
             distill_temperature=float(self.distill_temperature),
         )
 
+    def _model_callbacks(self) -> list[tuple[str, Callback]]:
+        # the user's callbacks may predict in training (EpochScoring): keep the net's
+        # predict the estimator's, with the correction refitted each epoch
+        if self.callbacks:
+            return [("epoch_bias_correction", _EpochBiasCorrection(self))]
+        return []
+
     # -- prediction -------------------------------------------------------------------
     def _corrections(self) -> list[dict[str, Any]]:
+        if "bias_correction_" not in self.__dict__:
+            # in training (the fitted correction does not exist yet): the one refitted
+            # at the end of the last epoch, else the plain inverse of the scaling
+            epoch = self.__dict__.get("_epoch_bias_correction")
+            return epoch if epoch is not None else [{"kind": "none"}] * self.n_horizons_
         c = self.bias_correction_
         return [c] if isinstance(c, dict) else list(c)
 
@@ -942,6 +1002,7 @@ class MEANRegressor(BaseDeepRegressor):
         more than it needs out-of-sample scores (``docs/models/mean.md`` compares
         both). Sample-weighted, like the loss.
         """
+        self.__dict__.pop("_epoch_bias_correction", None)  # training's, not the model's
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         w = np.ones(Y.shape[0]) if sample_weight is None else sample_weight
         s_hat = self._forward_outputs(X, self._scaled_prediction)  # (n, T)
