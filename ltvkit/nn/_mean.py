@@ -597,7 +597,8 @@ class MEANRegressor(BaseDeepRegressor):
         same widths, a bypass that touches the MVFE only through the alignment terms
         (ltvkit's reading before 2026-12). Both rank the same within the seed noise on
         CDNOW, Online Retail and the first-purchase CDNOW table; ``"shared"`` is the
-        paper's reading and trains 1.3-2x faster (``docs/models/mean.md``).
+        paper's reading and, with one bottom fewer, trains faster
+        (``docs/models/mean.md``).
     bucket_calibration : {"temperature", "none"}, default="temperature"
         How the DAM's bucket probabilities are read after training (per horizon).
         ``"temperature"``: ``softmax(k / T)`` with one temperature ``T`` fitted on the
@@ -652,7 +653,11 @@ class MEANRegressor(BaseDeepRegressor):
         (assumes one residual distribution for everybody; badly over-predicts
         zero-inflated data, kept for comparison). ``"none"``: ``T^-1(s_hat)``, a
         median-like value. ``sample_weight`` weights the correction as it weights the
-        loss.
+        loss. In training, when ``callbacks`` are given (e.g. skorch's
+        ``EpochScoring``), the correction is refitted at the end of every epoch on the
+        training rows, so the net's ``predict`` that the callbacks score is the
+        estimator's ``predict`` of that epoch's weights (without the early-stopping
+        rows, which the final correction also uses).
     hidden_units : tuple of int, default=(512, 256)
         The shared layer (the paper's ``[512, 256]``), read by the MVFE and the DAM;
         with ``dam_input="separate"`` the DAM has its own shared layer of these widths.
