@@ -90,6 +90,7 @@ class ToyMultiHorizonRegressor(ToyHurdleRegressor):
     """A multi-horizon toy: predicts the per-horizon means scaled by the score."""
 
     _multi_horizon = True
+    _requires_multi_horizon = True
 
     def fit(self, X, y, sample_weight=None):
         super().fit(X, y, sample_weight)

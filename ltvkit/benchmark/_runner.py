@@ -90,7 +90,9 @@ def _lookup_key(name: str) -> str:
 class _Spec:
     name: str
     estimator: BaseEstimator | None
-    multi_horizon: bool = False
+    multi_horizon: bool = False  # takes a 2-D target of cumulative horizons
+    # only meaningful with several horizons (ODMN: with one it is MDME): skipped on 1-D
+    needs_horizons: bool = False
     skip_reason: str | None = None  # the row's status when the model is not run
     peer: bool = False
 
@@ -128,7 +130,8 @@ def _resolve_models(
             if not hasattr(est, "fit") or not hasattr(est, "predict"):
                 raise ValueError(f"models[{name!r}] is not an estimator (needs fit/predict).")
             multi = bool(getattr(est, "_multi_horizon", False))
-            specs.append(_Spec(str(name), est, multi_horizon=multi))
+            needs = bool(getattr(est, "_requires_multi_horizon", False))
+            specs.append(_Spec(str(name), est, multi_horizon=multi, needs_horizons=needs))
         if not specs:
             raise ValueError("models is empty: give at least one model.")
         return specs
@@ -169,10 +172,11 @@ def _resolve_models(
         else:
             assert isinstance(kind, type)
             multi = bool(getattr(kind, "_multi_horizon", False))
+            needs = bool(getattr(kind, "_requires_multi_horizon", False))
             try:
-                spec = _Spec(name, kind(), multi_horizon=multi)
+                spec = _Spec(name, kind(), multi_horizon=multi, needs_horizons=needs)
             except Exception as exc:  # a broken model gets a failed row, not a crash
-                spec = _Spec(name, None, multi_horizon=multi)
+                spec = _Spec(name, None, multi_horizon=multi, needs_horizons=needs)
                 spec.skip_reason = f"failed: {_short_reason(exc)}"
         specs.append(spec)
     return specs
@@ -478,7 +482,7 @@ def run_benchmark(
                 _configure(spec.estimator, seed=model_seeds[0], quick=quick, n_jobs=n_jobs)
             except Exception as exc:  # e.g. a set_params that validates and refuses
                 spec.skip_reason = f"failed: {_short_reason(exc)}"
-        if spec.multi_horizon and not multi_target and spec.skip_reason is None:
+        if spec.needs_horizons and not multi_target and spec.skip_reason is None:
             spec.skip_reason = (
                 "skipped: multi-horizon model; needs a 2-D target of cumulative horizons "
                 "(e.g. --target 13w,26w,39w)"

@@ -1140,6 +1140,9 @@ tower_units
     """
 
     _multi_horizon = True
+    # one horizon leaves nothing to order: ODMN is then MDME, so a benchmark on a 1-D
+    # target skips it (MDME has the row)
+    _requires_multi_horizon = True
 
     def __init__(
         self,
