@@ -21,7 +21,7 @@ def data():
 @pytest.fixture(scope="module")
 def mixture(data):
     X, y = data
-    return HybridRegressor(**FAST, n_networks=2, random_state=0).fit(X, y)
+    return HybridRegressor(**FAST, n_networks=2, tree_share=None, random_state=0).fit(X, y)
 
 
 def test_mixture_mean_and_proba_are_the_components_mixed_with_the_share(mixture, data):
@@ -42,6 +42,8 @@ def test_mixture_mean_and_proba_are_the_components_mixed_with_the_share(mixture,
 def test_learned_share_maximizes_the_out_of_fold_likelihood(mixture):
     assert mixture.share_loglik_.shape == (101,)
     assert mixture.tree_share_ == pytest.approx(np.argmax(mixture.share_loglik_) / 100)
+    # the argmax is a real maximum of a likelihood curve, not its edge by default
+    assert np.isfinite(mixture.share_loglik_).all()
 
 
 def test_mixture_quantiles_invert_the_mixture_cdf(mixture, data):
@@ -79,13 +81,7 @@ def test_stack_feeds_the_booster_outputs_to_the_networks(data):
     )
 
 
-def test_stack_refuses_a_tree_share(data):
-    X, y = data
-    with pytest.raises(ValueError, match="tree_share"):
-        HybridRegressor(**FAST, combine="stack", tree_share=0.5).fit(X, y)
-
-
 def test_few_rows_skip_the_cross_fitting(data):
     X, y = data
-    model = HybridRegressor(**FAST, n_networks=1, random_state=0).fit(X[:100], y[:100])
+    model = HybridRegressor(**FAST, tree_share=None, random_state=0).fit(X[:100], y[:100])
     assert model.tree_share_ == 0.5 and model.share_loglik_ is None
