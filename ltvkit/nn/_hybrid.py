@@ -49,6 +49,11 @@ _BISECTION_STEPS = 80
 _P_CLIP = 1e-9
 
 
+def _take(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    """``a[idx]``, or None for no sample weights."""
+    return None if a is None else a[idx]
+
+
 def _lognormal_logpdf(log_y: np.ndarray, mu: np.ndarray, sigma: np.ndarray | float) -> np.ndarray:
     """Log density of ``log(y)`` under Normal(mu, sigma) (the 1/y Jacobian is left out)."""
     z = (log_y - mu) / sigma
@@ -298,16 +303,13 @@ class HybridRegressor(LTVRegressorMixin, BaseEstimator):
         valid_frame = None if valid is None else (self._columns(valid[0]), *valid[1:])
         folds = self._folds(y_arr, sw, fold_seed)
 
-        def pick(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
-            return None if a is None else a[idx]
-
         with warnings.catch_warnings():
             # the hybrid's own validation already warned about suspicious columns
             warnings.simplefilter("ignore", DataQualityWarning)
             if self.combine == "stack":
-                self._fit_stack(frame, y_arr, sw, valid_frame, folds, tree_seed, net_seed, pick)
+                self._fit_stack(frame, y_arr, sw, valid_frame, folds, tree_seed, net_seed)
             else:
-                self._fit_mixture(frame, y_arr, sw, valid_frame, folds, tree_seed, net_seed, pick)
+                self._fit_mixture(frame, y_arr, sw, valid_frame, folds, tree_seed, net_seed)
         return self
 
     def _fit_nets(self, frame, y, sw, valid, net_seed) -> None:
@@ -326,7 +328,7 @@ class HybridRegressor(LTVRegressorMixin, BaseEstimator):
         total = float(np.sum(w * net.predict(frame)))
         return math.log(float(np.sum(w * y)) / total) if total > 0 else 0.0
 
-    def _fit_stack(self, frame, y, sw, valid, folds, tree_seed, net_seed, pick) -> None:
+    def _fit_stack(self, frame, y, sw, valid, folds, tree_seed, net_seed) -> None:
         oof = np.zeros((len(y), 2))
         self.trees_ = self._make_trees(tree_seed, residuals=False).fit(frame, y, sw)
         if folds is None:
@@ -334,7 +336,7 @@ class HybridRegressor(LTVRegressorMixin, BaseEstimator):
         else:
             for k, (train, test) in enumerate(folds):
                 part = self._make_trees(tree_seed + k + 1, residuals=False)
-                part.fit(frame.iloc[train], y[train], pick(sw, train))
+                part.fit(frame.iloc[train], y[train], _take(sw, train))
                 rows = frame.iloc[test]
                 oof[test, 0] = np.log1p(part.predict(rows))
                 oof[test, 1] = part.predict_nonzero_proba(rows)
@@ -346,7 +348,7 @@ class HybridRegressor(LTVRegressorMixin, BaseEstimator):
         self.tree_sigma_ = float("nan")
         self.share_loglik_ = None
 
-    def _fit_mixture(self, frame, y, sw, valid, folds, tree_seed, net_seed, pick) -> None:
+    def _fit_mixture(self, frame, y, sw, valid, folds, tree_seed, net_seed) -> None:
         self.trees_ = self._make_trees(tree_seed, residuals=True).fit(frame, y, sw)
         self._fit_nets(frame, y, sw, valid, net_seed)
         # the booster's spend spread: its cross-fitted residuals' standard deviation
@@ -367,14 +369,14 @@ class HybridRegressor(LTVRegressorMixin, BaseEstimator):
         for k, (train, test) in enumerate(folds):
             rows = frame.iloc[test]
             trees = self._make_trees(tree_seed + k + 1, residuals=False)
-            trees.fit(frame.iloc[train], y[train], pick(sw, train))
+            trees.fit(frame.iloc[train], y[train], _take(sw, train))
             p_t[test] = trees.predict_nonzero_proba(rows)
             v_t[test] = trees.predict_positive_value(rows)
             net = self._make_net(net_seed + k + 1).fit(
-                frame.iloc[train], y[train], pick(sw, train)
+                frame.iloc[train], y[train], _take(sw, train)
             )
             params = net.predict_params(rows)
-            log_c = self._log_factor(net, frame.iloc[train], y[train], pick(sw, train))
+            log_c = self._log_factor(net, frame.iloc[train], y[train], _take(sw, train))
             p_z[test], mu_z[test] = params["p"], params["mu"] + log_c
             sig_z[test] = params["sigma"]
         mu_t = np.log(np.maximum(v_t, np.finfo(float).tiny)) - 0.5 * self.tree_sigma_**2
