@@ -85,3 +85,15 @@ def test_few_rows_skip_the_cross_fitting(data):
     X, y = data
     model = HybridRegressor(**FAST, tree_share=None, random_state=0).fit(X[:100], y[:100])
     assert model.tree_share_ == 0.5 and model.share_loglik_ is None
+
+
+def test_stack_survives_a_model_file(data, tmp_path):
+    import ltvkit
+
+    X, y = data
+    model = HybridRegressor(**FAST, combine="stack", random_state=0).fit(X, y)
+    loaded = ltvkit.load(ltvkit.save(model, tmp_path / "stack.ltvkit"))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(
+        loaded.predict_quantiles(X, [0.5, 0.9]), model.predict_quantiles(X, [0.5, 0.9])
+    )
