@@ -19,6 +19,7 @@ ESTIMATOR_LOCATIONS: dict[str, str] = {
     "ODMNRegressor": "ltvkit.nn._mdme",
     "MEANRegressor": "ltvkit.nn._mean",
     "CCORNetRegressor": "ltvkit.nn._ccornet",
+    "HybridRegressor": "ltvkit.nn._hybrid",
     "LTVBucketizer": "ltvkit.preprocessing._bucketizers",
     "QuantileBucketizer": "ltvkit.preprocessing._bucketizers",
 }

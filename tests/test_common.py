@@ -55,6 +55,7 @@ FAST_PARAMS: dict[str, dict] = {
     "ODMNRegressor": DEEP_FAST,
     "CCORNetRegressor": dict(DEEP_FAST, residual_units=(16, 8), high_value_units=(16, 8)),
     "MEANRegressor": dict(DEEP_FAST, expert_units=(8,), dam_units=(8,)),
+    "HybridRegressor": dict(DEEP_FAST, n_estimators=20, n_networks=2, n_jobs=1),
 }
 
 # One small grid per model for the GridSearchCV test.
@@ -71,6 +72,8 @@ DEEP_GRID = {"model__learning_rate": [3e-3, 1e-2]}
 CHECK_PARAMS: dict[str, dict] = {
     "MDMERegressor": dict(max_epochs=20),
     "ODMNRegressor": dict(max_epochs=20),
+    # its networks are deep models: the float64 reason above holds for them too
+    "HybridRegressor": dict(precision="float64"),
 }
 
 
