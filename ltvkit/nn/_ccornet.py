@@ -1379,6 +1379,10 @@ def _mixture_quantiles(proba: torch.Tensor, table: torch.Tensor, q: torch.Tensor
 
     ``table[b]``: bucket ``b``'s value quantiles at ``G`` evenly spaced levels of [0, 1].
     """
+    # sorted levels and a running maximum: non-decreasing in the level to the last bit,
+    # whatever the rounding of the interpolation
+    order = torch.argsort(q)
+    q = q[order]
     k = proba.shape[1]
     cdf = proba.cumsum(dim=1)
     # the first bucket whose cumulative probability reaches q (q <= P(b = 0): bucket 0)
@@ -1391,4 +1395,6 @@ def _mixture_quantiles(proba: torch.Tensor, table: torch.Tensor, q: torch.Tensor
     frac = pos - lo
     flat = table.reshape(-1)
     base = b * table.shape[1] + lo
-    return flat[base] * (1.0 - frac) + flat[base + 1] * frac
+    values = torch.lerp(flat[base], flat[base + 1], frac)  # exact at both ends
+    values = torch.cummax(values, dim=1).values
+    return torch.empty_like(values).index_copy_(1, order, values)
