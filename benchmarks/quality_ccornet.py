@@ -7,6 +7,7 @@ Retail)::
     OMP_NUM_THREADS=1 python benchmarks/quality_ccornet.py --study ladder    # Tables 3/4
     OMP_NUM_THREADS=1 python benchmarks/quality_ccornet.py --study ladder --base paper \\
         --datasets CDNOW --seeds 1
+    OMP_NUM_THREADS=1 python benchmarks/quality_ccornet.py --study values    # expected value
     OMP_NUM_THREADS=1 python benchmarks/quality_ccornet.py --study sweep --seeds 2 \\
         --param batch_size --values 256 1024 4096
 
@@ -54,6 +55,11 @@ Studies (``--study``):
   TwoStage, ZILN and the paper's unspecified *baseline* (the same encoder with one
   softplus output trained by MSE). The paper's rows are scored with the hard output, the
   ltvkit rows with ltvkit's default output.
+- ``values``: the default model's expected value with the training labels' bucket means
+  (ltvkit's) against the mixture of the network's bucket values ``v_b`` (the residual
+  values and the whale tower's ``v_high``), and with the top bucket's mean in place of
+  ``v_high``; the hard output; and the normalized Gini of ``v_high`` among the test
+  customers truly in the top bucket.
 - ``sweep``: the default model for several values of one hyperparameter.
 
 Prints Markdown tables.
@@ -378,6 +384,44 @@ def study_ladder(name: str, seeds: int, bases: list[str]) -> pd.DataFrame | None
     return _table(results, LADDER_COLUMNS, _header(name, split))
 
 
+VALUE_COLUMNS = ["GINI ↑", "GINI - past spend ↑", "Spearman ↑", "AMBE ↓", "NMAE ↓", "SVA ↑"]
+
+
+def study_values(name: str, seeds: int) -> pd.DataFrame | None:
+    """Which bucket values make the expected value: bucket means or the network's v_b."""
+    split = load_split(name)
+    if split is None:
+        print(f"{name}: data not found, skipped")
+        return None
+    X_tr, X_te, y_tr, y_te = split
+    scorer = Scorer(y_tr, y_te)
+    spend_gini = normalized_gini(y_te, X_te["monetary_total"].to_numpy(dtype=float))
+    results: dict[str, list[dict[str, float]]] = {}
+    for seed in range(seeds):
+        model, _ = _fit(
+            lambda s=seed: CCORNetRegressor(random_state=s), X_tr, y_tr, f"{name} seed {seed}"
+        )
+        proba, values = model.predict_bucket_proba(X_te), model.predict_bucket_values(X_te)
+        top = model.n_buckets_ - 1
+        nonzero = model.predict_nonzero_proba(X_te)
+        preds = {
+            "bucket means (ltvkit's expected)": proba @ model.bucket_means_,
+            "network values v_b": (proba * values).sum(axis=1),
+            "v_b, top bucket's mean for the top": (proba[:, :top] * values[:, :top]).sum(axis=1)
+            + proba[:, top] * model.bucket_means_[top],
+            "hard (walk)": model.set_params(prediction="hard").predict(X_te),
+        }
+        for label, pred in preds.items():
+            row = scorer.point(pred, nonzero)
+            row["GINI - past spend ↑"] = row["GINI ↑"] - spend_gini
+            results.setdefault(label, []).append(row)
+        # within the true top bucket: how the whale tower and the bucket mean rank
+        in_top = scorer.top_true
+        row = {"GINI ↑": normalized_gini(y_te[in_top], values[in_top, top])}
+        results.setdefault("v_top alone, customers truly in the top bucket", []).append(row)
+    return _table(results, VALUE_COLUMNS, _header(name, split))
+
+
 def _parse(value: str) -> object:
     for cast in (int, float):
         try:
@@ -416,7 +460,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--study", choices=["configs", "ladder", "sweep"], default="configs")
+    parser.add_argument(
+        "--study", choices=["configs", "ladder", "values", "sweep"], default="configs"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
         "--datasets", nargs="+", default=["CDNOW", "Online Retail", "CDNOW first purchase"]
@@ -438,6 +484,8 @@ def main() -> None:
             table = study_configs(name, args.seeds, args.configs)
         elif args.study == "ladder":
             table = study_ladder(name, args.seeds, args.base)
+        elif args.study == "values":
+            table = study_values(name, args.seeds)
         else:
             table = study_sweep(name, args.seeds, args.param, args.values)
         if table is not None:
