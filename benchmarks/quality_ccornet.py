@@ -58,7 +58,8 @@ Studies (``--study``):
 - ``values``: the default model's expected value with the training labels' bucket means
   (ltvkit's) against the mixture of the network's bucket values ``v_b`` (the residual
   values and the whale tower's ``v_high``), and with the top bucket's mean in place of
-  ``v_high``; the hard output; and the normalized Gini of ``v_high`` among the test
+  ``v_high``; the hard output with the walk and, on the same network, with the most
+  probable bucket (argmax); and the normalized Gini of ``v_high`` among the test
   customers truly in the top bucket.
 - ``sweep``: the default model for several values of one hyperparameter.
 
@@ -410,6 +411,8 @@ def study_values(name: str, seeds: int) -> pd.DataFrame | None:
             "v_b, top bucket's mean for the top": (proba[:, :top] * values[:, :top]).sum(axis=1)
             + proba[:, top] * model.bucket_means_[top],
             "hard (walk)": model.set_params(prediction="hard").predict(X_te),
+            # the same network, the most probable bucket of eq. 1 instead of the walk
+            "hard (argmax)": values[np.arange(len(values)), proba.argmax(axis=1)],
         }
         for label, pred in preds.items():
             row = scorer.point(pred, nonzero)

@@ -831,9 +831,10 @@ class CCORNetRegressor(BaseDeepRegressor):
         L2 penalty on each classifier's weights, added to the loss.
     stage_weights : tuple of float, default=(5.0, 2.5, 3.0)
         ``w_k`` of eq. 2.
-    negative_weights : tuple of float, default=(3.0, 5.0, 8.0)
-        ``lambda_k``: BCE weight of a stage's negatives. Values above 1 make ``p_k``
-        (and ``predict_nonzero_proba``) conservative, i.e. lower than calibrated.
+    negative_weights : tuple of float, default=(1.0, 1.0, 1.0)
+        ``lambda_k``: BCE weight of a stage's negatives (the paper's: (3.0, 5.0, 8.0)).
+        Values above 1 make ``p_k`` (and ``predict_nonzero_proba``, the bucket
+        distribution and the quantiles) conservative, i.e. lower than calibrated.
     bucket_embedding_dim : int, default=8
         Width of the learned bucket embedding ``E(b)`` (not given in the paper).
     residual_units : tuple of 2 ints, default=(200, 100)
