@@ -1149,6 +1149,12 @@ class CCORNetRegressor(BaseDeepRegressor):
     def _model_callbacks(self) -> list[tuple[str, Callback]]:
         return [("training_progress", TrainingProgress())]
 
+    def _predict_forward_kwargs(self) -> dict[str, Any]:
+        # the expected value needs only the cascade logits; the hard output the value of
+        # the assigned bucket. The net's own predict (skorch's scoring callbacks during
+        # training) passes the same, so it scores what ``predict`` returns.
+        return {"value_mode": "none" if self.prediction == "expected" else "hard"}
+
     def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
         if "values" in output:  # hard: the value of the assigned bucket
             return output["values"].double()
@@ -1184,8 +1190,9 @@ class CCORNetRegressor(BaseDeepRegressor):
         >>> model.fit(X, y).predict(X).shape
         (80,)
         """
-        mode = "none" if self.prediction == "expected" else "hard"
-        pred = self._forward_outputs(X, self._output_to_prediction, value_mode=mode)
+        pred = self._forward_outputs(
+            X, self._output_to_prediction, **self._predict_forward_kwargs()
+        )
         return check_predictions(pred, type(self).__name__)
 
     def predict_stage_proba(self, X: object) -> np.ndarray:
