@@ -382,6 +382,9 @@ def study_ladder(name: str, seeds: int, bases: list[str]) -> pd.DataFrame | None
                 )
                 label = f"{base}: {rung}, {model.prediction}"
                 results.setdefault(label, []).append({**scorer.model(model, X_te), "fit s": dur})
+        # the table so far, after every seed (a long run that is stopped keeps its seeds)
+        partial = _table(results, LADDER_COLUMNS, _header(name, split))
+        print(f"after seed {seed}:\n{partial.to_markdown()}", file=sys.stderr, flush=True)
     return _table(results, LADDER_COLUMNS, _header(name, split))
 
 
