@@ -202,6 +202,11 @@ class MSEBaseline(BaseDeepRegressor):
     def _output_to_prediction(self, output):
         return output.double()
 
+    def predict_quantiles(self, X, quantiles):
+        # no distribution: defining this keeps the base from fitting its generic one,
+        # which needs a predict_nonzero_proba this baseline does not have
+        raise NotImplementedError("the MSE baseline has no predictive distribution")
+
 
 # -- evaluation ----------------------------------------------------------------------------
 def pinball(y: np.ndarray, q: np.ndarray, tau: float) -> float:
