@@ -2,9 +2,11 @@
 
 Customer value is cut into ``K`` ordered buckets (bucket 0 = no spend, the positives cut
 at their 50th and 75th percentiles for ``K = 4``, :class:`~ltvkit.preprocessing.LTVBucketizer`).
-A cascade of ``K - 1`` binary classifiers gives the conditional exceedance probabilities
-``p_k = P(y > tau_k | y > tau_{k-1}, x)`` and, by the chain rule (eq. 1), a bucket
-distribution that sums to one and is ordinal by construction. A residual network,
+A cascade of ``K - 1`` binary classifiers gives stage probabilities ``p_k`` that eq. 1
+chains, as conditional exceedance probabilities ``P(y > tau_k | y > tau_{k-1}, x)``, into
+a bucket distribution that sums to one and is ordinal by construction; the classifiers are
+trained on marginal targets over the full batch (the paper's teacher forcing) or on the
+rows that pass the previous stage (``cascade_training``). A residual network,
 conditioned on the bucket through a gated feature alignment, places the customer inside
 the bucket (``v = v_norm * r_b + c_b``, eq. 4), and a dedicated network refines the top
 bucket ("whales"), trained with attention-guided feature noise.
@@ -27,14 +29,29 @@ from skorch.callbacks import Callback
 from torch import nn
 from torch.func import functional_call
 
-from ltvkit._utils import Boolean, Int, Options, PerLevel, Real, Units
+from ltvkit._utils import (
+    Boolean,
+    Int,
+    Options,
+    PerLevel,
+    Real,
+    Units,
+    check_quantile_levels,
+    inverted_cdf_quantile,
+)
 from ltvkit.base import check_predictions
 from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import MLP, SharedBottom
 from ltvkit.preprocessing import LTVBucketizer
 
-__all__ = ["CCORNetLoss", "CCORNetModule", "CCORNetRegressor", "bucket_log_proba"]
+__all__ = [
+    "CCORNetLoss",
+    "CCORNetModule",
+    "CCORNetRegressor",
+    "bucket_log_proba",
+    "decide_bucket",
+]
 
 # Bound of the initial cascade logits (a bucket that is empty in training would
 # otherwise ask for an infinite bias).
@@ -43,6 +60,15 @@ _MAX_INIT_LOGIT = 8.0
 _MAX_INIT_TANH = 0.995
 # What a prediction pass of CCORNetModule computes (its forward's ``value_mode``).
 _VALUE_MODES = ("hard", "all", "none")
+# How the cascade assigns a bucket (``decision``).
+_DECISIONS = ("walk", "argmax")
+# Unbounded top-bucket tower: softplus(raw) is capped at this many top-bucket half-ranges
+# above the bucket's lower edge (hundreds of times the largest training label), so a
+# diverging tower still gives finite predictions far below the contract's 1e15.
+_MAX_HIGH_SPAN = 1e3
+# Levels at which the training labels' distribution inside each bucket is stored (the
+# quantiles interpolate linearly between them).
+_N_VALUE_LEVELS = 201
 
 
 def bucket_log_proba(logits: torch.Tensor) -> torch.Tensor:
@@ -74,6 +100,40 @@ def bucket_log_proba(logits: torch.Tensor) -> torch.Tensor:
     # log of the probability of reaching stage k: sum of the earlier log p_j
     reach = torch.cumsum(log_pass, dim=1) - log_pass
     return torch.cat([reach + log_stop, reach[:, -1:] + log_pass[:, -1:]], dim=1)
+
+
+def decide_bucket(logits: torch.Tensor, decision: str = "walk") -> torch.Tensor:
+    """The bucket the cascade assigns: walk the stages, or the mode of eq. 1.
+
+    ``"walk"`` (the paper, §3.3.1 and Appendix B.2): a sample traverses the cascade and
+    passes stage ``k`` while its classifier says yes at the fixed 0.5 threshold,
+    ``sigmoid(z_k) >= 0.5`` (``z_k >= 0``); its bucket is the number of stages passed
+    before the first no. ``"argmax"``: the most probable bucket of eq. 1
+    (:func:`bucket_log_proba`, computed in float64).
+
+    Parameters
+    ----------
+    logits : Tensor of shape (n, K - 1)
+        Stage logits ``z_k``.
+    decision : {"walk", "argmax"}, default="walk"
+
+    Returns
+    -------
+    Tensor of int64 of shape (n,)
+        Bucket ids, 0 = no spend.
+
+    Examples
+    --------
+    >>> z = torch.logit(torch.tensor([[0.6, 0.4, 0.9]], dtype=torch.float64))
+    >>> int(decide_bucket(z, "walk")[0]), int(decide_bucket(z, "argmax")[0])
+    (1, 0)
+    """
+    if decision == "walk":
+        passed = (logits >= 0).to(torch.int64)
+        return torch.cumprod(passed, dim=1).sum(dim=1)
+    if decision == "argmax":
+        return bucket_log_proba(logits.double()).argmax(dim=1)
+    raise ValueError(f"ltvkit: decision must be one of {_DECISIONS}, got {decision!r}.")
 
 
 # -- building blocks -----------------------------------------------------------------------
@@ -236,10 +296,11 @@ class CCORNetModule(nn.Module):
     training and validation passes; the true bucket ids) it returns what
     :class:`CCORNetLoss` needs: the stage ``logits``, ``v_norm`` (the normalized residual
     of the conditioning bucket), ``v_high``/``conf_logit`` (top-bucket tower) and, in
-    training, the classifiers' L2 penalty ``l2``. Without ``bucket`` (prediction) it
-    returns ``logits``, the predicted bucket ``bucket`` and ``values``, as chosen by
-    ``value_mode``: the value of the predicted bucket (``"hard"``), of every bucket
-    (``"all"``, shape (n, K)) or nothing (``"none"``, no ``values`` entry).
+    training, the classifiers' L2 penalty ``l2`` (and ``distill_logits`` when the
+    distillation must not train the classifiers). Without ``bucket`` (prediction) it
+    returns ``logits``, the assigned bucket ``bucket`` (``decision``) and ``values``, as
+    chosen by ``value_mode``: the value of the assigned bucket (``"hard"``), of every
+    bucket (``"all"``, shape (n, K)) or nothing (``"none"``, no ``values`` entry).
 
     Parameters
     ----------
@@ -254,12 +315,25 @@ class CCORNetModule(nn.Module):
     residual, augmentation, teacher_forcing : bool
         Ablation switches and the conditioning bucket of the residual branch in training.
     distillation : bool
-        Also return ``distill_logits`` in training: the cascade applied to ``h`` with
-        its parameters detached, so the distillation loss reaches only the encoder.
+        Whether the loss has a distillation term (it decides what ``distill_gradient``
+        has to prepare).
+    decision : {"walk", "argmax"}
+        How the bucket is assigned (:func:`decide_bucket`): at prediction, and in
+        training for the rows the augmentation perturbs (and the residual branch's
+        conditioning bucket without teacher forcing).
+    distill_gradient : {"cascade", "encoder"}
+        What the distillation loss may train. ``"cascade"``: it is computed from
+        ``logits`` and reaches the classifiers and, through them, the encoder.
+        ``"encoder"``: training passes also return ``distill_logits``, the cascade applied
+        to ``h`` with its parameters detached, so it reaches only the encoder.
+    high_value_output : {"bounded", "unbounded"}
+        ``v_high = c_top + r_top * tanh(raw)`` (inside the top bucket's training range)
+        or ``tau_top + r_top * softplus(raw)`` (from the bucket's lower edge up, capped
+        only for finiteness at ``1e3 * r_top``).
     init_stage_logits : sequence of float or None
         Starting biases of the classifiers' outputs.
     init_high_norm : float
-        Starting normalized value of the top-bucket tower.
+        Starting normalized value (in ``(-1, 1)``, as ``v_norm``) of the top-bucket tower.
 
     Examples
     --------
@@ -298,10 +372,25 @@ class CCORNetModule(nn.Module):
         augmentation: bool = True,
         teacher_forcing: bool = True,
         distillation: bool = False,
+        decision: str = "walk",
+        distill_gradient: str = "cascade",
+        high_value_output: str = "bounded",
         init_stage_logits: Sequence[float] | None = None,
         init_high_norm: float = 0.0,
     ) -> None:
         super().__init__()
+        if decision not in _DECISIONS:
+            raise ValueError(f"ltvkit: decision must be one of {_DECISIONS}, got {decision!r}.")
+        if distill_gradient not in ("cascade", "encoder"):
+            raise ValueError(
+                "ltvkit: distill_gradient must be 'cascade' or 'encoder', "
+                f"got {distill_gradient!r}."
+            )
+        if high_value_output not in ("bounded", "unbounded"):
+            raise ValueError(
+                "ltvkit: high_value_output must be 'bounded' or 'unbounded', "
+                f"got {high_value_output!r}."
+            )
         n_stages = int(n_buckets) - 1
         self.n_buckets = int(n_buckets)
         self.bottom = bottom
@@ -322,6 +411,9 @@ class CCORNetModule(nn.Module):
         self.augmentation = bool(augmentation)
         self.teacher_forcing = bool(teacher_forcing)
         self.distillation = bool(distillation)
+        self.decision = str(decision)
+        self.distill_gradient = str(distill_gradient)
+        self.high_value_output = str(high_value_output)
         self.register_buffer("centers", torch.as_tensor(centers, dtype=torch.float32))
         self.register_buffer("half_widths", torch.as_tensor(half_widths, dtype=torch.float32))
         self.bucket_embedding = nn.Embedding(self.n_buckets, int(bucket_embedding_dim))
@@ -335,7 +427,12 @@ class CCORNetModule(nn.Module):
                 d_h, int(bucket_embedding_dim), int(attention_units), high_value_units, noise_std
             )
             with torch.no_grad():  # start the whale tower at the typical whale value
-                self.high_value.heads.bias[0] = math.atanh(init_high_norm)
+                if self.high_value_output == "bounded":
+                    start = math.atanh(init_high_norm)
+                else:  # softplus(start) = v_norm + 1, the distance from the lower edge
+                    span = max(init_high_norm + 1.0, 1e-3)
+                    start = span + math.log(-math.expm1(-span))  # inverse softplus
+                self.high_value.heads.bias[0] = start
 
     # -- pieces --------------------------------------------------------------------------
     def _residual_values(
@@ -356,7 +453,13 @@ class CCORNetModule(nn.Module):
         mask = (b_hat == top).to(h.dtype) if perturb else None
         emb = self.bucket_embedding(b_hat) if perturb else h.new_zeros((h.shape[0], 0))
         raw, conf_logit = self.high_value(h, emb, mask)
-        v_high = self.centers[top] + self.half_widths[top] * torch.tanh(raw)
+        if self.high_value_output == "bounded":
+            v_high = self.centers[top] + self.half_widths[top] * torch.tanh(raw)
+        else:
+            # the paper's unbounded MLP_reg (eq. 5), kept above the top bucket's lower
+            # edge so that v_b stays ordered across buckets
+            span = F.softplus(raw).clamp(max=_MAX_HIGH_SPAN)
+            v_high = self.centers[top] - self.half_widths[top] + self.half_widths[top] * span
         return v_high, conf_logit
 
     # -- forward -------------------------------------------------------------------------
@@ -370,10 +473,10 @@ class CCORNetModule(nn.Module):
         h = self.bottom(x_num, x_cat)
         logits = self.cascade(h)
         with torch.no_grad():
-            # float64 so that predict_bucket and argmax(predict_bucket_proba) agree exactly
-            b_hat = bucket_log_proba(logits.double()).argmax(dim=1)
+            b_hat = decide_bucket(logits, self.decision)
         # the regression branch reads the cascade's probabilities but does not train the
-        # classifiers through them (the paper's stop-gradient between the modules)
+        # classifiers through them (ltvkit's choice: the residual loss must not move the
+        # bucket boundaries; the paper does not say where its stop-gradients are)
         p = torch.sigmoid(logits).detach()
         out: dict[str, torch.Tensor] = {"logits": logits}
         if bucket is not None:  # training / validation pass
@@ -384,9 +487,9 @@ class CCORNetModule(nn.Module):
                 out["v_high"], out["conf_logit"] = self._high_value(h, b_hat, self.training)
             if self.training:
                 out["l2"] = self.cascade.l2_penalty()
-                if self.distillation:
-                    # the paper's stop-gradient between cascade and distillation: the same
-                    # classifiers, their parameters detached; the gradient reaches h only
+                if self.distillation and self.distill_gradient == "encoder":
+                    # the same classifiers with their parameters detached: the
+                    # distillation gradient reaches h (the encoder) only
                     frozen = {k: v.detach() for k, v in self.cascade.named_parameters()}
                     out["distill_logits"] = functional_call(self.cascade, frozen, (h,))
             return out
@@ -433,15 +536,20 @@ class CCORNetLoss(nn.Module):
     (``main_weight`` is the paper's ``gamma``) with
     ``L_main = a_cascade * L_cascade + a_residual * L_residual + a_distill * L_distill``.
 
-    - ``L_cascade``: stage ``k`` is a weighted BCE on the rows that passed stage ``k - 1``
-      (target ``1[y > tau_k]``, negatives up-weighted by ``lambda_k``), times the stage
-      weight ``w_k`` and divided by the training share of rows that reach the stage, so
-      ``w_k`` weights a per-stage mean as in eq. 2.
+    - ``L_cascade``: stage ``k`` is a BCE with target ``1[y > tau_k]`` (negatives
+      up-weighted by ``lambda_k``) times the stage weight ``w_k`` (eq. 2).
+      ``cascade_training="marginal"`` (the paper's teacher forcing, §3.3.1 and Algorithm
+      1): on every row, so classifier ``k`` learns ``P(y > tau_k | x)``.
+      ``"conditional"``: only on the rows that passed stage ``k - 1``, divided by the
+      training share of rows that reach the stage so that ``w_k`` still weights a
+      per-stage mean; classifier ``k`` then learns ``P(y > tau_k | y > tau_{k-1}, x)``,
+      the conditional probability eq. 1 chains.
     - ``L_distill``: ``KL(Q_true || Q_pred)`` between the batch's bucket shares and the
-      batch mean of the predicted bucket distributions sharpened by a temperature
-      (``softmax(log P / T)``), computed from ``distill_logits`` when the module gives
-      them (the cascade run with its parameters behind a stop-gradient, so distillation
-      trains the shared encoder, never the classifiers). Added to every row.
+      batch mean of the eq. 1 bucket distributions sharpened by a temperature
+      (``softmax(log P / T)``). Computed from ``distill_logits`` when the module gives
+      them (the cascade run with its parameters detached: distillation then trains only
+      the shared encoder), else from ``logits`` (it trains the classifiers too, the
+      paper's "dual supervision" of the cascade). Added to every row.
     - ``L_residual``: ``(v_hat - v)**2 * sigmoid(beta * v)`` on the normalized residual,
       ``beta = residual_sigmoid_slope``; in training, zero-bucket targets are drawn from
       ``U(-theta, theta)``.
@@ -479,17 +587,24 @@ class CCORNetLoss(nn.Module):
         residual: bool = True,
         augmentation: bool = True,
         distillation: bool = True,
+        cascade_training: str = "conditional",
     ) -> None:
         super().__init__()
+        if cascade_training not in ("marginal", "conditional"):
+            raise ValueError(
+                "ltvkit: cascade_training must be 'marginal' or 'conditional', "
+                f"got {cascade_training!r}."
+            )
         self.register_buffer("stage_weights", torch.as_tensor(stage_weights, dtype=torch.float32))
         self.register_buffer(
             "negative_weights", torch.as_tensor(negative_weights, dtype=torch.float32)
         )
-        # divide by the share of rows a stage sees: its BCE becomes a per-stage mean
-        scale = torch.as_tensor(stage_weights, dtype=torch.float32) / torch.as_tensor(
-            pass_rates, dtype=torch.float32
-        ).clamp(min=1e-6)
+        scale = torch.as_tensor(stage_weights, dtype=torch.float32)
+        if cascade_training == "conditional":
+            # divide by the share of rows a stage sees: its BCE becomes a per-stage mean
+            scale = scale / torch.as_tensor(pass_rates, dtype=torch.float32).clamp(min=1e-6)
         self.register_buffer("stage_scale", scale)
+        self.cascade_training = str(cascade_training)
         self.n_stages = len(stage_weights)
         self.main_weight = float(main_weight)
         self.cascade_weight = float(cascade_weight)
@@ -543,12 +658,14 @@ class CCORNetLoss(nn.Module):
         logits = output["logits"]
         bucket = target["bucket"]
         stages = torch.arange(self.n_stages, device=logits.device)
-        reached = (bucket[:, None] >= stages).to(logits.dtype)
         passed = (bucket[:, None] > stages).to(logits.dtype)
         # negatives up-weighted by lambda_k: weight 1 for positives, lambda_k for negatives
         elem_w = passed + (1.0 - passed) * self.negative_weights
         bce = F.binary_cross_entropy_with_logits(logits, passed, weight=elem_w, reduction="none")
-        main = self.cascade_weight * (bce * reached * self.stage_scale).sum(dim=1)
+        if self.cascade_training == "conditional":
+            # stage k sees only the rows that passed stage k - 1
+            bce = bce * (bucket[:, None] >= stages).to(logits.dtype)
+        main = self.cascade_weight * (bce * self.stage_scale).sum(dim=1)
 
         if self.residual:
             v_true = target["v_norm"]
@@ -635,11 +752,17 @@ class CCORNetRegressor(BaseDeepRegressor):
 
     Zhao et al. (WWW 2026), "CC-OR-Net". The customer's value bucket (zero, then the
     positives cut at their 50th and 75th percentiles for ``n_buckets=4``) is predicted by
-    a cascade of binary classifiers ``p_k = P(y > tau_k | y > tau_{k-1}, x)`` chained into
-    an ordinal bucket distribution (eq. 1); a residual network conditioned on the bucket
+    a cascade of binary classifiers whose probabilities ``p_k`` are chained into an
+    ordinal bucket distribution (eq. 1); a residual network conditioned on the bucket
     places the customer inside it (``v = v_norm * r_b + c_b``); a dedicated tower refines
-    the top bucket, trained with attention-guided feature noise. Defaults are the paper's
-    (Appendix B.2) except the batch size (see ``docs/models/ccornet.md``).
+    the top bucket, trained with attention-guided feature noise. The defaults were chosen
+    by measurement for ranking customers (``docs/models/ccornet.md``); the paper's
+    configuration (Appendix B.2, §3.3) is one call away::
+
+        CCORNetRegressor(prediction="hard", decision="walk", cascade_training="marginal",
+                         distill_gradient="cascade", high_value_output="unbounded",
+                         negative_weights=(3.0, 5.0, 8.0))
+
     ``sample_weight`` holds frequency weights: they weight the bucket quantiles, the stage
     shares and the losses.
 
@@ -648,19 +771,53 @@ class CCORNetRegressor(BaseDeepRegressor):
     n_buckets : int, default=4
         Buckets including the zero bucket (``LTVBucketizer``); tied quantiles are merged
         (fewer buckets, ``n_buckets_``).
-    prediction : {"hard", "expected"}, default="hard"
-        ``"hard"`` (the paper's output): the residual value of the most probable bucket,
-        and the top-bucket tower's value for customers predicted in the top bucket; 0 for
-        the zero bucket. Not a mean. ``"expected"``: ``sum_b P(b | x) * v_b``, the mean of
-        the fitted bucket mixture (not in the paper).
+    prediction : {"hard", "expected"}, default="expected"
+        ``"expected"`` (ltvkit; ranks customers far better): the mean of the predictive
+        distribution of :meth:`predict_quantiles`, ``sum_b P(b | x) * bucket_means_[b]``
+        (the bucket distribution of eq. 1 and the training labels' mean inside each
+        bucket). The network's bucket values ``v_b`` are not means (the top bucket's
+        relative-error tower predicts about half of it on a long tail) and rank no
+        better (``docs/models/ccornet.md``); ``predict_bucket_proba(X) @
+        predict_bucket_values(X)`` gives their mixture. ``"hard"`` (the paper's output):
+        the value of the bucket the cascade assigns (``decision``): 0 for the zero
+        bucket, the top-bucket tower's value for the top bucket, else the residual value.
+        Not a mean.
+    decision : {"walk", "argmax"}, default="walk"
+        How the cascade assigns a bucket (``predict_bucket`` and the hard output; in
+        training, the rows the augmentation perturbs). ``"walk"`` (the paper's: §3.3.1
+        "samples traverse the cascade sequentially", Appendix B.2 "decision thresholds
+        are fixed at 0.5"): pass stage ``k`` while ``p_k >= 0.5``. ``"argmax"``: the most
+        probable bucket of eq. 1 (``predict_bucket_proba``).
+    cascade_training : {"marginal", "conditional"}, default="conditional"
+        ``"marginal"`` (the paper's teacher forcing, §3.3.1, Algorithm 1 line 6, eq. 2):
+        every classifier is trained on the full batch with target ``1[y > tau_k]``, so
+        ``p_k`` estimates ``P(y > tau_k | x)``, and eq. 1 chains these outputs as if they
+        were conditional (the paper's training-inference gap, which ``L_distill`` is
+        meant to narrow). ``"conditional"``: classifier ``k`` is trained only on the rows
+        with ``y > tau_{k-1}``, so ``p_k`` estimates ``P(y > tau_k | y > tau_{k-1}, x)``,
+        what eq. 1 chains: no gap, and a calibrated bucket distribution with
+        ``negative_weights=1``.
     distillation, residual, augmentation : bool, default=True
         The paper's ablation switches (Table 3). Without ``residual`` a bucket's value is
         its center ``c_b``; without ``augmentation`` the top bucket uses the residual
         network like the others.
+    distill_gradient : {"cascade", "encoder"}, default="cascade"
+        What ``L_distill`` trains. ``"cascade"`` (the paper: "the cascade is trained
+        with dual supervision", ``L_cascade`` and ``L_distill``, §3.3.1): the
+        classifiers and, through them, the encoder. ``"encoder"``: the classifiers'
+        parameters are behind a stop-gradient for this loss only, so it trains only the
+        encoder (ltvkit's earlier reading).
+    high_value_output : {"bounded", "unbounded"}, default="bounded"
+        The top-bucket tower's value. ``"unbounded"`` (the paper's ``MLP_reg``, eq. 5):
+        ``tau_top + r_top * softplus(.)``, any value above the top bucket's lower edge
+        (capped at ``1e3 * r_top`` above it, for finiteness only). ``"bounded"``
+        (ltvkit): ``c_top + r_top * tanh(.)``, inside the top bucket's training range,
+        so no prediction exceeds the largest training label.
     teacher_forcing : bool, default=True
         Condition the residual branch on the true bucket in training (its target is
-        normalized by that bucket) and on the predicted one at prediction. False: on the
-        predicted bucket in training too (Algorithm 2 read literally).
+        normalized by that bucket) and on the assigned one at prediction. False: on the
+        assigned bucket in training too (Algorithm 2 read literally). Not the paper's
+        "teacher-forcing" of the cascade, which is ``cascade_training="marginal"``.
     cascade_units : tuple of int, default=(128, 64)
         The cascade's shared layer (Algorithm 1; widths not given in the paper).
     classifier_units : int, default=64
@@ -674,9 +831,10 @@ class CCORNetRegressor(BaseDeepRegressor):
         L2 penalty on each classifier's weights, added to the loss.
     stage_weights : tuple of float, default=(5.0, 2.5, 3.0)
         ``w_k`` of eq. 2.
-    negative_weights : tuple of float, default=(3.0, 5.0, 8.0)
-        ``lambda_k``: BCE weight of a stage's negatives. Values above 1 make ``p_k``
-        (and ``predict_nonzero_proba``) conservative, i.e. lower than calibrated.
+    negative_weights : tuple of float, default=(1.0, 1.0, 1.0)
+        ``lambda_k``: BCE weight of a stage's negatives (the paper's: (3.0, 5.0, 8.0)).
+        Values above 1 make ``p_k`` (and ``predict_nonzero_proba``, the bucket
+        distribution and the quantiles) conservative, i.e. lower than calibrated.
     bucket_embedding_dim : int, default=8
         Width of the learned bucket embedding ``E(b)`` (not given in the paper).
     residual_units : tuple of 2 ints, default=(200, 100)
@@ -729,6 +887,13 @@ class CCORNetRegressor(BaseDeepRegressor):
         ``c_b`` and ``r_b`` (eq. 4).
     stage_pass_rates_ : ndarray of shape (n_buckets_ - 1,)
         Share of training rows that reach each stage (``y > tau_{k-1}``).
+    bucket_means_ : ndarray of shape (n_buckets_,)
+        Weighted mean of the training labels in each bucket (0 for bucket 0 and empty
+        buckets): the expected value's bucket values.
+    bucket_value_quantiles_ : ndarray of shape (n_buckets_, 201)
+        Quantiles of the training labels inside each bucket at levels
+        ``0, 0.005, ..., 1`` (weighted; row 0 is zeros): the within-bucket distribution
+        of :meth:`predict_quantiles`.
     net_, encoder_, n_iter_, best_epoch_, target_ndim_
         See :class:`~ltvkit.nn.BaseDeepRegressor`.
 
@@ -754,10 +919,14 @@ class CCORNetRegressor(BaseDeepRegressor):
         self,
         *,
         n_buckets: int = 4,
-        prediction: str = "hard",
+        prediction: str = "expected",
+        decision: str = "walk",
+        cascade_training: str = "conditional",
         distillation: bool = True,
         residual: bool = True,
         augmentation: bool = True,
+        distill_gradient: str = "cascade",
+        high_value_output: str = "bounded",
         teacher_forcing: bool = True,
         cascade_units: Sequence[int] = (128, 64),
         classifier_units: int = 64,
@@ -765,7 +934,7 @@ class CCORNetRegressor(BaseDeepRegressor):
         classifier_dropouts: Sequence[float] = (0.2, 0.1, 0.1),
         classifier_l2: Sequence[float] = (0.01, 0.01, 0.008),
         stage_weights: Sequence[float] = (5.0, 2.5, 3.0),
-        negative_weights: Sequence[float] = (3.0, 5.0, 8.0),
+        negative_weights: Sequence[float] = (1.0, 1.0, 1.0),
         bucket_embedding_dim: int = 8,
         residual_units: Sequence[int] = (200, 100),
         attention_units: int = 100,
@@ -807,9 +976,13 @@ class CCORNetRegressor(BaseDeepRegressor):
         **BaseDeepRegressor._parameter_constraints,
         "n_buckets": [Int(2)],
         "prediction": [Options("hard", "expected")],
+        "decision": [Options(*_DECISIONS)],
+        "cascade_training": [Options("marginal", "conditional")],
         "distillation": [Boolean()],
         "residual": [Boolean()],
         "augmentation": [Boolean()],
+        "distill_gradient": [Options("cascade", "encoder")],
+        "high_value_output": [Options("bounded", "unbounded")],
         "teacher_forcing": [Boolean()],
         "cascade_units": [Units()],
         "classifier_units": [Int(1)],
@@ -868,8 +1041,11 @@ class CCORNetRegressor(BaseDeepRegressor):
         self.stage_pass_rates_ = reach[:n_stages].copy()
         # starting logits: the optimum of the lambda-weighted BCE for a constant p_k
         negw = np.asarray(_levels(self.negative_weights, n_stages), dtype=np.float64)
-        cond = reach[1:] / np.maximum(reach[:-1], 1e-12)
-        opt = cond / np.maximum(cond + negw * (1.0 - cond), 1e-12)
+        if self.cascade_training == "marginal":
+            rate = reach[1:]  # P(y > tau_k) over all rows
+        else:
+            rate = reach[1:] / np.maximum(reach[:-1], 1e-12)  # P(y > tau_k | y > tau_{k-1})
+        opt = rate / np.maximum(rate + negw * (1.0 - rate), 1e-12)
         opt = np.clip(opt, 1e-6, 1 - 1e-6)
         init_stage_logits = np.clip(
             np.log(opt / (1 - opt)), -_MAX_INIT_LOGIT, _MAX_INIT_LOGIT
@@ -885,6 +1061,24 @@ class CCORNetRegressor(BaseDeepRegressor):
             np.clip(
                 np.median(v_norm[in_top]) if in_top.any() else 0.0, -_MAX_INIT_TANH, _MAX_INIT_TANH
             )
+        )
+        # the training labels' distribution inside each bucket, for predict_quantiles
+        levels = np.linspace(0.0, 1.0, _N_VALUE_LEVELS)
+        table = np.zeros((self.n_buckets_, _N_VALUE_LEVELS))
+        for b in range(1, self.n_buckets_):
+            rows = (bucket == b) & (w > 0)
+            if rows.any():
+                table[b] = inverted_cdf_quantile(y[rows], levels, w[rows] if weighted else None)
+            else:  # an empty bucket: its lower edge
+                table[b] = self.bucketizer_.lower_[b]
+        self.bucket_value_quantiles_ = table
+        self.bucket_means_ = np.array(
+            [
+                np.average(y[bucket == b], weights=w[bucket == b])
+                if b and w[bucket == b].sum() > 0
+                else 0.0
+                for b in range(self.n_buckets_)
+            ]
         )
         targets = {"bucket": bucket, "v_norm": v_norm, "y": y}
         if weighted:
@@ -924,6 +1118,9 @@ class CCORNetRegressor(BaseDeepRegressor):
             augmentation=bool(self.augmentation),
             teacher_forcing=bool(self.teacher_forcing),
             distillation=bool(self.distillation),
+            decision=str(self.decision),
+            distill_gradient=str(self.distill_gradient),
+            high_value_output=str(self.high_value_output),
             init_stage_logits=info.init_stage_logits,
             init_high_norm=info.init_high_norm,
         )
@@ -946,21 +1143,32 @@ class CCORNetRegressor(BaseDeepRegressor):
             residual=bool(self.residual),
             augmentation=bool(self.augmentation),
             distillation=bool(self.distillation),
+            cascade_training=str(self.cascade_training),
         )
 
     def _model_callbacks(self) -> list[tuple[str, Callback]]:
         return [("training_progress", TrainingProgress())]
 
+    def _predict_forward_kwargs(self) -> dict[str, Any]:
+        # the expected value needs only the cascade logits; the hard output the value of
+        # the assigned bucket. The net's own predict (skorch's scoring callbacks during
+        # training) passes the same, so it scores what ``predict`` returns.
+        return {"value_mode": "none" if self.prediction == "expected" else "hard"}
+
     def _output_to_prediction(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
-        values = output["values"].double()
-        if values.ndim == 1:  # hard: the value of the predicted bucket
-            return values
+        if "values" in output:  # hard: the value of the assigned bucket
+            return output["values"].double()
+        return self._expected_value(output)
+
+    def _expected_value(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The mean of the predictive distribution: ``sum_b P(b | x) * bucket_means_[b]``."""
         proba = bucket_log_proba(output["logits"].double()).exp()
-        return (proba * values).sum(dim=1)
+        means = torch.from_numpy(np.asarray(self.bucket_means_, dtype=np.float64))
+        return proba @ means.to(proba.device)
 
     # -- public API ----------------------------------------------------------------------
     def predict(self, X: object) -> np.ndarray:
-        """Customer value: the paper's hard output or the expected value (``prediction``).
+        """Customer value: the expected value or the paper's hard output (``prediction``).
 
         Parameters
         ----------
@@ -969,8 +1177,10 @@ class CCORNetRegressor(BaseDeepRegressor):
         Returns
         -------
         ndarray of shape (n_samples,)
-            Finite, non-negative float64. ``prediction="hard"``: the value of the most
-            probable bucket (0 for the zero bucket); ``"expected"``: ``sum_b P(b) v_b``.
+            Finite, non-negative float64. ``prediction="expected"``:
+            ``sum_b P(b) * bucket_means_[b]``;
+            ``"hard"``: the value of the bucket :meth:`predict_bucket` assigns (0 for
+            the zero bucket).
 
         Examples
         --------
@@ -980,12 +1190,18 @@ class CCORNetRegressor(BaseDeepRegressor):
         >>> model.fit(X, y).predict(X).shape
         (80,)
         """
-        mode = "all" if self.prediction == "expected" else "hard"
-        pred = self._forward_outputs(X, self._output_to_prediction, value_mode=mode)
+        pred = self._forward_outputs(
+            X, self._output_to_prediction, **self._predict_forward_kwargs()
+        )
         return check_predictions(pred, type(self).__name__)
 
     def predict_stage_proba(self, X: object) -> np.ndarray:
-        """The cascade's conditional probabilities ``p_k = P(y > tau_k | y > tau_{k-1}, x)``.
+        """The classifiers' outputs ``p_k = sigmoid(z_k)``, the stage probabilities eq. 1 chains.
+
+        With ``cascade_training="conditional"`` they estimate
+        ``P(y > tau_k | y > tau_{k-1}, x)``; with ``"marginal"`` (the paper's training)
+        ``P(y > tau_k | x)``. Both shifted down by ``negative_weights > 1``. The walk
+        (``decision="walk"``) compares them with 0.5.
 
         Parameters
         ----------
@@ -1008,7 +1224,7 @@ class CCORNetRegressor(BaseDeepRegressor):
         )
 
     def predict_bucket_proba(self, X: object) -> np.ndarray:
-        """Bucket distribution ``P(bucket = b | x)`` from the cascade (eq. 1).
+        """Bucket distribution ``P(bucket = b | x)``: eq. 1 applied to the stage probabilities.
 
         Parameters
         ----------
@@ -1032,7 +1248,11 @@ class CCORNetRegressor(BaseDeepRegressor):
         )
 
     def predict_bucket(self, X: object) -> np.ndarray:
-        """Most probable bucket (0 = no spend), the bucket ``predict`` uses when hard.
+        """The bucket the cascade assigns (0 = no spend), by ``decision``.
+
+        ``"walk"``: the number of stages passed before the first ``p_k < 0.5``;
+        ``"argmax"``: the most probable bucket of :meth:`predict_bucket_proba`. The hard
+        output is this bucket's value.
 
         Parameters
         ----------
@@ -1058,9 +1278,9 @@ class CCORNetRegressor(BaseDeepRegressor):
         Column ``b`` is the customer's value if the customer is in bucket ``b``: 0 for
         bucket 0, the residual value ``v_norm * r_b + c_b`` (eq. 4, the residual branch
         conditioned on ``b``) for the middle buckets, ``v_high`` for the top bucket
-        (with augmentation). ``predict`` is column ``predict_bucket(X)`` of it (hard) or
-        its mean under ``predict_bucket_proba(X)`` (expected); other decision rules can
-        be built from it and ``predict_stage_proba``.
+        (with augmentation). The hard ``predict`` is column ``predict_bucket(X)`` of
+        it; other decision rules and mixtures can be built from it,
+        ``predict_stage_proba`` and ``predict_bucket_proba``.
 
         Parameters
         ----------
@@ -1069,7 +1289,9 @@ class CCORNetRegressor(BaseDeepRegressor):
         Returns
         -------
         ndarray of shape (n_samples, n_buckets_)
-            Non-negative; column ``b`` lies in bucket ``b``'s value range.
+            Non-negative; column ``b`` lies in bucket ``b``'s value range (the top
+            column at or above the top bucket's lower edge with
+            ``high_value_output="unbounded"``).
 
         Examples
         --------
@@ -1112,19 +1334,22 @@ class CCORNetRegressor(BaseDeepRegressor):
         )
 
     def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
-        """Approximate quantiles from the bucket distribution and the bucket values.
+        """Quantiles of the bucket mixture: ``P(b | x)`` times the labels inside each bucket.
 
-        For level ``q`` the customer's bucket CDF ``F(b) = P(bucket <= b)`` picks the
-        bucket ``b*`` holding the quantile (the first ``b`` with ``F(b) > q``); the
-        quantile is that bucket's value ``v_{b*}`` (0 for the zero bucket, the
-        top-bucket tower for the top bucket). Each customer thus has at most
-        ``n_buckets_`` distinct quantiles: a step function, non-decreasing in ``q``
-        because ``v_b`` lies inside bucket ``b``'s range.
+        The predictive distribution is the bucket distribution of eq. 1
+        (:meth:`predict_bucket_proba`) with, inside bucket ``b``, the distribution of the
+        training labels that fell in ``b`` (``bucket_value_quantiles_``; a point mass at
+        0 for bucket 0). For level ``q`` the bucket ``b*`` holding it is the first with
+        ``P(bucket <= b*) >= q``, and the quantile is bucket ``b*``'s label quantile at
+        the level ``(q - P(bucket < b*)) / P(b*)``, interpolated linearly between the
+        stored levels. So ``Q(q) = 0`` exactly for ``q <= P(y = 0 | x)``, ``Q`` is
+        non-decreasing in ``q`` (the buckets are ordered), and level 1 is the top of the
+        support: the largest training label of the highest bucket with probability.
 
         Parameters
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
-        quantiles : float or sequence of float in [0, 1)
+        quantiles : float or sequence of float in [0, 1]
 
         Returns
         -------
@@ -1138,19 +1363,46 @@ class CCORNetRegressor(BaseDeepRegressor):
         >>> model.predict_quantiles(X, [0.1, 0.5, 0.9]).shape
         (80, 3)
         """
-        scalar = np.ndim(quantiles) == 0
-        q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
-        if q.ndim != 1 or q.size == 0 or not np.all((q >= 0) & (q < 1)):
-            raise ValueError(f"ltvkit: quantiles must be in [0, 1), got {quantiles!r}.")
-        q_t = torch.from_numpy(q)
+        if isinstance(quantiles, (str, bytes)):  # numpy would parse "0.5" as a number
+            raise ValueError(
+                f"ltvkit: quantiles must be a number or a sequence of numbers in [0, 1], "
+                f"got {quantiles!r}."
+            )
+        scalar, levels = check_quantile_levels(quantiles)
+        q = torch.from_numpy(levels)
+        table = torch.from_numpy(np.asarray(self.bucket_value_quantiles_, dtype=np.float64))
 
         def fn(out: dict[str, torch.Tensor]) -> torch.Tensor:
-            cdf = bucket_log_proba(out["logits"].double()).exp().cumsum(dim=1)
-            idx = (cdf[:, None, :] <= q_t[None, :, None]).sum(dim=2)  # buckets with F <= q
-            idx = idx.clamp(max=cdf.shape[1] - 1)
-            return torch.gather(out["values"].double(), 1, idx)
+            proba = bucket_log_proba(out["logits"].double()).exp()
+            return _mixture_quantiles(proba, table, q)
 
         result = check_predictions(
-            self._forward_outputs(X, fn, value_mode="all"), type(self).__name__
+            self._forward_outputs(X, fn, value_mode="none"), type(self).__name__
         )
         return result[:, 0] if scalar else result
+
+
+def _mixture_quantiles(proba: torch.Tensor, table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Quantiles ``(n, m)`` of a bucket mixture: ``proba`` (n, K), ``table`` (K, G), ``q`` (m,).
+
+    ``table[b]``: bucket ``b``'s value quantiles at ``G`` evenly spaced levels of [0, 1].
+    """
+    # sorted levels and a running maximum: non-decreasing in the level to the last bit,
+    # whatever the rounding of the interpolation
+    order = torch.argsort(q)
+    q = q[order]
+    k = proba.shape[1]
+    cdf = proba.cumsum(dim=1)
+    # the first bucket whose cumulative probability reaches q (q <= P(b = 0): bucket 0)
+    b = (cdf[:, None, :] < q[None, :, None]).sum(dim=2).clamp(max=k - 1)  # (n, m)
+    before = torch.cat([cdf.new_zeros(cdf.shape[0], 1), cdf[:, :-1]], dim=1).gather(1, b)
+    mass = proba.gather(1, b)
+    inner = torch.where(mass > 0, (q[None, :] - before) / mass.clamp(min=1e-300), 1.0)
+    pos = inner.clamp(0.0, 1.0) * (table.shape[1] - 1)
+    lo = pos.floor().long().clamp(max=table.shape[1] - 2)
+    frac = pos - lo
+    flat = table.reshape(-1)
+    base = b * table.shape[1] + lo
+    values = torch.lerp(flat[base], flat[base + 1], frac)  # exact at both ends
+    values = torch.cummax(values, dim=1).values
+    return torch.empty_like(values).index_copy_(1, order, values)
