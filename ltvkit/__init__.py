@@ -18,12 +18,30 @@ from ltvkit._registry import ESTIMATOR_LOCATIONS, all_estimators
 
 __version__ = "0.1.0.dev0"
 
-__all__ = [*ESTIMATOR_LOCATIONS, "all_estimators", "datasets", "metrics", "preprocessing"]
+__all__ = [
+    *ESTIMATOR_LOCATIONS,
+    "all_estimators",
+    "datasets",
+    "load",
+    "metrics",
+    "preprocessing",
+    "save",
+    "score_customers",
+]
 
 _SUBMODULES = {"datasets", "metrics", "preprocessing", "base", "plotting", "nn", "boosting"}
 
+# Public functions, imported on first use like the estimators.
+_FUNCTIONS = {
+    "save": "ltvkit._persistence",
+    "load": "ltvkit._persistence",
+    "score_customers": "ltvkit._scoring",
+}
+
 
 def __getattr__(name: str) -> object:
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(_FUNCTIONS[name]), name)
     if name in ESTIMATOR_LOCATIONS:
         return getattr(importlib.import_module(ESTIMATOR_LOCATIONS[name]), name)
     if name in _SUBMODULES:

@@ -320,8 +320,12 @@ def check_quantile_levels(quantiles: float | Sequence[float]) -> tuple[bool, np.
     """
     scalar = np.ndim(quantiles) == 0
     try:
-        q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+        raw = np.asarray(quantiles)
+        # numbers only: numpy would parse the text "0.5" as 0.5
+        q = np.atleast_1d(raw.astype(np.float64)) if raw.dtype.kind in "iuf" else None
     except (TypeError, ValueError):
+        q = None
+    if q is None:
         q = np.asarray([np.nan])
     if q.ndim != 1 or q.size == 0 or not np.all((q >= 0) & (q <= 1)):
         raise ValueError(

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sklearn.base import RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import DataConversionWarning
-from sklearn.utils import check_array
+from sklearn.utils import check_array, get_tags
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_consistent_length,
@@ -42,11 +43,14 @@ from ltvkit._utils import (
     PerLevel,
     Real,
     Units,
+    check_quantile_levels,
     validate_params,
 )
 
 __all__ = [
+    "CONFORMAL_LEVELS",
     "Boolean",
+    "ConformalQuantileRegressor",
     "DataQualityWarning",
     "Instance",
     "Int",
@@ -54,14 +58,21 @@ __all__ = [
     "Options",
     "PerLevel",
     "Real",
+    "SpendResiduals",
     "TabularSchema",
     "Units",
     "check_predictions",
     "validate_ltv_target",
+    "zero_inflated_quantiles",
 ]
 
 # Largest prediction ltvkit ever returns; anything above it means a model diverged.
 _PREDICTION_LIMIT = 1e15
+# The one level of a categorical column that had no value at all in fit.
+_NO_LEVEL = "(no value in fit)"
+# Largest magnitude of a numeric feature: the boosters and the networks compute in float32
+# (max 3.4e38) and the encoder squares values; no real customer feature comes near it.
+_FEATURE_LIMIT = 1e30
 
 # Column checks at fit (see TabularSchema): a text column whose values are mostly
 # numbers or dates, or that has a distinct value in (nearly) every row, draws a warning.
@@ -69,6 +80,8 @@ _MOSTLY = 0.9  # share of distinct values that parse as numbers / dates
 _ID_LIKE_SHARE = 0.95  # distinct values per non-missing row
 _ID_LIKE_MIN_ROWS = 50  # below this, unique values per row are ordinary
 _PARSE_SAMPLE = 2000  # distinct values parsed per column (evenly spaced)
+# Levels at which SpendResiduals stores a residual distribution (memory, pickle size).
+_MAX_RESIDUAL_LEVELS = 2001
 
 
 class DataQualityWarning(UserWarning):
@@ -241,6 +254,111 @@ def check_predictions(pred: np.ndarray, estimator_name: str) -> np.ndarray:
     return pred
 
 
+def zero_inflated_quantiles(
+    nonzero_proba: np.ndarray,
+    levels: np.ndarray,
+    positive_quantile: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Quantiles of a zero-inflated distribution, the point mass at zero exact.
+
+    With ``p = P(y > 0 | x)``, ``Q(tau) = 0`` when ``tau <= 1 - p``, else the quantile
+    of the spend at the conditional level ``(tau - (1 - p)) / p``.
+
+    Parameters
+    ----------
+    nonzero_proba : ndarray of shape (n_samples,)
+        ``P(y > 0 | x)`` in [0, 1].
+    levels : ndarray of shape (n_levels,)
+        Probability levels in [0, 1].
+    positive_quantile : callable
+        Maps conditional levels of shape (n_samples, n_levels), in [0, 1], to the
+        positive quantiles of the spend of a customer who spends (same shape, > 0).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_levels)
+
+    Examples
+    --------
+    >>> zero_inflated_quantiles(np.array([0.5]), np.array([0.25, 0.5, 0.75, 1.0]),
+    ...                         lambda v: 10.0 * (1.0 + v))
+    array([[ 0.,  0., 15., 20.]])
+    """
+    p = np.asarray(nonzero_proba, dtype=np.float64)[:, None]
+    tau = np.asarray(levels, dtype=np.float64)[None, :]
+    p_zero = 1.0 - p
+    spends = tau > p_zero  # the test every model's quantiles share
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cond = np.clip(np.where(p > 0, (tau - p_zero) / p, 0.0), 0.0, 1.0)
+    value = np.asarray(positive_quantile(cond), dtype=np.float64)
+    # a positive quantile of a spender is > 0 even if m(x) rounds to 0
+    value = np.maximum(value, np.finfo(np.float64).tiny)
+    return np.where(spends, value, 0.0)
+
+
+@dataclass(frozen=True)
+class SpendResiduals:
+    """The distribution of ``r = log(y / m(x))`` over spenders the model did not train on.
+
+    ``m(x)`` is the model's E[y | y > 0, x]. The empirical quantile function of ``r``
+    (order statistic ``i`` of ``n`` at level ``i / (n + 1)``, linear in between, the
+    smallest and largest residual below ``1 / (n + 1)`` and above ``n / (n + 1)``) is
+    stored on at most 2,001 levels. Scale-free: the spread is a ratio, so it transfers
+    from small to large customers. It gives the generic predictive distribution of
+    :meth:`LTVRegressorMixin.predict_quantiles` and ``TwoStageRegressor``'s.
+
+    Examples
+    --------
+    >>> res = SpendResiduals.fit(np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 2.0]))
+    >>> res.quantile(np.array([0.0, 0.5, 1.0])).round(4)
+    array([-0.6931,  0.    ,  0.6931])
+    """
+
+    levels: np.ndarray
+    values: np.ndarray
+    n_rows: int
+
+    @classmethod
+    def fit(
+        cls, y: np.ndarray, value: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> SpendResiduals:
+        """Residuals ``log(y / value)`` of the rows with ``y > 0`` (and ``value > 0``).
+
+        ``sample_weight`` are frequency weights: a row of integer weight ``k`` is ``k``
+        rows (it spans the levels of ``k`` order statistics).
+        """
+        y = np.asarray(y, dtype=np.float64)
+        value = np.asarray(value, dtype=np.float64)
+        keep = (y > 0) & (value > 0) & np.isfinite(value)
+        w = np.ones(int(keep.sum())) if sample_weight is None else sample_weight[keep]
+        keep_w = w > 0
+        r = np.log(y[keep])[keep_w] - np.log(value[keep])[keep_w]
+        w = np.asarray(w, dtype=np.float64)[keep_w]
+        if r.size == 0:
+            raise ValueError(
+                "ltvkit: no customer with y > 0 (and a positive predicted value) to fit the "
+                "residual distribution on."
+            )
+        order = np.argsort(r, kind="stable")
+        r, w = r[order], w[order]
+        cum = np.cumsum(w)
+        total = cum[-1] + 1.0
+        # row i spans the levels (c_{i-1} + 1) / (W + 1) ... c_i / (W + 1): without
+        # weights, the order statistic i of n at level i / (n + 1)
+        start = (cum - w + np.minimum(w, 1.0)) / total
+        two = np.column_stack([start, cum / total])
+        spans = np.column_stack([w > 1.0, np.ones(r.size, dtype=bool)])  # one point if w <= 1
+        levels, values = two[spans], np.repeat(r, 2).reshape(-1, 2)[spans]
+        if levels.size > _MAX_RESIDUAL_LEVELS:
+            grid = np.linspace(levels[0], levels[-1], _MAX_RESIDUAL_LEVELS)
+            values, levels = np.interp(grid, levels, values), grid
+        return cls(levels=levels, values=values, n_rows=int(r.size))
+
+    def quantile(self, level: np.ndarray) -> np.ndarray:
+        """Quantiles of ``r`` at ``level`` (any shape, values in [0, 1])."""
+        return np.interp(level, self.levels, self.values)
+
+
 def _is_categorical(series: pd.Series) -> bool:
     return (
         isinstance(series.dtype, pd.CategoricalDtype)
@@ -280,6 +398,25 @@ class TabularSchema:
     def fit(self, X: object) -> TabularSchema:
         return self._fit_frame(_to_frame(X), from_frame=isinstance(X, pd.DataFrame))
 
+    # A plain state (lists, arrays and dtype names instead of pandas objects), so that
+    # pickle and ltvkit.save (skops, which cannot store pandas objects) store the same
+    # thing. The levels come back with their values and dtype, exactly.
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["categories"] = {
+            col: _index_state(levels) for col, levels in self.categories.items()
+        }
+        state["_string_levels"] = sorted(self._string_levels)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state = dict(state)
+        state["categories"] = {
+            col: _index_from_state(levels) for col, levels in state["categories"].items()
+        }
+        state["_string_levels"] = set(state["_string_levels"])
+        self.__dict__.update(state)
+
     def transform(self, X: object) -> pd.DataFrame:
         return self._transform_frame(_to_frame(X), by_name=isinstance(X, pd.DataFrame))
 
@@ -300,6 +437,15 @@ class TabularSchema:
                 self._string_levels.add(col)
                 levels = pd.Index(sorted(set(values.dropna().astype("string"))), dtype=object)
                 _warn_text_column(col, levels, int(values.notna().sum()))
+            if not len(levels):
+                warnings.warn(
+                    f"ltvkit: column {col!r} has no value at all (every row is missing), so "
+                    "it carries no information; drop it.",
+                    DataQualityWarning,
+                    stacklevel=4,
+                )
+                # a category type needs a level: the libraries refuse an empty one
+                levels = pd.Index([_NO_LEVEL], dtype=object)
             self.categories[col] = pd.Index(levels)
         return self
 
@@ -340,6 +486,23 @@ class TabularSchema:
             out[col] = pd.Categorical.from_codes(codes, categories=levels)
         # copy=False: one block per column instead of a consolidated copy of them all
         return pd.DataFrame(out, index=frame.index, copy=False)[self.columns]
+
+
+def _index_state(levels: pd.Index) -> dict[str, object]:
+    """A pandas Index as plain data: its values (a list or an array) and dtype name."""
+    if levels.dtype == object:
+        values: object = levels.tolist()  # text levels: a list of str
+    else:
+        values = levels.to_numpy()  # numbers, dates, nullable types: a numpy array
+        if values.dtype == object:
+            values = values.tolist()
+    return {"values": values, "dtype": str(levels.dtype)}
+
+
+def _index_from_state(state: object) -> pd.Index:
+    if isinstance(state, pd.Index):  # a pickle written before the plain state
+        return state
+    return pd.Index(state["values"], dtype=state["dtype"])  # type: ignore[index]
 
 
 def _sample(levels: pd.Index) -> pd.Series:
@@ -388,6 +551,38 @@ def _warn_text_column(col: str, levels: pd.Index, n_values: int) -> None:
         )
 
 
+def _check_magnitude(values: np.ndarray, where: str) -> None:
+    """Refuse inf and finite values beyond ``_FEATURE_LIMIT`` in a numeric column."""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(values) > _FEATURE_LIMIT
+    if big.any():
+        if np.isinf(values[big]).any():
+            raise ValueError(f"ltvkit: {where} contains infinite values.")
+        raise ValueError(
+            f"ltvkit: {where} contains values beyond ±{_FEATURE_LIMIT:g} (e.g. "
+            f"{values[big][0]:g}); ltvkit's models compute in float32. Rescale the column "
+            "(e.g. another currency unit, or log1p) or fix the corrupt values."
+        )
+
+
+def _check_text_values(series: pd.Series, name: str) -> None:
+    """Refuse the NUL character in text or category values (corrupt text)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        labels = series.cat.categories
+        if not (pd.api.types.is_object_dtype(labels) or pd.api.types.is_string_dtype(labels)):
+            return
+        series = pd.Series(labels, dtype=object)
+    try:
+        has_nul = series.str.contains("\x00", regex=False, na=False).any()
+    except AttributeError:  # no text values at all
+        return
+    if has_nul:
+        raise ValueError(
+            f"ltvkit: column {name!r} of X contains the NUL character (\\x00) in its text: "
+            "corrupt text that the boosters cannot store; clean the column first."
+        )
+
+
 def _to_frame(X: object) -> pd.DataFrame:
     """Return ``X`` as a DataFrame after the checks every ltvkit model shares."""
     if sparse.issparse(X):
@@ -399,22 +594,30 @@ def _to_frame(X: object) -> pd.DataFrame:
             raise ValueError("ltvkit: X is empty (0 samples).")
         if X.shape[1] == 0:
             raise ValueError("ltvkit: X has no columns (0 features).")
-        for col in X.columns:
+        names = [str(c) for c in X.columns]
+        if len(set(names)) < len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(
+                f"ltvkit: X has duplicate column names {dup}; every column needs its own name."
+            )
+        for col, name in zip(X.columns, names, strict=True):
             series = X[col]
             if _is_categorical(series):
+                _check_text_values(series, name)
                 continue
             if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(
                 series.dtype
             ):
                 values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-                if np.isinf(values).any():
-                    raise ValueError(f"ltvkit: column {col!r} of X contains infinite values.")
+                _check_magnitude(values, f"column {name!r} of X")
                 continue
             raise ValueError(
-                f"ltvkit: column {col!r} of X has dtype {series.dtype}, which is neither "
+                f"ltvkit: column {name!r} of X has dtype {series.dtype}, which is neither "
                 "numeric nor categorical; convert it (e.g. dates to days since an event)."
             )
-        return X.copy(deep=False)
+        frame = X.copy(deep=False)
+        frame.columns = names  # non-string names (ints, tuples) are looked up as text
+        return frame
     arr = check_array(
         X,
         dtype="numeric",
@@ -422,8 +625,8 @@ def _to_frame(X: object) -> pd.DataFrame:
         ensure_min_samples=1,
         ensure_min_features=1,
     )
-    if np.isinf(arr).any():  # pragma: no cover - check_array already refuses inf
-        raise ValueError("ltvkit: X contains infinite values.")
+    for j in range(arr.shape[1]):
+        _check_magnitude(arr[:, j], f"column {j} of X")
     columns = [f"x{i}" for i in range(arr.shape[1])]
     return pd.DataFrame(arr.astype(np.float64, copy=False), columns=columns)
 
@@ -507,6 +710,52 @@ class LTVRegressorMixin(RegressorMixin):
                 )
         return frame, y_arr, sample_weight
 
+    def _validate_validation_data(
+        self, validation_data: object, y_train: np.ndarray
+    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None] | None:
+        """Check ``fit``'s ``validation_data=(X_val, y_val[, sample_weight_val])``.
+
+        Called after ``_validate_fit_input``: ``X_val`` must have the training columns
+        (categories are fixed to the training levels, as at predict) and ``y_val`` the
+        training target's shape. Returns ``(frame, y, weights or None)`` or None.
+        """
+        if validation_data is None:
+            return None
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(
+                "ltvkit: validation_data must be a tuple (X_val, y_val) or "
+                f"(X_val, y_val, sample_weight_val), got {type(validation_data).__name__}."
+            )
+        X_val, y_val, *rest = validation_data
+        try:
+            frame = self._validate_predict_input(X_val)
+            y_v = validate_ltv_target(
+                y_val, multi_horizon=self._multi_horizon, allow_no_positive=True
+            )
+        except (TypeError, ValueError) as exc:
+            msg = str(exc).removeprefix("ltvkit: ")
+            raise ValueError(f"ltvkit: validation_data: {msg}") from exc
+        if y_v.shape[1:] != y_train.shape[1:]:
+            raise ValueError(
+                f"ltvkit: validation_data: y_val has shape {y_v.shape}, the training y "
+                f"{y_train.shape}; they must have the same number of horizons."
+            )
+        if len(frame) != len(y_v):
+            raise ValueError(
+                f"ltvkit: validation_data: X_val has {len(frame)} rows but y_val has {len(y_v)}."
+            )
+        w = None
+        if rest and rest[0] is not None:
+            w = _check_sample_weight(
+                rest[0], np.empty((len(frame), 0)), dtype=np.float64, ensure_non_negative=True
+            )
+            if not np.isfinite(w).all() or w.sum() <= 0:
+                raise ValueError(
+                    "ltvkit: validation_data: sample_weight_val must be finite, non-negative "
+                    "and not all zero."
+                )
+        return frame, y_v, w
+
     def _validate_predict_input(self, X: object) -> pd.DataFrame:
         """Check fittedness and ``X`` at predict time; return the DataFrame view."""
         check_is_fitted(self, "schema_")
@@ -535,8 +784,393 @@ class LTVRegressorMixin(RegressorMixin):
         """Probability that each customer spends anything, P(y > 0 | x)."""
         raise NotImplementedError
 
+    # -- the predictive distribution ------------------------------------------------------
+    def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
+        """Quantiles of each customer's value: the generic, out-of-sample distribution.
+
+        A model with its own predictive distribution (ZILN, OptDist, MDME/ODMN,
+        CC-OR-Net...) overrides this method. Every other model gets this one for free:
+        ``P(y = 0 | x) = 1 - predict_nonzero_proba(X)`` is an exact point mass at zero,
+        and a customer who spends spends ``m(x) * exp(r)``, where ``m(x) =
+        predict(X) / predict_nonzero_proba(X)`` is the model's E[y | y > 0, x] and ``r``
+        follows the empirical distribution of ``log(y / m(x))`` over spenders the
+        model did not train on (``spend_residuals_``, fitted at the end of ``fit``; see
+        :class:`SpendResiduals` and ``docs/nn.md``)::
+
+            Q(tau | x) = 0                                 if tau <= P(y = 0 | x)
+            Q(tau | x) = m(x) * exp(R^-1((tau - P0) / p))  otherwise
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        quantiles : float or sequence of float in [0, 1]
+            Probability levels. Level 1 is the top of the support: ``m(x)`` times the
+            largest residual ratio seen, a finite value.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) for a float, (n_samples, n_quantiles) otherwise
+            Finite, non-negative float64, non-decreasing along the levels.
+        """
+        scalar, levels = check_quantile_levels(quantiles)
+        residuals = getattr(self, "spend_residuals_", None)
+        if residuals is None:
+            check_is_fitted(self)
+            raise NotImplementedError(
+                f"{type(self).__name__} has no predictive distribution of its own and no "
+                "generic one was fitted (it needs a 1-D y and predict_nonzero_proba); "
+                "implement predict_quantiles for this model."
+            )
+        proba, value = self._nonzero_proba_and_positive_value(X)
+        result = zero_inflated_quantiles(
+            proba, levels, lambda v: value[:, None] * np.exp(residuals.quantile(v))
+        )
+        return result[:, 0] if scalar else result
+
+    def _nonzero_proba_and_positive_value(self, X: object) -> tuple[np.ndarray, np.ndarray]:
+        """``P(y > 0 | x)`` and E[y | y > 0, x] = ``predict / predict_nonzero_proba``."""
+        proba = np.clip(np.asarray(self.predict_nonzero_proba(X), dtype=np.float64), 0.0, 1.0)
+        mean = np.asarray(self.predict(X), dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(proba > 0, mean / proba, 0.0)
+        return proba, value
+
+    def _fit_spend_residuals(
+        self, X: object, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> None:
+        """Fit ``spend_residuals_`` (the generic distribution) on rows ``X, y``.
+
+        The rows must be ones the model did not train on (the early-stopping validation
+        rows, ``validation_data``) for the spread to be that of new customers; on the
+        training rows it is too narrow. Only the spenders count.
+        """
+        spends = y > 0
+        if not spends.any():
+            self.spend_residuals_ = None
+            return
+        X_pos = X.iloc[spends] if isinstance(X, pd.DataFrame) else np.asarray(X)[spends]
+        _, value = self._nonzero_proba_and_positive_value(X_pos)
+        w = None if sample_weight is None else sample_weight[spends]
+        self.spend_residuals_ = SpendResiduals.fit(y[spends], value, w)
+
 
 def _as_int(value: object, name: str) -> int:
     if not isinstance(value, numbers.Integral):
         raise ValueError(f"ltvkit: {name} must be an integer, got {value!r}.")
     return int(value)
+
+
+# -- conformal recalibration ------------------------------------------------------------
+
+#: Levels at which :class:`ConformalQuantileRegressor` calibrates (0.01 steps, then the
+#: upper tail); other levels are interpolated between them.
+CONFORMAL_LEVELS: np.ndarray = np.round(np.r_[np.arange(1, 100) / 100, 0.995, 0.999], 3)
+
+
+class ConformalQuantileRegressor(LTVRegressorMixin, BaseEstimator):
+    """Split-conformal recalibration of any ltvkit model's quantiles.
+
+    ``fit`` holds out ``calibration_fraction`` of the rows (stratified on ``y > 0``),
+    fits a clone of ``estimator`` on the others, and learns, for every level ``g`` of
+    :data:`CONFORMAL_LEVELS` (0.01, 0.02, ..., 0.99, 0.995, 0.999), one factor
+    ``exp(s_g)`` by which the model's quantile ``q_g(x)`` is multiplied. The factor is
+    computed on the held-out customers whose ``q_g(x) > 0`` only: a zero quantile (the
+    level lies inside the model's point mass at zero, ``g <= P(y = 0 | x)``) stays zero,
+    a positive one stays positive, so the recalibrated quantiles keep the model's exact
+    point mass at zero and ``predict_nonzero_proba``. With scores
+    ``S_i = log(y_i / q_g(x_i))`` (``-inf`` for ``y_i = 0``) of the ``n_g`` held-out
+    customers with ``q_g(x_i) > 0``, ``s_g`` is their ``ceil((n_g + 1) g)``-th smallest
+    (split conformal; Vovk et al. 2005, Lei et al. 2018; the one-sided, per-level
+    form of conformalized quantile regression, Romano et al. 2019, on the log scale).
+
+    **Guarantee.** If the held-out rows and a new customer are exchangeable (e.g. drawn
+    independently from the same population), then for every level ``g`` of the grid
+    with ``n_g >= g / (1 - g)``, over the draw of the held-out rows and of the new
+    customer ``(x, y)``,
+
+        P(y <= Q'(g | x)  |  q_g(x) > 0)  >=  g,
+
+    in finite samples, whatever the model (marginal over customers in that group, not
+    per customer). Customers with ``q_g(x) = 0`` keep quantile 0, whose coverage is
+    ``P(y = 0 | q_g(x) = 0)``: the model's own claim ``P(y = 0 | x) >= g``, which no
+    rescaling can change (``zero_coverage_`` gives it on the held-out rows). Overall
+    coverage is therefore ``>= g`` whenever that claim holds on average. For a model
+    that is already calibrated, ``s_g`` is about 0 and the quantiles barely move.
+    Between grid levels, ``Q'(tau)`` is the larger of ``q_tau(x)`` times the factor of
+    the next grid level and the recalibrated quantiles of the grid levels below ``tau``
+    (so it is non-decreasing in ``tau``); its coverage is at least that of the grid
+    level below. A level with too few held-out customers (``n_g < g / (1 - g)``) gets
+    the largest score seen and no guarantee; one with none (below every held-out
+    customer's P(y = 0 | x)) keeps the model's quantiles (``uncalibrated_levels_``).
+
+    Parameters
+    ----------
+    estimator : ltvkit estimator or None, default=None
+        Any model with ``predict_quantiles`` and ``predict_nonzero_proba`` (every ltvkit
+        model); cloned at ``fit``. None: ``TwoStageRegressor()``. A model wrapped in
+        ``sklearn.frozen.FrozenEstimator`` is used as fitted, and every row given to
+        ``fit`` calibrates it (calibrate a model you already have on your own
+        held-out customers).
+    calibration_fraction : float in (0, 1), default=0.1
+        Share of the rows held out to calibrate (the model trains on the rest). More
+        rows give steadier factors (the ``g``-quantile of ``n_g`` scores moves by about
+        ``sqrt(g (1 - g) / n_g)`` in coverage).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the held-out split (not the model: set the model's own ``random_state``).
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted model.
+    levels_ : ndarray of shape (n_levels,)
+        The calibrated levels (:data:`CONFORMAL_LEVELS`).
+    log_factors_ : ndarray of shape (n_levels,) or (n_horizons, n_levels)
+        ``s_g``: the recalibrated ``g``-quantile is ``q_g(x) * exp(s_g)`` (before the
+        monotone envelope).
+    zero_coverage_ : ndarray, same shape as ``log_factors_``
+        Share of the held-out customers with ``q_g(x) = 0`` who spent nothing (NaN when
+        there are none): the coverage the recalibration cannot change.
+    uncalibrated_levels_ : ndarray
+        Levels without the finite-sample guarantee: too few held-out customers with
+        ``q_g(x) > 0`` (none at all at levels below every customer's P(y = 0 | x); such
+        a level keeps the model's quantiles).
+    n_calibration_ : int
+        Held-out rows used to calibrate.
+
+    See Also
+    --------
+    ltvkit.metrics.quantile_coverage : Check P(y <= q_tau) on customers of your own.
+
+    Examples
+    --------
+    >>> from ltvkit.boosting import TwoStageRegressor
+    >>> from ltvkit.datasets import make_ltv
+    >>> X, y = make_ltv(n_samples=1000, random_state=0)
+    >>> model = ConformalQuantileRegressor(
+    ...     TwoStageRegressor(n_estimators=50, n_jobs=1, random_state=0), random_state=0
+    ... ).fit(X, y)
+    >>> model.predict_quantiles(X, [0.5, 0.9]).shape
+    (1000, 2)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "estimator": [Instance(object, text="an ltvkit estimator"), None],
+        "calibration_fraction": [Real(0.0, 1.0, closed="neither")],
+        "random_state": [Int(), Instance(np.random.RandomState), None],
+    }
+
+    def __init__(
+        self,
+        estimator: object = None,
+        *,
+        calibration_fraction: float = 0.1,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.calibration_fraction = calibration_fraction
+        self.random_state = random_state
+
+    @property
+    def _multi_horizon(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self._base_estimator(), "_multi_horizon", False))
+
+    def _base_estimator(self) -> object:
+        if self.estimator is not None:
+            return self.estimator
+        from ltvkit.boosting import TwoStageRegressor
+
+        return TwoStageRegressor()
+
+    def _check_param_combinations(self) -> None:
+        for method in ("predict_quantiles", "predict_nonzero_proba", "fit"):
+            if not hasattr(self._base_estimator(), method):
+                raise ValueError(
+                    f"ltvkit: ConformalQuantileRegressor: estimator must have {method} (any "
+                    f"ltvkit model), got {self.estimator!r}."
+                )
+
+    def fit(
+        self, X: object, y: object, sample_weight: object = None
+    ) -> ConformalQuantileRegressor:
+        """Fit the model on part of the rows and calibrate its quantiles on the rest.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) (2-D for a multi-horizon model)
+        sample_weight : array-like of shape (n_samples,) or None, default=None
+            Passed to the model's ``fit``; on the held-out rows, frequency weights of
+            the scores (a weight of ``k`` counts as ``k`` customers).
+
+        Returns
+        -------
+        self
+        """
+        from sklearn.frozen import FrozenEstimator
+        from sklearn.model_selection import train_test_split
+        from sklearn.utils import _safe_indexing, check_random_state
+
+        self._validate_params()
+        _, y_arr, sw = self._validate_fit_input(X, y, sample_weight)
+        base = self._base_estimator()
+        n = y_arr.shape[0]
+        if isinstance(base, FrozenEstimator):
+            estimator, cal = base, np.arange(n)
+        else:
+            n_cal = max(1, int(np.ceil(self.calibration_fraction * n)))
+            if n - n_cal < 2:
+                raise ValueError(
+                    f"ltvkit: ConformalQuantileRegressor: {n} rows are too few to hold out "
+                    f"calibration_fraction={self.calibration_fraction} and fit on the rest."
+                )
+            spends = (y_arr if y_arr.ndim == 1 else y_arr[:, -1]) > 0
+            strata = spends if min(spends.sum(), (~spends).sum()) >= 2 else None
+            rng = check_random_state(self.random_state)
+            fit_rows, cal = train_test_split(
+                np.arange(n), test_size=n_cal, stratify=strata, random_state=rng
+            )
+            fit_rows, cal = np.sort(fit_rows), np.sort(cal)
+            estimator = clone(base)
+            kw = {} if sw is None else {"sample_weight": sw[fit_rows]}
+            estimator.fit(_safe_indexing(X, fit_rows), _safe_indexing(y, fit_rows), **kw)
+        X_cal = _safe_indexing(X, cal)
+        q = np.asarray(estimator.predict_quantiles(X_cal, CONFORMAL_LEVELS), dtype=np.float64)
+        y_cal = y_arr[cal]
+        w_cal = None if sw is None else sw[cal]
+        if q.ndim == 2:  # one horizon: (n, levels) -> (n, 1, levels)
+            q, y_cal = q[:, None, :], y_cal.reshape(-1, 1)
+        factors, zero_cov, bad = _conformal_log_factors(q, y_cal, CONFORMAL_LEVELS, w_cal)
+        squeeze = factors.shape[0] == 1 and y_arr.ndim == 1
+        self.estimator_ = estimator
+        self.levels_ = CONFORMAL_LEVELS.copy()
+        self.log_factors_ = factors[0] if squeeze else factors
+        self.zero_coverage_ = zero_cov[0] if squeeze else zero_cov
+        self.uncalibrated_levels_ = CONFORMAL_LEVELS[bad.any(axis=0)]
+        self.n_calibration_ = len(cal)
+        return self
+
+    def predict(self, X: object) -> np.ndarray:
+        """The model's expected value E[y | x] (unchanged by the recalibration).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) (``(n_samples, n_horizons)`` for a multi-horizon
+        model)
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    def predict_nonzero_proba(self, X: object) -> np.ndarray:
+        """The model's P(y > 0 | x) (unchanged: the point mass at zero is kept).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_nonzero_proba(X)
+
+    def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
+        """The model's quantiles, recalibrated (see the class docstring for the guarantee).
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+        quantiles : float or sequence of float in [0, 1]
+            Level 1 is the model's own top of the support, rescaled (a model with an
+            unbounded one refuses it).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) for a float, (n_samples, n_quantiles) otherwise
+            (a horizon axis before the levels for a multi-horizon model fitted on a
+            2-D ``y``)
+        """
+        check_is_fitted(self, "estimator_")
+        scalar, levels = check_quantile_levels(quantiles)
+        grid = self.levels_
+        below = grid[grid <= levels.max()]  # grid levels the envelope needs
+        asked = np.union1d(levels, below)
+        q = np.asarray(self.estimator_.predict_quantiles(X, asked), dtype=np.float64)
+        one_horizon = q.ndim == 2
+        if one_horizon:
+            q = q[:, None, :]
+        s = np.atleast_2d(self.log_factors_)  # (T, G)
+        # first term: q_tau times the factor of the next grid level up (the top one above it)
+        up = np.minimum(np.searchsorted(grid, levels, side="left"), grid.size - 1)
+        at = np.searchsorted(asked, levels)
+        out = q[:, :, at] * np.exp(s[None, :, up])
+        if below.size:
+            # envelope: the recalibrated grid quantiles at or below tau, running maximum
+            grid_q = q[:, :, np.searchsorted(asked, below)] * np.exp(s[None, :, : below.size])
+            envelope = np.maximum.accumulate(grid_q, axis=-1)
+            last = np.searchsorted(below, levels, side="right") - 1
+            has = last >= 0
+            out[:, :, has] = np.maximum(out[:, :, has], envelope[:, :, last[has]])
+        if one_horizon:
+            out = out[:, 0, :]
+        return out[..., 0] if scalar else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            inner = get_tags(self._base_estimator())
+            tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        except Exception:  # pragma: no cover - a third-party estimator without tags
+            pass
+        return tags
+
+
+def _conformal_log_factors(
+    q: np.ndarray, y: np.ndarray, levels: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-horizon, per-level split-conformal log factors (see ConformalQuantileRegressor).
+
+    ``q``: (n, T, G) quantiles of the held-out rows, ``y``: (n, T). Returns the factors
+    ``s`` (T, G), the zero-group coverage (T, G) and which entries lack the guarantee.
+    """
+    n, T, G = q.shape
+    w = np.ones(n) if weights is None else weights
+    factors = np.zeros((T, G))
+    zero_cov = np.full((T, G), np.nan)
+    bad = np.zeros((T, G), dtype=bool)
+    for t in range(T):
+        yt = y[:, t]
+        with np.errstate(divide="ignore"):
+            log_y = np.where(yt > 0, np.log(np.where(yt > 0, yt, 1.0)), -np.inf)
+        for g, level in enumerate(levels):
+            qg = q[:, t, g]
+            group = qg > 0
+            if (~group).any():
+                zero_cov[t, g] = np.average(yt[~group] == 0, weights=w[~group])
+            if not group.any():  # no held-out customer to calibrate this level on
+                bad[t, g] = True
+                continue
+            scores = log_y[group] - np.log(qg[group])
+            wg = w[group]
+            order = np.argsort(scores, kind="stable")
+            scores, wg = scores[order], wg[order]
+            finite = np.isfinite(scores)
+            # the ceil((n_g + 1) g)-th smallest score; weighted: first cumulative weight
+            # reaching g (W + 1), the new customer counting 1
+            k = np.searchsorted(np.cumsum(wg), level * (wg.sum() + 1.0) - 1e-9)
+            if k >= scores.size:  # too few customers for this level: no finite quantile
+                bad[t, g] = True
+                factors[t, g] = scores[finite].max() if finite.any() else 0.0
+                continue
+            # -inf (more of the group spent nothing than g): keep quantiles positive with
+            # the smallest finite score, which only widens them
+            factors[t, g] = (
+                scores[k]
+                if np.isfinite(scores[k])
+                else (scores[finite].min() if finite.any() else 0.0)
+            )
+    return factors, zero_cov, bad

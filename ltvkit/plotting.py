@@ -1,4 +1,4 @@
-"""Pictures of LTV predictions: gain chart, decile chart and Lorenz curves.
+"""Pictures of LTV predictions (gain chart, decile chart, Lorenz curves) and training curves.
 
 Each function takes the true values and one or several predictions (``{name: y_pred}``)
 and draws on a matplotlib ``Axes`` (a new one if ``ax`` is None), which it returns, so the
@@ -27,7 +27,13 @@ from ltvkit.metrics import decile_mape, gain_curve, lorenz_curve, mutual_gini, n
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["plot_decile_chart", "plot_gain_chart", "plot_lorenz"]
+__all__ = [
+    "plot_decile_chart",
+    "plot_gain_chart",
+    "plot_history",
+    "plot_lorenz",
+    "training_curves",
+]
 
 _MAX_POINTS = 2000
 
@@ -267,4 +273,127 @@ def plot_lorenz(
     ax.set_title("Lorenz curves: true vs predicted value")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize="small")
+    return ax
+
+
+def training_curves(estimator: Any) -> dict[str, np.ndarray]:
+    """The per-epoch (or per-round) curves a fitted model recorded, by name.
+
+    Deep models: every numeric column of ``net_.history`` (``train_loss``,
+    ``valid_loss``, the columns of ``EpochScoring`` callbacks and of the model's own
+    callbacks), by epoch. ``TwoStageRegressor``: each booster stage's evaluation
+    curves on its validation set (``early_stopping`` or ``validation_data``), named
+    ``"<stage> <set> <metric>"``, by boosting round.
+
+    Parameters
+    ----------
+    estimator : fitted ltvkit model (or a Pipeline ending in one)
+
+    Returns
+    -------
+    dict of str to ndarray
+
+    Examples
+    --------
+    >>> from ltvkit.datasets import make_ltv
+    >>> from ltvkit.nn import ZILNRegressor
+    >>> X, y = make_ltv(n_samples=300, random_state=0)
+    >>> curves = training_curves(ZILNRegressor(max_epochs=3, random_state=0).fit(X, y))
+    >>> "valid_loss" in curves, len(curves["train_loss"])
+    (True, 3)
+    """
+    est = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if hasattr(est, "net_"):
+        rows = list(est.net_.history)
+        names = sorted({k for row in rows for k, v in row.items() if _is_number(v)})
+        return {
+            name: np.asarray([row.get(name, np.nan) for row in rows], dtype=np.float64)
+            for name in names
+            if name != "epoch"
+        }
+    curves = {}
+    for stage in ("classifier_", "regressor_"):
+        booster = getattr(est, stage, None)
+        if booster is None:
+            continue
+        result = getattr(booster, "evals_result_", None)
+        if result is None and hasattr(booster, "evals_result"):
+            try:
+                result = booster.evals_result()
+            except Exception:
+                result = None
+        for data, metrics in (result or {}).items():
+            for metric, values in metrics.items():
+                curves[f"{stage[:-1]} {data} {metric}"] = np.asarray(values, dtype=np.float64)
+    if not curves and not hasattr(est, "net_"):
+        raise ValueError(
+            f"{type(est).__name__} recorded no training curves: a deep model records them "
+            "per epoch; TwoStageRegressor only with a validation set (early_stopping=True "
+            "or fit(..., validation_data=...))."
+        )
+    return curves
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def plot_history(
+    estimator: Any,
+    curves: list[str] | None = None,
+    *,
+    ax: Axes | None = None,
+) -> Axes:
+    """Training curves of a fitted model: losses and logged metrics per epoch (or round).
+
+    Parameters
+    ----------
+    estimator : fitted ltvkit model (or a Pipeline ending in one)
+    curves : list of str or None, default=None
+        Names from :func:`training_curves`; None draws the losses (``train_loss``,
+        ``valid_loss`` of deep models, every curve of a booster) and the metrics of
+        ``EpochScoring`` callbacks (on a second axis when their scale differs).
+    ax : matplotlib Axes or None, default=None
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> from ltvkit.datasets import make_ltv
+    >>> from ltvkit.nn import ZILNRegressor
+    >>> X, y = make_ltv(n_samples=300, random_state=0)
+    >>> model = ZILNRegressor(max_epochs=3, random_state=0).fit(X, y)
+    >>> ax = plot_history(model)  # doctest: +SKIP
+    """
+    found = training_curves(estimator)
+    if curves is None:
+        skip = {"dur", "train_batch_count", "valid_batch_count", "event_lr"}
+        curves = [c for c in found if c not in skip and not c.endswith("_best")]
+    missing = [c for c in curves if c not in found]
+    if missing:
+        raise ValueError(f"unknown curve(s) {missing}; this model recorded {sorted(found)}.")
+    ax = _new_axes(ax)
+    losses = [c for c in curves if "loss" in c or " " in c]
+    others = [c for c in curves if c not in losses]
+    deep = hasattr(estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator, "net_")
+    start = 1 if deep else 0
+    for i, name in enumerate(losses):
+        values = found[name]
+        ax.plot(np.arange(start, start + len(values)), values, label=name, **_style(i))
+    ax.set_xlabel("epoch" if deep else "boosting round")
+    ax.set_ylabel("loss")
+    target = ax.twinx() if (losses and others) else ax
+    for j, name in enumerate(others, start=len(losses)):
+        values = found[name]
+        target.plot(np.arange(start, start + len(values)), values, label=name, **_style(j))
+    if others:
+        target.set_ylabel("metric" if losses else "value")
+    handles, labels = ax.get_legend_handles_labels()
+    if target is not ax:
+        h2, l2 = target.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, loc="best")
+    ax.set_title(f"Training curves: {type(estimator).__name__}")
     return ax

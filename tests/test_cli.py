@@ -868,3 +868,681 @@ def test_suspicious_columns_are_warned_about_once_naming_them(
     text_lines = [ln for ln in lines if "'amount_text' holds numbers stored as text" in ln]
     assert len(id_lines) == 1 and "warning: column 'order_ref' has a distinct value" in id_lines[0]
     assert len(text_lines) == 1 and "'12,50'" in text_lines[0]
+
+
+# ====================================================================== ltvkit fit / score
+def assert_one_line(code, err, command, *phrases):
+    """Bad input: exit code 2 and exactly one line, the error."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"ltvkit {command}: error: "), lines[0]
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+
+
+@pytest.fixture
+def id_table(tmp_path):
+    """A customer table whose ids have leading zeros (identifiers, not numbers)."""
+    X, y = make_ltv(n_samples=300, n_features=4, n_categorical=1, random_state=1)
+    df = X.copy()
+    df.insert(0, "customer_id", [f"{i:08d}" for i in range(418_683, 418_683 + len(df))])
+    df["spend"] = y
+    path = tmp_path / "customers.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+@pytest.fixture
+def tx_log(tmp_path):
+    """A small transaction log: text ids with leading zeros, day-first dates, a country."""
+    tx = load_cdnow(return_transactions=True)
+    tx = tx[tx["customer_id"] <= 600].copy()
+    tx["customer_id"] = tx["customer_id"].map("{:08d}".format)
+    tx["country"] = np.where(tx["customer_id"].str[-1].isin(list("01234")), "UK", "FR")
+    tx["date"] = tx["date"].dt.strftime("%d/%m/%Y")
+    path = tmp_path / "tx.csv"
+    tx.to_csv(path, index=False)
+    return path, tx
+
+
+TX_FLAGS = [
+    "--transactions",
+    "--customer",
+    "customer_id",
+    "--date",
+    "date",
+    "--value",
+    "value",
+    "--date-format",
+    "%d/%m/%Y",
+    "--static-columns",
+    "country",
+    "--quantity",
+    "quantity",
+]
+FAST_TWO_STAGE = ["--model", "two_stage", "--set", "n_estimators=20"]
+
+
+def test_fit_and_score_a_customer_table_keep_leading_zeros(id_table, tmp_path, capsys):
+    path, df = id_table
+    model = tmp_path / "model.ltvkit"
+    code, _, err = run(
+        [
+            "fit",
+            "--data",
+            path,
+            "--target",
+            "spend",
+            "--id",
+            "customer_id",
+            *FAST_TWO_STAGE,
+            "--out",
+            model,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert model.exists() and (tmp_path / "model.ltvkit.run.json").exists()
+    scores_path = tmp_path / "scores.csv"
+    code, _, err = run(
+        ["score", "--model", model, "--data", path, "--as-of", "2024-01-01", "--out", scores_path],
+        capsys,
+    )
+    assert code == 0, err
+    scores = pd.read_csv(scores_path, dtype={"customer_id": str})
+    assert list(scores.columns) == ["customer_id", "predicted_value", "nonzero_proba"]
+    assert scores["customer_id"].tolist() == df["customer_id"].tolist()
+    assert scores["customer_id"].iloc[0] == "00418683"
+    loaded = ltvkit.load(model)
+    features = df.drop(columns=["customer_id", "spend"])
+    np.testing.assert_allclose(scores["predicted_value"], loaded.predict(features), rtol=1e-12)
+    record = __import__("json").loads((tmp_path / "scores.csv.run.json").read_text())
+    assert record["command"] == "ltvkit score"
+    assert record["customers"] == len(df) and record["rows"] == len(df)
+    assert len(record["inputs"][0]["sha256"]) == 64
+    assert record["outputs"][0]["path"] == str(scores_path)
+    assert record["versions"]["ltvkit"] == ltvkit.__version__
+
+
+def test_fit_and_score_a_transaction_log_reuse_the_recorded_feature_settings(
+    tx_log, tmp_path, capsys
+):
+    path, tx = tx_log
+    model = tmp_path / "model.ltvkit"
+    code, _, err = run(
+        [
+            "fit",
+            "--data",
+            path,
+            *TX_FLAGS,
+            "--calibration-end",
+            "1997-07-01",
+            "--holdout-end",
+            "1997-10-01",
+            *FAST_TWO_STAGE,
+            "--out",
+            model,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert (
+        "ltvkit fit: windows: calibration 1997-01-01 to 1997-07-01, holdout 1997-07-01 to "
+        "1997-10-01 (end dates excluded); the transactions run from 1997-01-01 to 1998-06-30"
+    ) in err
+    _, manifest = ltvkit.load(model, return_manifest=True)
+    fitted = manifest["metadata"]["ltvkit_fit"]
+    assert fitted["transactions"]["date_format"] == "%d/%m/%Y"
+    assert fitted["transactions"]["static_columns"] == ["country"]
+    assert "country" in manifest["input_schema"]["columns"]
+    assert manifest["input_schema"]["kinds"]["country"] == "categorical"
+    out = tmp_path / "scores.parquet"
+    # no feature flags: the model file says how the features were built
+    code, _, err = run(
+        ["score", "--model", model, "--data", path, "--as-of", "1997-10-01", "--out", out],
+        capsys,
+    )
+    assert code == 0, err
+    assert "ltvkit score: windows: features from 1997-01-01 to as-of 1997-10-01" in err
+    scores = pd.read_parquet(out)
+    assert scores.columns[0] == "customer_id"
+    assert scores["customer_id"].str.len().eq(8).all()
+    assert scores["customer_id"].iloc[0] == "00000001"
+    assert len(scores) == tx["customer_id"].nunique()
+
+
+@pytest.mark.parametrize("kind", ["csv.gz", "zip", "parquet", "parquet-dir"])
+def test_data_may_be_compressed_csv_parquet_or_a_parquet_directory(
+    kind, id_table, tmp_path, capsys
+):
+    _, df = id_table
+    if kind == "parquet-dir":
+        data = tmp_path / "parts"
+        data.mkdir()
+        df.iloc[:150].to_parquet(data / "part-0.parquet", index=False)
+        df.iloc[150:].to_parquet(data / "part-1.parquet", index=False)
+    else:
+        data = tmp_path / f"customers.{kind}"
+        if kind == "parquet":
+            df.to_parquet(data, index=False)
+        else:
+            df.to_csv(data, index=False)
+    model = tmp_path / "m.ltvkit"
+    code, _, err = run(
+        [
+            "fit",
+            "--data",
+            data,
+            "--target",
+            "spend",
+            "--id",
+            "customer_id",
+            *FAST_TWO_STAGE,
+            "--out",
+            model,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert ltvkit.load(model).n_features_in_ == 4  # the table minus id and target
+
+
+def test_set_values_are_python_literals():
+    from ltvkit.cli import _literal
+
+    assert _literal("2") == 2 and _literal("0.003") == 0.003
+    assert _literal("false") is False and _literal("False") is False and _literal("TRUE") is True
+    assert _literal("none") is None
+    assert _literal("(64,32)") == (64, 32)
+    assert _literal("lightgbm") == "lightgbm"
+    assert _literal("'0001'") == "0001"
+    with pytest.raises(SyntaxError):
+        _literal("(64,")
+
+
+def test_set_reaches_the_model_and_default_model_is_stated(id_table, tmp_path, capsys):
+    from ltvkit.cli import DEFAULT_MODEL, build_parser
+
+    path, _ = id_table
+    model = tmp_path / "m.ltvkit"
+    code, _, err = run(
+        [
+            "fit",
+            "--data",
+            path,
+            "--target",
+            "spend",
+            "--id",
+            "customer_id",
+            "--model",
+            "two_stage",
+            "--set",
+            "backend=lightgbm",
+            "--set",
+            "n_estimators=7",
+            "--set",
+            "early_stopping=false",
+            "--out",
+            model,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    params = ltvkit.load(model).get_params()
+    assert params["backend"] == "lightgbm" and params["n_estimators"] == 7
+    assert params["early_stopping"] is False and params["random_state"] == 0
+    fit_help = build_parser()._subparsers._group_actions[0].choices["fit"].format_help()
+    assert f"default: {DEFAULT_MODEL}" in " ".join(fit_help.split())
+    assert DEFAULT_MODEL in available_models()
+
+
+def test_id_like_column_is_warned_about_once_and_drop_removes_it(id_table, tmp_path, capsys):
+    _, df = id_table
+    df = df.assign(order_ref=[f"R{i:07d}" for i in range(len(df))])
+    path = tmp_path / "with_ref.csv"
+    df.to_csv(path, index=False)
+    args = ["fit", "--data", path, "--target", "spend", "--id", "customer_id", *FAST_TWO_STAGE]
+    code, _, err = run([*args, "--out", tmp_path / "a.ltvkit"], capsys)
+    assert code == 0
+    warned = [ln for ln in err.splitlines() if "'order_ref'" in ln]
+    assert len(warned) == 1 and warned[0].startswith("ltvkit fit: warning: column 'order_ref'")
+    code, _, err = run([*args, "--drop", "order_ref", "--out", tmp_path / "b.ltvkit"], capsys)
+    assert code == 0 and "order_ref" not in err
+    assert "order_ref" not in ltvkit.load(tmp_path / "b.ltvkit").feature_names_in_
+
+
+@pytest.fixture
+def fitted_model(id_table, tmp_path, capsys):
+    path, _ = id_table
+    model = tmp_path / "fitted.ltvkit"
+    code, _, err = run(
+        [
+            "fit",
+            "--data",
+            path,
+            "--target",
+            "spend",
+            "--id",
+            "customer_id",
+            *FAST_TWO_STAGE,
+            "--out",
+            model,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    return model
+
+
+@pytest.mark.parametrize(
+    ("argv", "phrases"),
+    [
+        (
+            ["score", "--model", "{model}", "--data", "{table}", "--out", "{tmp}/s.csv"],
+            ["--as-of DATE is required"],
+        ),
+        (
+            [
+                "score",
+                "--model",
+                "{model}",
+                "--data",
+                "{table}",
+                "--as-of",
+                "01/09/2011",
+                "--out",
+                "{tmp}/s.csv",
+            ],
+            ["--as-of '01/09/2011' is not an ISO date (YYYY-MM-DD)"],
+        ),
+        (
+            [
+                "fit",
+                "--data",
+                "{tx}",
+                *TX_FLAGS,
+                "--calibration-end",
+                "01/09/1997",
+                "--holdout-end",
+                "1997-12-01",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["--calibration-end '01/09/1997' is not an ISO date (YYYY-MM-DD)"],
+        ),
+        (
+            [
+                "score",
+                "--model",
+                "{table}",
+                "--data",
+                "{table}",
+                "--as-of",
+                "2024-01-01",
+                "--out",
+                "{tmp}/s.csv",
+            ],
+            ["customers.csv is not an ltvkit model file"],
+        ),
+        (
+            [
+                "score",
+                "--model",
+                "{tmp}/nope.ltvkit",
+                "--data",
+                "{table}",
+                "--as-of",
+                "2024-01-01",
+                "--out",
+                "{tmp}/s.csv",
+            ],
+            ["model file not found"],
+        ),
+        (
+            [
+                "score",
+                "--model",
+                "{model}",
+                "--data",
+                "{narrow}",
+                "--id",
+                "customer_id",
+                "--as-of",
+                "2024-01-01",
+                "--out",
+                "{tmp}/s.csv",
+            ],
+            ["the scoring data has no column 'num_1', which the model was fitted with"],
+        ),
+        (
+            [
+                "score",
+                "--model",
+                "{model}",
+                "--data",
+                "{table}",
+                "--as-of",
+                "2024-01-01",
+                "--out",
+                "{tmp}/s.xlsx",
+            ],
+            ["unsupported output type '.xlsx'"],
+        ),
+        (
+            [
+                "fit",
+                "--data",
+                "{table}",
+                "--target",
+                "spend",
+                "--model",
+                "bogus",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["unknown model 'bogus'; choose one of: two_stage"],
+        ),
+        (
+            [
+                "fit",
+                "--data",
+                "{table}",
+                "--target",
+                "spend",
+                "--model",
+                "ziln",
+                "--set",
+                "max_epochs",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["--set 'max_epochs': expected PARAM=VALUE"],
+        ),
+        (
+            [
+                "fit",
+                "--data",
+                "{table}",
+                "--target",
+                "spend",
+                "--model",
+                "ziln",
+                "--set",
+                "epochs=3",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["--set epochs: ziln has no parameter 'epochs'"],
+        ),
+        (
+            [
+                "fit",
+                "--data",
+                "{table}",
+                "--target",
+                "spend",
+                "--model",
+                "ziln",
+                "--set",
+                "hidden_units=(64,",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["is not a Python literal"],
+        ),
+        (
+            [
+                "fit",
+                "--data",
+                "{table}",
+                "--target",
+                "spend",
+                "--model",
+                "ziln",
+                "--set",
+                "max_epochs=0",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["ZILNRegressor: max_epochs must be"],
+        ),
+        (
+            ["fit", "--data", "{table}", "--target", "spend", "--out", "{tmp}/no/m.ltvkit"],
+            ["directory", "does not exist"],
+        ),
+        (["fit", "--data", "{table}", "--target", "spend"], ["--out FILE is required"]),
+        (["fit", "--target", "spend", "--out", "{tmp}/m.ltvkit"], ["--target needs --data"]),
+        (
+            [
+                "fit",
+                "--data",
+                "{table}",
+                "--target",
+                "spend",
+                "--drop",
+                "nope",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["--drop: no column 'nope'"],
+        ),
+        (
+            [
+                "fit",
+                "--data",
+                "{tx}",
+                *TX_FLAGS[:-4],
+                "--static-columns",
+                "region",
+                "--calibration-end",
+                "1997-07-01",
+                "--holdout-end",
+                "1997-10-01",
+                "--out",
+                "{tmp}/m.ltvkit",
+            ],
+            ["--static-columns column 'region' not found"],
+        ),
+    ],
+    ids=[
+        "missing-as-of",
+        "non-iso-as-of",
+        "non-iso-calibration-end",
+        "not-a-model-file",
+        "missing-model-file",
+        "scoring-table-missing-a-column",
+        "bad-output-type",
+        "unknown-model",
+        "set-without-value",
+        "set-unknown-parameter",
+        "set-not-a-literal",
+        "set-invalid-value",
+        "out-directory-missing",
+        "fit-without-out",
+        "fit-without-data",
+        "drop-unknown-column",
+        "static-column-not-found",
+    ],
+)
+def test_fit_and_score_bad_input_gives_one_line_and_exit_code_2(
+    argv, phrases, fitted_model, id_table, tx_log, tmp_path, capsys
+):
+    path, df = id_table
+    narrow = tmp_path / "narrow.csv"
+    df.drop(columns=["num_1"]).to_csv(narrow, index=False)
+    subs = {
+        "{model}": str(fitted_model),
+        "{table}": str(path),
+        "{narrow}": str(narrow),
+        "{tx}": str(tx_log[0]),
+        "{tmp}": str(tmp_path),
+    }
+    resolved = []
+    for a in argv:
+        for k, v in subs.items():
+            a = a.replace(k, v)
+        resolved.append(a)
+    code, stdout, stderr = run(resolved, capsys)
+    assert_one_line(code, stderr, resolved[0], *phrases)
+    assert stdout == ""
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "m.ltvkit").exists()
+
+
+# ---------------------------------------------------------------------- the backtest
+HORIZON_DAYS = 91
+
+
+@pytest.fixture(scope="module")
+def online_retail_backtest(tmp_path_factory):
+    """docs/scoring.md's backtest through the CLI: fit as of 2011-06-01 (91-day horizon),
+    score as of 2011-09-01 in a fresh process, and the spend realised after it."""
+    from ltvkit.datasets import load_online_retail, transactions_to_features
+
+    try:
+        tx = load_online_retail(return_transactions=True)
+    except FileNotFoundError as exc:
+        pytest.skip(f"needs the Online Retail data: {exc}")
+    work = tmp_path_factory.mktemp("backtest")
+    orders = work / "orders.parquet"
+    tx.to_parquet(orders, index=False)
+    flags = [
+        "--data",
+        orders,
+        "--transactions",
+        "--customer",
+        "CustomerID",
+        "--date",
+        "InvoiceDate",
+        "--value",
+        "value",
+        "--static-columns",
+        "Country",
+        "--item",
+        "StockCode",
+        "--quantity",
+        "Quantity",
+    ]
+    model = work / "model.ltvkit"
+    code = main(
+        [
+            str(a)
+            for a in [
+                "fit",
+                *flags,
+                "--calibration-end",
+                "2011-06-01",
+                "--holdout-end",
+                "2011-08-31",
+                "--model",
+                "two_stage",
+                "--set",
+                "n_estimators=50",
+                "--out",
+                model,
+            ]
+        ]
+    )
+    assert code == 0
+    scores_path = work / "scores.csv"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ltvkit",
+            "score",
+            "--model",
+            str(model),
+            "--data",
+            str(orders),
+            "--as-of",
+            "2011-09-01",
+            "--out",
+            str(scores_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    scores = pd.read_csv(scores_path, dtype={"CustomerID": str}).set_index("CustomerID")
+    tx["CustomerID"] = tx["CustomerID"].astype(str)
+    after = tx[(tx["InvoiceDate"] >= "2011-09-01") & (tx["InvoiceDate"] < "2011-12-01")]
+    realised = (
+        after.groupby("CustomerID")["value"]
+        .sum()
+        .clip(lower=0)
+        .reindex(scores.index, fill_value=0.0)
+    )
+    past = transactions_to_features(
+        tx,
+        customer_col="CustomerID",
+        date_col="InvoiceDate",
+        value_col="value",
+        as_of="2011-09-01",
+        static_cols=["Country"],
+        item_col="StockCode",
+        quantity_col="Quantity",
+    ).reindex(scores.index)
+    return scores, realised, past, model
+
+
+def test_cli_backtest_scores_rank_the_realised_spend(online_retail_backtest):
+    scores, realised, past, model = online_retail_backtest
+    assert (
+        HORIZON_DAYS
+        == (pd.Timestamp("2011-08-31") - pd.Timestamp("2011-06-01")).days
+        == (pd.Timestamp("2011-12-01") - pd.Timestamp("2011-09-01")).days
+    )
+    assert len(scores) == 3317 and scores.index.is_unique
+    gini = normalized_gini(realised, scores["predicted_value"])
+    recent = normalized_gini(realised, past[f"spend_last_{HORIZON_DAYS - 1}d"])
+    all_past = normalized_gini(realised, past["monetary_total"])
+    print(
+        f"Gini: scores {gini:.4f}, spend of the last 90 days {recent:.4f}, all past {all_past:.4f}"
+    )
+    # better than the horizon-matched naive forecast (the last 90 days' spend again)...
+    assert gini > recent + 0.03, (gini, recent)
+    # ... and within a whisker of the ranking by all past spend (see the strict xfail)
+    assert gini > all_past - 0.01, (gini, all_past)
+    # the model file written by fit loads here too, and gives the same scores
+    features = past[ltvkit.load(model).feature_names_in_]
+    np.testing.assert_allclose(
+        scores["predicted_value"], ltvkit.load(model).predict(features), rtol=1e-12
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="measured: on Online Retail no model beats the ranking by all past spend "
+    "(monetary_total) on the spend realised after 2011-09-01 (two_stage 0.761, odmn 0.757 "
+    "vs 0.763; docs/scoring.md); remove this mark when one does",
+)
+def test_cli_backtest_scores_beat_the_ranking_by_all_past_spend(online_retail_backtest):
+    scores, realised, past, _ = online_retail_backtest
+    assert normalized_gini(realised, scores["predicted_value"]) > normalized_gini(
+        realised, past["monetary_total"]
+    )
+
+
+def test_a_long_step_shows_progress_and_a_quick_one_prints_nothing(monkeypatch, capsys):
+    import argparse
+    import time
+
+    import ltvkit.cli as cli
+
+    args = argparse.Namespace(command="fit")
+    with cli._step(args, "quick step"):
+        pass
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(cli, "_HEARTBEAT_AFTER", 0.05)
+    monkeypatch.setattr(cli, "_HEARTBEAT_EVERY", 0.05)
+    with cli._step(args, "fitting odmn"):
+        time.sleep(0.3)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("ltvkit fit: fitting odmn ... ")
+    assert lines[-1].startswith("ltvkit fit: fitting odmn: done in ")

@@ -232,9 +232,7 @@ def test_determinism_under_random_state(cls, ltv_data):
 def test_pipeline_gridsearch_cross_validate_with_ltv_scorers(cls, ltv_data):
     X, _, _ = ltv_data
     est = _fast(cls)
-    y = _target(est, ltv_data)
-    if _is_multi_horizon(est):
-        pytest.skip("ltvkit's scorers are for 1-D targets; multi-horizon scoring is per column")
+    y = _target(est, ltv_data)  # multi-horizon: ltvkit's scorers score the last horizon
     pipe = Pipeline([("model", est)])
     scoring = {
         "gini": get_scorer("normalized_gini"),
@@ -580,3 +578,128 @@ def test_predict_quantiles_contract(cls, ltv_data):
     for bad in ([0.5, 1.5], [-0.1], [], [[0.5]], "0.5", [np.nan]):
         with pytest.raises(ValueError, match="quantiles"):
             est.predict_quantiles(X, bad)
+
+
+# --------------------------------------------------------------------------- training feedback
+
+
+def _deep_regressors() -> list[type]:
+    from ltvkit.nn import BaseDeepRegressor
+
+    return [cls for _, cls in REGRESSORS if issubclass(cls, BaseDeepRegressor)]
+
+
+@pytest.mark.parametrize("cls", _deep_regressors(), ids=lambda c: c.__name__)
+def test_epoch_scoring_logs_an_ltvkit_scorer_on_the_validation_data(cls, ltv_data):
+    from skorch.callbacks import EpochScoring
+
+    from ltvkit.metrics import normalized_gini
+
+    X, _, _ = ltv_data
+    y = _target(_fast(cls), ltv_data)
+    scoring = EpochScoring(get_scorer("normalized_gini"), lower_is_better=False, name="gini")
+    est = _fast(cls, callbacks=[scoring], max_epochs=3, early_stopping=False)
+    est.fit(X[:300], y[:300], validation_data=(X[300:], y[300:]))
+    ginis = est.net_.history[:, "gini"]
+    assert len(ginis) == 3 and np.isfinite(ginis).all()
+    assert np.isfinite(est.net_.history[:, "valid_loss"]).all()
+    # the last epoch's score is the final model's Gini on the validation rows (the last
+    # horizon of a multi-horizon target, like ltvkit's scorers)
+    y_val, pred = y[300:], est.predict(X[300:])
+    if y_val.ndim == 2:
+        y_val, pred = y_val[:, -1], pred[:, -1]
+    assert ginis[-1] == pytest.approx(normalized_gini(y_val, pred), abs=1e-9)
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_validation_data_is_checked_and_names_itself(cls, ltv_data):
+    X, _, _ = ltv_data
+    est = _fast(cls)
+    y = _target(est, ltv_data)
+    with pytest.raises(ValueError, match=r"validation_data.*tuple"):
+        est.fit(X, y, validation_data=X)
+    with pytest.raises(ValueError, match=rf"validation_data(.|\n)*{X.columns[0]}"):
+        est.fit(X, y, validation_data=(X.drop(columns=X.columns[0]), y))
+    with pytest.raises(ValueError, match=r"validation_data.*negative"):
+        est.fit(X, y, validation_data=(X, -np.abs(y) - 1))
+    with pytest.raises(ValueError, match=r"validation_data.*rows"):
+        est.fit(X, y, validation_data=(X, y[:10]))
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def _predict_outputs(est: object, X: pd.DataFrame) -> dict[str, object]:
+    """Every public predict-type method's output (transform for transformers)."""
+    out = {}
+    for name in sorted(n for n in dir(est) if n.startswith("predict") or n == "transform"):
+        method = getattr(est, name, None)
+        if not callable(method):
+            continue
+        out[name] = method(X, LEVELS) if name == "predict_quantiles" else method(X)
+    return out
+
+
+def _assert_same_outputs(a: object, b: object) -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            _assert_same_outputs(a[key], b[key])
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "cls", [cls for _, cls in REGRESSORS + TRANSFORMERS], ids=reg_ids + tr_ids
+)
+def test_save_load_round_trip(cls, ltv_data, tmp_path):
+    """ltvkit.save / ltvkit.load: identical output from every predict-type method."""
+    import ltvkit
+
+    X, y1, _ = ltv_data
+    est = _fast(cls)
+    if hasattr(est, "transform"):
+        X, fitted = y1.reshape(-1, 1), est.fit(y1.reshape(-1, 1))
+    else:
+        fitted = est.fit(X, _target(est, ltv_data))
+    with contextlib.ExitStack() as stack:
+        if cls.__name__ == NEWCOMER:  # registered like a real model for the round trip
+            stack.enter_context(_registered(NEWCOMER, "newcomer_model"))
+        loaded = ltvkit.load(ltvkit.save(fitted, tmp_path / "model.ltvkit"))
+    assert type(loaded) is cls
+    assert loaded.get_params() == fitted.get_params()
+    _assert_same_outputs(_predict_outputs(loaded, X), _predict_outputs(fitted, X))
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in TRANSFORMERS], ids=tr_ids)
+def test_transformer_parameters_are_declared_and_validated_at_fit(cls, ltv_data):
+    _, y, _ = ltv_data
+    params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    assert params == set(cls._parameter_constraints), cls.__name__
+    for name in params:
+        with pytest.raises(ValueError, match=rf"\b{re.escape(name)}\b"):
+            cls(**{name: _INVALID}).fit(y.reshape(-1, 1))
+
+
+# --------------------------------------------------------------------------- recalibration
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in REGRESSORS], ids=reg_ids)
+def test_conformal_recalibration_keeps_the_quantile_contract(cls, ltv_data):
+    """ConformalQuantileRegressor works on every model and keeps its point mass at zero."""
+    from ltvkit.base import CONFORMAL_LEVELS, ConformalQuantileRegressor
+
+    X, _, _ = ltv_data
+    est = _fast(cls)
+    y = _target(est, ltv_data)
+    model = ConformalQuantileRegressor(est, calibration_fraction=0.25, random_state=0).fit(X, y)
+    levels = [0.0, 0.1, 0.5, 0.9, 0.95]
+    Q = model.predict_quantiles(X, levels)
+    horizons = y.shape[1:] if y.ndim == 2 else ()
+    assert Q.shape == (len(X), *horizons, len(levels))
+    assert np.isfinite(Q).all() and (Q >= 0).all() and (np.diff(Q, axis=-1) >= 0).all()
+    assert model.log_factors_.shape == (*horizons, len(CONFORMAL_LEVELS))
+    # recalibration rescales: zero where the model's quantile is zero, positive elsewhere
+    raw = model.estimator_.predict_quantiles(X, levels)
+    np.testing.assert_array_equal(Q > 0, raw > 0)
+    np.testing.assert_array_equal(model.predict(X), model.estimator_.predict(X))

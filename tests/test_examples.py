@@ -29,6 +29,7 @@ EXPECTED = (
     "multi_horizon_odmn",
     "custom_buckets",
     "plotting",
+    "score_customers",
 )
 SKIP_IF_MISSING = {"multi_horizon_odmn": "ODMNRegressor"}
 

@@ -556,6 +556,142 @@ def test_import_does_not_load_preprocessing():
 
 
 # ---------------------------------------------------------------------------------------
+# Scorers on multi-horizon (2-D) targets
+# ---------------------------------------------------------------------------------------
+
+
+class _Echo(RegressorMixin, BaseEstimator):
+    """Predicts X itself: the tests pass the predictions (1-D or 2-D) as X."""
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return np.asarray(X)
+
+
+@pytest.fixture(scope="module")
+def horizons():
+    """A cumulative 3-horizon target (DataFrame, as load_cdnow returns) and predictions
+    whose quality differs by horizon, so that scoring the wrong column changes the score."""
+    rng = np.random.default_rng(5)
+    step = rng.lognormal(size=(120, 3)) * (rng.random((120, 3)) < 0.4)
+    Y = pd.DataFrame(np.cumsum(step, axis=1), columns=["13w", "26w", "39w"])
+    noise = rng.uniform(0, 1, size=(120, 3)) * np.array([0.1, 3.0, 10.0])
+    P = Y.to_numpy() * rng.uniform(0.5, 1.5, size=(120, 3)) + noise
+    return Y, P
+
+
+@pytest.mark.parametrize("name", sorted(SCORERS))
+def test_scorer_scores_the_chosen_horizon(name, horizons):
+    Y, P = horizons
+    funcs = {f.__name__: f for f in SCALAR_METRICS}
+    metric = funcs[name.removeprefix("neg_")]
+    sign = -1.0 if name.startswith("neg_") else 1.0
+    per_column = [sign * metric(Y.iloc[:, h], P[:, h]) for h in range(3)]
+    for h in range(-3, 3):
+        score = get_scorer(name, horizon=h)(_Echo(), P, Y)
+        assert score == per_column[h], h
+    # the default (SCORERS entry or get_scorer without horizon) is the last horizon
+    assert SCORERS[name](_Echo(), P, Y) == per_column[-1]
+    assert get_scorer(name)(_Echo(), P, Y.to_numpy()) == per_column[-1]
+    assert get_scorer(name, horizon=None)(_Echo(), P, Y) == per_column[-1]
+    assert get_scorer(name, horizon=np.int64(0))(_Echo(), P, Y) == per_column[0]
+    # a 1-D target is one horizon: 0 and -1 both score it
+    y, p = Y.iloc[:, 0], P[:, 0]
+    assert get_scorer(name, horizon=0)(_Echo(), p, y) == per_column[0]
+    assert get_scorer(name, horizon=-1)(_Echo(), p.reshape(-1, 1), y) == per_column[0]
+
+
+def test_horizon_choice_changes_the_score(horizons):
+    # guards the test above: the per-horizon scores it compares are really different
+    Y, P = horizons
+    scores = {get_scorer("normalized_gini", horizon=h)(_Echo(), P, Y) for h in range(3)}
+    assert len(scores) == 3
+
+
+def test_multi_horizon_shape_mismatch_names_the_shapes(horizons):
+    Y, P = horizons
+    scorer = get_scorer("normalized_gini")
+    with pytest.raises(
+        ValueError, match=r"y_true has shape \(120, 3\) but y_pred has shape \(120,\)"
+    ):
+        scorer(_Echo(), P[:, -1], Y)  # a single-horizon model on a 2-D target
+    with pytest.raises(
+        ValueError, match=r"y_true has shape \(120,\) but y_pred has shape \(120, 3\)"
+    ):
+        scorer(_Echo(), P, Y.iloc[:, -1])
+    with pytest.raises(
+        ValueError, match=r"y_true has shape \(120, 3\) but y_pred has shape \(120, 2\)"
+    ):
+        scorer(_Echo(), P[:, :2], Y)
+    with pytest.raises(ValueError, match=r"shape \(120, 3\) but y_pred has shape \(119, 3\)"):
+        scorer(_Echo(), P[:-1], Y)
+    with pytest.raises(ValueError, match=r"horizon=3 is out of range .* 3 horizon"):
+        get_scorer("spearman", horizon=3)(_Echo(), P, Y)
+    with pytest.raises(ValueError, match=r"horizon=-2 is out of range .* 1 horizon"):
+        get_scorer("spearman", horizon=-2)(_Echo(), P[:, 0], Y.iloc[:, 0])
+    with pytest.raises(ValueError, match="must be 1-D or 2-D"):
+        scorer(_Echo(), P.reshape(120, 3, 1), Y)
+
+
+@pytest.mark.parametrize("horizon", [1.0, "last", True, np.float64(0)])
+def test_get_scorer_rejects_a_bad_horizon(horizon):
+    with pytest.raises(ValueError, match="horizon must be an int"):
+        get_scorer("neg_nmae", horizon=horizon)
+
+
+def test_get_scorer_horizon_is_for_ltvkit_scorers_only():
+    with pytest.raises(ValueError, match="horizon= applies to ltvkit scorers"):
+        get_scorer("r2", horizon=0)
+
+
+def test_scorer_with_horizon_pickles(horizons):
+    import pickle
+
+    Y, P = horizons
+    scorer = get_scorer("neg_decile_mape", horizon=1)
+    restored = pickle.loads(pickle.dumps(scorer))
+    assert restored(_Echo(), P, Y) == scorer(_Echo(), P, Y) == -decile_mape(Y["26w"], P[:, 1])
+    assert "horizon=1" in repr(scorer)
+
+
+def test_grid_search_over_odmn_with_ltvkit_scorers_is_finite():
+    from ltvkit import ODMNRegressor
+    from ltvkit.datasets import make_ltv
+
+    X, Y = make_ltv(n_samples=240, n_features=4, n_categorical=1, n_horizons=3, random_state=0)
+    Y = pd.DataFrame(Y, columns=["13w", "26w", "39w"])  # load_cdnow's multi-horizon y
+    scoring = {
+        "gini": get_scorer("normalized_gini"),  # last horizon
+        "gini_13w": get_scorer("normalized_gini", horizon=0),
+        "dmape": get_scorer("neg_decile_mape"),
+        "r2": "r2",
+    }
+    search = GridSearchCV(
+        ODMNRegressor(hidden_units=(16,), max_epochs=3, batch_size=64, random_state=0),
+        {"hidden_units": [(8,), (16,)]},
+        scoring=scoring,
+        refit="gini",
+        cv=KFold(2, shuffle=True, random_state=0),
+        error_score="raise",  # a NaN score would otherwise only warn
+    )
+    search.fit(X, Y)
+    assert np.isfinite(search.best_score_)
+    for key in scoring:
+        assert np.isfinite(search.cv_results_[f"mean_test_{key}"]).all(), key
+    best = int(np.argmax(search.cv_results_["mean_test_gini"]))
+    assert search.best_params_ == search.cv_results_["params"][best]
+    # the refitted model is scored on the chosen column
+    pred = search.predict(X)
+    assert pred.shape == Y.shape
+    assert scoring["gini"](search.best_estimator_, X, Y) == normalized_gini(Y["39w"], pred[:, -1])
+    assert scoring["gini_13w"](search.best_estimator_, X, Y) == normalized_gini(
+        Y["13w"], pred[:, 0]
+    )
+
+
+# ---------------------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------------------
 
@@ -608,3 +744,36 @@ def test_accepts_pandas_and_column_vectors():
     pred = np.array([[0.1], [0.9], [2.0], [0.0]])
     assert normalized_gini(y, pred) == normalized_gini(y.to_numpy(), pred.ravel())
     assert nmae(y, pred) == nmae(y.to_numpy(), pred.ravel())
+
+
+def test_values_beyond_1e100_are_refused():
+    # 1.7e308 used to give mutual_gini NaN, normalized_gini 0.0 and nrmse inf (overflow)
+    big = [1.7e308, 0.0, 1.7e308]
+    for func in SCALAR_METRICS:
+        with pytest.raises(ValueError, match=r"y_true has a value of magnitude 1.7e\+308"):
+            func(big, [1.0, 2.0, 3.0])
+        with pytest.raises(ValueError, match=r"y_pred has a value of magnitude"):
+            func([1.0, 2.0, 3.0], [0.0, -2e100, 1.0])
+    # the bound itself is fine
+    assert nrmse([1e100, 0.0], [0.0, 1e100]) == pytest.approx(2.0)
+
+
+def test_ratio_overflow_is_a_value_error_not_inf():
+    # mean(y_true) is subnormal: the relative errors exceed the float64 range
+    t, p = [5e-324, 0.0, 1e-320], [1.0, 2.0, 3.0]
+    for func in (nmae, nrmse, decile_mape, percentile_mape):
+        with pytest.raises(ValueError, match=f"{func.__name__} overflows float64"):
+            func(t, p)
+    with pytest.raises(ValueError, match="mape overflows float64"):
+        mape([0.0, 1.0], [1e100, 1.0], floor=1e-300)
+    # values of mixed sign that cancel to a total of 5e-324 (in the order of y_pred)
+    t, p = [1e100, -1e100, 5e-324], [3.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match="gain_curve overflows float64"):
+        gain_curve(t, p)
+    with pytest.raises(ValueError, match="normalized_gini overflows float64"):
+        normalized_gini(t, p)  # was NaN
+
+
+def test_bucket_accuracy_names_negative_y_true():
+    with pytest.raises(ValueError, match=r"bucket_accuracy needs y_true >= 0.*1 negative"):
+        bucket_accuracy([-1.0, 2.0], [1.0, 2.0])

@@ -136,3 +136,40 @@ def test_without_matplotlib_the_message_names_the_extra(monkeypatch, data):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"ltvkit\[plot\]"):
         plot_gain_chart(y, preds)
+
+
+def test_plot_history_draws_losses_and_epoch_scores_of_a_deep_model():
+    from skorch.callbacks import EpochScoring
+
+    from ltvkit.datasets import make_ltv
+    from ltvkit.metrics import get_scorer
+    from ltvkit.nn import ZILNRegressor
+    from ltvkit.plotting import plot_history, training_curves
+
+    X, y = make_ltv(n_samples=400, random_state=0)
+    scoring = EpochScoring(get_scorer("normalized_gini"), lower_is_better=False, name="gini")
+    model = ZILNRegressor(max_epochs=4, random_state=0, callbacks=[scoring]).fit(X, y)
+    curves = training_curves(model)
+    assert len(curves["gini"]) == len(curves["valid_loss"]) == model.n_iter_
+    ax = plot_history(model)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["train_loss", "valid_loss"]
+    assert [line.get_label() for line in ax.figure.axes[1].get_lines()] == ["gini"]
+    np.testing.assert_array_equal(ax.get_lines()[1].get_ydata(), curves["valid_loss"])
+    with pytest.raises(ValueError, match="unknown curve"):
+        plot_history(model, ["nope"])
+
+
+def test_plot_history_of_two_stage_needs_a_validation_set():
+    from ltvkit import TwoStageRegressor
+    from ltvkit.datasets import make_ltv
+    from ltvkit.plotting import plot_history, training_curves
+
+    X, y = make_ltv(n_samples=600, random_state=0)
+    model = TwoStageRegressor(n_estimators=15, n_jobs=1).fit(X, y)
+    with pytest.raises(ValueError, match="no training curves"):
+        training_curves(model)
+    model.fit(X[:400], y[:400], validation_data=(X[400:], y[400:]))
+    ax = plot_history(model)
+    assert len(ax.get_lines()) == 2
+    assert all(len(line.get_xdata()) == 15 for line in ax.get_lines())

@@ -515,7 +515,11 @@ def test_cdnow_quality_with_defaults(backend):
 
 
 def test_lightgbm_bias_correction_reuses_the_training_scores(ltv, monkeypatch):
-    """LightGBM hands over its training-row scores; no second stage-2 pass at fit."""
+    """LightGBM hands over its training-row scores; no second stage-2 pass at fit.
+
+    (``quantile_cv=None``: the cross-fitting behind ``predict_quantiles`` predicts its
+    held-out folds, by design; the in-sample residuals reuse the scores too.)
+    """
     import lightgbm
 
     X, y = ltv
@@ -525,7 +529,9 @@ def test_lightgbm_bias_correction_reuses_the_training_scores(ltv, monkeypatch):
         raise AssertionError("stage 2 predicted at fit")
 
     for target_transform in ("log1p", "none"):
-        params = dict(backend="lightgbm", target_transform=target_transform, **FAST)
+        params = dict(
+            backend="lightgbm", target_transform=target_transform, quantile_cv=None, **FAST
+        )
         with monkeypatch.context() as patch:
             patch.setattr(lightgbm.LGBMRegressor, "predict", no_predict)
             model = TwoStageRegressor(**params).fit(X, y, sample_weight=w)
@@ -554,3 +560,40 @@ def test_online_retail_quality_with_defaults():
         assert normalized_gini(y_te, pred) > normalized_gini(y_te, rfm) - 0.02
         assert decile_mape(y_te, pred) < 0.5 * decile_mape(y_te, rfm)
         assert abs(pred.mean() / y_te.mean() - 1.0) < 0.2
+
+
+@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
+def test_validation_data_is_the_eval_set_and_early_stopping_watches_it(backend):
+    X, y = _lognormal(1500, 0)
+    X_tr, y_tr, X_val, y_val = X[:1000], y[:1000], X[1000:], y[1000:]
+    common = dict(backend=backend, n_estimators=400, learning_rate=0.3, n_jobs=1, random_state=0)
+    stopped = TwoStageRegressor(**common, early_stopping=True, patience=5).fit(
+        X_tr, y_tr, validation_data=(X_val, y_val)
+    )
+    assert all(r < 400 for r in stopped.n_estimators_)
+    # without early stopping the validation loss is still recorded, every round
+    watched = TwoStageRegressor(**common).fit(X_tr, y_tr, validation_data=(X_val, y_val))
+    assert watched.n_estimators_ == (400, 400)
+    for stage in (watched.classifier_, watched.regressor_):
+        curves = stage.evals_result() if backend == "xgboost" else stage.evals_result_
+        (curve,) = next(iter(curves.values())).values()
+        assert len(curve) == 400
+    # every training row trains: the same fit as without validation data
+    plain = TwoStageRegressor(**common).fit(X_tr, y_tr)
+    np.testing.assert_allclose(watched.predict(X_val), plain.predict(X_val), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
+def test_verbose_prints_the_validation_loss_every_k_rounds(backend, capsys):
+    X, y = _lognormal(600, 1)
+    TwoStageRegressor(backend=backend, n_estimators=20, verbose=10, n_jobs=1).fit(
+        X[:400], y[:400], validation_data=(X[400:], y[400:])
+    )
+    out = capsys.readouterr()
+    lines = [ln for ln in (out.out + out.err).splitlines() if ln.strip()]
+    assert 4 <= len(lines) <= 8, lines  # rounds 0, 10, 19 (xgboost) / 10, 20 (lightgbm)
+    TwoStageRegressor(backend=backend, n_estimators=20, n_jobs=1).fit(
+        X[:400], y[:400], validation_data=(X[400:], y[400:])
+    )
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""

@@ -3,7 +3,9 @@
 Every metric takes ``(y_true, y_pred)`` 1-D arrays and returns a float; definitions
 (formula, range, direction, degenerate values, references) are fixed in
 ``docs/metrics.md``. :data:`SCORERS` / :func:`get_scorer` wrap them for
-``GridSearchCV``, ``cross_validate`` and ``cross_val_score`` (errors as ``neg_*``).
+``GridSearchCV``, ``cross_validate`` and ``cross_val_score`` (errors as ``neg_*``); on a
+multi-horizon target ``(n_samples, n_horizons)`` a scorer scores the last horizon, or
+the one chosen with ``get_scorer(name, horizon=h)``.
 
 Examples
 --------
@@ -15,6 +17,13 @@ Examples
 from __future__ import annotations
 
 from ltvkit.metrics._classification import bucket_accuracy, sva, zero_f1
+from ltvkit.metrics._distribution import (
+    interval_coverage,
+    interval_score,
+    interval_width,
+    pinball_loss,
+    quantile_coverage,
+)
 from ltvkit.metrics._ranking import (
     gain_curve,
     high_value_auc,
@@ -38,6 +47,9 @@ __all__ = [
     "gain_curve",
     "get_scorer",
     "high_value_auc",
+    "interval_coverage",
+    "interval_score",
+    "interval_width",
     "lorenz_curve",
     "ltv_report",
     "mape",
@@ -47,6 +59,8 @@ __all__ = [
     "normalized_gini_positive",
     "nrmse",
     "percentile_mape",
+    "pinball_loss",
+    "quantile_coverage",
     "recall_at_k",
     "spearman",
     "spearman_positive",

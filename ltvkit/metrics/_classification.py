@@ -156,6 +156,13 @@ def bucket_accuracy(
     from ltvkit.preprocessing import BucketMergeWarning, LTVBucketizer
 
     t, p, _ = _check_pair(y_true, y_pred)
+    if t.min() < 0:
+        # Checked here so that the message names y_true, not the bucketizer's input.
+        raise ValueError(
+            f"{_PREFIX}: bucket_accuracy needs y_true >= 0 (LTVBucketizer buckets "
+            f"non-negative values), got {int((t < 0).sum())} negative value(s) "
+            f"(min {t.min():g})."
+        )
     p = np.maximum(p, 0.0)
     bucketizer = LTVBucketizer(n_buckets=n_buckets, boundaries=boundaries)
     with warnings.catch_warnings():

@@ -13,7 +13,14 @@ from numpy.typing import ArrayLike
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from ltvkit.metrics._checks import _PREFIX, _as_1d, _check_fraction, _check_pair
+from ltvkit.metrics._checks import (
+    _PREFIX,
+    _as_1d,
+    _check_fraction,
+    _check_pair,
+    _finite,
+    _finite_curve,
+)
 
 __all__ = [
     "gain_curve",
@@ -48,7 +55,8 @@ def _gain_knots(key: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
     if total == 0:
         # No value to share out: the curve of "equal shares", which has Gini 0.
         return x, x.copy()
-    return x, np.concatenate(([0.0], cs[ends] / total))
+    with np.errstate(over="ignore"):  # a total near 0 overflows: _finite reports it
+        return x, np.concatenate(([0.0], cs[ends] / total))
 
 
 def _gini_by(key: np.ndarray, values: np.ndarray) -> float:
@@ -67,10 +75,11 @@ def _cumulative_share(ordered: np.ndarray) -> np.ndarray:
     total = cs[-1]
     if total == 0:
         return np.arange(n + 1, dtype=np.float64) / n
-    return np.concatenate(([0.0], cs / total))
+    with np.errstate(over="ignore"):  # a total near 0 overflows: _finite reports it
+        return np.concatenate(([0.0], cs / total))
 
 
-def _normalized_gini(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def _normalized_gini(y_true: np.ndarray, y_pred: np.ndarray, name: str) -> float:
     if y_true.size == 0 or y_true.sum() == 0 or y_true.min() == y_true.max():
         # Nothing to rank (no value, or every customer worth the same): perfect Gini is 0.
         return 0.0
@@ -84,7 +93,7 @@ def _normalized_gini(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     if y_true.min() >= 0:
         # Mathematically in [-1, 1] for non-negative values; trim floating-point overshoot.
         ratio = min(max(ratio, -1.0), 1.0)
-    return float(ratio)
+    return _finite(ratio, name)
 
 
 def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -121,7 +130,7 @@ def normalized_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     0.2857
     """
     t, p, _ = _check_pair(y_true, y_pred)
-    return _normalized_gini(t, p)
+    return _normalized_gini(t, p, "normalized_gini")
 
 
 def normalized_gini_positive(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -146,7 +155,7 @@ def normalized_gini_positive(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """
     t, p, _ = _check_pair(y_true, y_pred)
     pos = t > 0
-    return _normalized_gini(t[pos], p[pos])
+    return _normalized_gini(t[pos], p[pos], "normalized_gini_positive")
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -312,7 +321,7 @@ def gain_curve(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.nda
     knots_x, knots_g = _gain_knots(p, t)
     x = np.arange(t.size + 1, dtype=np.float64) / t.size
     # Linear between tie-run edges: each tied customer adds the mean value of the run.
-    return x, np.interp(x, knots_x, knots_g)
+    return _finite_curve(x, np.interp(x, knots_x, knots_g), "gain_curve")
 
 
 def lorenz_curve(y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -342,7 +351,7 @@ def lorenz_curve(y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """
     v = _as_1d(y, "y")
     share = _cumulative_share(np.sort(v)[::-1])
-    return np.arange(v.size + 1, dtype=np.float64) / v.size, share
+    return _finite_curve(np.arange(v.size + 1, dtype=np.float64) / v.size, share, "lorenz_curve")
 
 
 def mutual_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -373,4 +382,4 @@ def mutual_gini(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     t, p, _ = _check_pair(y_true, y_pred)
     phi = _cumulative_share(np.sort(t)[::-1])
     psi = _cumulative_share(np.sort(p)[::-1])
-    return float(np.abs(phi[1:] - psi[1:]).mean())
+    return _finite(np.abs(phi[1:] - psi[1:]).mean(), "mutual_gini")

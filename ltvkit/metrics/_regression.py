@@ -12,12 +12,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
-from ltvkit.metrics._checks import _PREFIX, _check_pair
+from ltvkit.metrics._checks import _PREFIX, _check_pair, _finite
 
 __all__ = ["ambe", "decile_mape", "mape", "nmae", "nrmse", "percentile_mape"]
 
 
-def _grouped_mape(y_true: np.ndarray, y_pred: np.ndarray, n_groups: int) -> float:
+def _grouped_mape(y_true: np.ndarray, y_pred: np.ndarray, n_groups: int, name: str) -> float:
     """Mean over prediction-sorted groups of |mean pred - mean true| / |mean true|.
 
     Groups are exactly those of ``np.array_split(np.argsort(y_pred, kind="stable"),
@@ -36,7 +36,9 @@ def _grouped_mape(y_true: np.ndarray, y_pred: np.ndarray, n_groups: int) -> floa
     if not keep.any():
         return 0.0
     # The group size cancels in the ratio of means.
-    return float(np.mean(np.abs(sum_pred[keep] - sum_true[keep]) / np.abs(sum_true[keep])))
+    with np.errstate(over="ignore"):  # a true mean near 0 overflows: _finite reports it
+        errors = np.abs(sum_pred[keep] - sum_true[keep]) / np.abs(sum_true[keep])
+    return _finite(np.mean(errors), name)
 
 
 def decile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -64,7 +66,7 @@ def decile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     0.0
     """
     t, p, _ = _check_pair(y_true, y_pred)
-    return _grouped_mape(t, p, 10)
+    return _grouped_mape(t, p, 10, "decile_mape")
 
 
 def percentile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -85,7 +87,7 @@ def percentile_mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     0.5
     """
     t, p, _ = _check_pair(y_true, y_pred)
-    return _grouped_mape(t, p, 100)
+    return _grouped_mape(t, p, 100, "percentile_mape")
 
 
 def _scale(y_true: np.ndarray) -> float:
@@ -112,7 +114,7 @@ def nmae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     0.6666666666666666
     """
     t, p, _ = _check_pair(y_true, y_pred)
-    return float(mean_absolute_error(t, p)) / _scale(t)
+    return _finite(float(mean_absolute_error(t, p)) / _scale(t), "nmae")
 
 
 def nrmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -133,7 +135,7 @@ def nrmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     0.8660254037844386
     """
     t, p, _ = _check_pair(y_true, y_pred)
-    return float(root_mean_squared_error(t, p)) / _scale(t)
+    return _finite(float(root_mean_squared_error(t, p)) / _scale(t), "nrmse")
 
 
 def ambe(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -154,7 +156,7 @@ def ambe(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     1.0
     """
     t, p, _ = _check_pair(y_true, y_pred)
-    return abs(float(p.mean()) - float(t.mean()))
+    return _finite(abs(float(p.mean()) - float(t.mean())), "ambe")
 
 
 def mape(y_true: ArrayLike, y_pred: ArrayLike, *, floor: float = 1.0) -> float:
@@ -184,4 +186,6 @@ def mape(y_true: ArrayLike, y_pred: ArrayLike, *, floor: float = 1.0) -> float:
     if not np.isfinite(floor):
         raise ValueError(f"{_PREFIX}: floor must be finite, got {floor!r}.")
     t, p, _ = _check_pair(y_true, y_pred)
-    return float(np.mean(np.abs(p - t) / np.maximum(t, float(floor))))
+    with np.errstate(over="ignore"):  # a tiny floor overflows: _finite reports it
+        errors = np.abs(p - t) / np.maximum(t, float(floor))
+    return _finite(np.mean(errors), "mape")

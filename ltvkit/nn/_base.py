@@ -35,6 +35,7 @@ from skorch.callbacks import (
 )
 from skorch.dataset import unpack_data
 from skorch.helper import predefined_split
+from skorch.history import History
 from skorch.utils import to_tensor
 from torch import nn
 
@@ -225,13 +226,21 @@ def _tree_len(data: Any) -> int:
     return _tree_len(data[0])
 
 
+#: Key of a training batch's ``X`` dict that holds what the loss needs (``"target"``,
+#: ``"weight"``); the net strips it before calling the module.
+TARGETS_KEY = "_ltvkit_targets"
+
+
 class TensorDictDataset(torch.utils.data.Dataset):
     """A dataset over pre-built tensors that is indexed a whole batch at a time.
 
     ``dataset[idx]`` with a slice or an int64 index tensor returns ``(X_batch,
-    y_batch)``, where ``X`` is a dict of tensors (the module's keyword arguments) and
-    ``y`` any (nested dict/tuple of) tensors or None. ``rows`` restricts the dataset
-    to a subset of rows without copying the data (the train/validation split).
+    y_batch)``: ``X`` is a dict of tensors (the module's keyword arguments) and ``y`` the
+    customers' value (a tensor, as skorch and its scoring callbacks expect) or None.
+    ``targets`` (a nested dict of tensors: what the loss receives, e.g. bucket ids and
+    sample weights) rides in ``X_batch`` under :data:`TARGETS_KEY`. ``rows`` restricts
+    the dataset to a subset of rows without copying the data (the train/validation
+    split).
 
     Examples
     --------
@@ -242,22 +251,30 @@ class TensorDictDataset(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, X: dict[str, torch.Tensor], y: Any = None, rows: torch.Tensor | None = None
+        self,
+        X: dict[str, torch.Tensor],
+        y: torch.Tensor | None = None,
+        rows: torch.Tensor | None = None,
+        targets: dict[str, Any] | None = None,
     ):
         self.X = X
         self.y = y
         self.rows = rows
+        self.targets = targets
         self._n = int(rows.shape[0]) if rows is not None else _tree_len(X)
 
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, idx: slice | torch.Tensor) -> tuple[dict[str, torch.Tensor], Any]:
+    def __getitem__(self, idx: slice | torch.Tensor) -> tuple[dict[str, Any], Any]:
         if isinstance(idx, numbers.Integral):
             idx = slice(int(idx), int(idx) + 1)
         if self.rows is not None:
             idx = self.rows[idx] if isinstance(idx, slice) else self.rows.index_select(0, idx)
-        return _index_tree(self.X, idx), _index_tree(self.y, idx)
+        X = _index_tree(self.X, idx)
+        if self.targets is not None:
+            X[TARGETS_KEY] = _index_tree(self.targets, idx)
+        return X, _index_tree(self.y, idx)
 
 
 class BatchIterator:
@@ -340,11 +357,14 @@ class _FiniteLossGuard(Callback):
 
 
 class LTVNeuralNet(NeuralNet):
-    """skorch ``NeuralNet`` whose batches are ``(dict of tensors, {"target", "weight"})``.
+    """skorch ``NeuralNet`` for ltvkit's batches and predictions.
 
-    ``get_loss`` calls the criterion as ``criterion(output, target)``, which must
-    return one loss per sample (shape ``(n,)``), and averages it with the sample
-    weights (normalised to mean 1 over the training rows).
+    A training batch is ``(X, y)``: ``X`` the module's inputs plus, under
+    :data:`TARGETS_KEY`, what the loss needs (``{"target", "weight"}``); ``y`` the
+    customers' value. ``get_loss`` calls the criterion as ``criterion(output, target)``,
+    which must return one loss per sample (shape ``(n,)``), and averages it with the
+    sample weights (normalised to mean 1). ``predict`` returns expected values, so
+    skorch's ``EpochScoring`` with an ltvkit scorer logs a validation metric per epoch.
 
     Parameters
     ----------
@@ -353,13 +373,51 @@ class LTVNeuralNet(NeuralNet):
         receives, as keyword arguments, in training and validation steps (e.g. the
         true bucket of a model conditioned on it: teacher forcing). Prediction passes
         do not have targets. A model sets this with its ``_target_inputs`` attribute.
+    output_to_prediction : callable or None, default=None
+        Maps a batch of module output to expected values (the estimator's
+        ``_output_to_prediction``); used by ``predict`` and ``predict_proba``.
+    predict_forward_kwargs : dict or None, default=None
+        Keyword arguments of the module's ``forward`` in a prediction pass (the
+        estimator's ``_predict_forward_kwargs()``).
     *args, **kwargs
         skorch ``NeuralNet`` arguments.
     """
 
-    def __init__(self, *args: Any, target_inputs: tuple[str, ...] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        target_inputs: tuple[str, ...] = (),
+        output_to_prediction: Callable[[Any], torch.Tensor] | None = None,
+        predict_forward_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.target_inputs = tuple(target_inputs)
+        self.output_to_prediction = output_to_prediction
+        self.predict_forward_kwargs = dict(predict_forward_kwargs or {})
+
+    # skorch pickles the fitted module_/criterion_ in a stream of their own, apart from
+    # the rest of the net; module/criterion (the instances fit passed in, the very same
+    # objects) would then be stored a second time. Store them once.
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        shared = [
+            name
+            for name in ("module", "criterion")
+            if isinstance(self.__dict__.get(name), nn.Module)
+            and self.__dict__.get(name) is self.__dict__.get(name + "_")
+        ]
+        for name in shared:
+            state[name] = None
+        state["_ltvkit_same_as_fitted"] = shared
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        shared = state.pop("_ltvkit_same_as_fitted", [])
+        super().__setstate__(state)
+        for name in shared:
+            setattr(self, name, getattr(self, name + "_"))
 
     def get_default_callbacks(self) -> list[tuple[str, Callback]]:
         callbacks = list(super().get_default_callbacks())
@@ -369,23 +427,17 @@ class LTVNeuralNet(NeuralNet):
         return callbacks
 
     def infer(self, x: Any, **fit_params: Any) -> Any:
+        if isinstance(x, dict) and TARGETS_KEY in x:
+            # a training / validation batch: the loss's targets are not module inputs,
+            # except those the model asks for (teacher forcing)
+            targets = x[TARGETS_KEY]["target"]
+            x = {k: v for k, v in x.items() if k != TARGETS_KEY}
+            x.update({k: targets[k] for k in self.target_inputs})
         # batches are dicts of tensors built on the CPU already; skip skorch's per-batch
         # to_tensor/merge round trip in the common case
         if isinstance(x, dict) and str(self.device) == "cpu":
             return self.module_(**x, **fit_params)
         return super().infer(x, **fit_params)
-
-    def _with_target_inputs(self, batch: Any) -> Any:
-        if not self.target_inputs:
-            return batch
-        Xi, yi = unpack_data(batch)
-        return {**Xi, **{k: yi["target"][k] for k in self.target_inputs}}, yi
-
-    def train_step_single(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
-        return super().train_step_single(self._with_target_inputs(batch), **fit_params)
-
-    def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
-        return super().validation_step(self._with_target_inputs(batch), **fit_params)
 
     def predict_batches(self, dataset: Any, **forward_kwargs: Any) -> Iterator[Any]:
         """Module output per batch of ``dataset``, in eval mode, without gradients.
@@ -400,6 +452,30 @@ class LTVNeuralNet(NeuralNet):
                 Xi, _ = unpack_data(batch)
                 yield self.infer(Xi, **forward_kwargs)
 
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Expected values of the rows of ``X`` (a dataset of encoded tensors).
+
+        A prediction pass, as the estimator's ``predict`` makes it (no targets reach the
+        module, ``predict_forward_kwargs`` do), not the cached validation outputs: a
+        model may compute its prediction differently from its training output.
+        """
+        if self.output_to_prediction is None:
+            return super().predict_proba(X)
+        self.check_is_fitted()
+        self._set_training(False)
+        preds = []
+        with torch.inference_mode():
+            for batch in self.get_iterator(X, training=False):
+                Xi, _ = unpack_data(batch)
+                Xi = {k: v for k, v in Xi.items() if k != TARGETS_KEY}
+                output = self.infer(Xi, **self.predict_forward_kwargs)
+                preds.append(self.output_to_prediction(output).cpu().numpy())
+        return np.concatenate(preds)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Expected values of the rows of ``X`` (what ltvkit's scorers score)."""
+        return self.predict_proba(X)
+
     def _set_training(self, training: bool = True) -> None:
         # skorch calls this on every batch, and module.train() walks every submodule
         # each time (~0.2 ms a batch, 5% of a small network's epoch). Skip it when the
@@ -413,15 +489,16 @@ class LTVNeuralNet(NeuralNet):
     def get_loss(
         self, y_pred: Any, y_true: Any, X: Any = None, training: bool = False
     ) -> torch.Tensor:
+        targets = X[TARGETS_KEY]
         if str(self.device) != "cpu":  # batches are built on the CPU
-            y_true = to_tensor(y_true, device=self.device)
-        loss = self.criterion_(y_pred, y_true["target"])
+            targets = to_tensor(targets, device=self.device)
+        loss = self.criterion_(y_pred, targets["target"])
         if loss.ndim != 1:
             raise ValueError(
                 "ltvkit: a deep model's criterion must return one loss per sample (shape "
                 f"(n,)), got shape {tuple(loss.shape)}."
             )
-        weight = y_true.get("weight")
+        weight = targets.get("weight")
         if weight is not None:
             loss = loss * weight
         return loss.mean()
@@ -439,7 +516,9 @@ class PreparedTargets:
     info : object, default=None
         Label-derived constants the module and the loss need (bucket edges, starting
         values of output biases...), passed to ``_build_module(spec, info)`` and
-        ``_build_criterion(info)``. Not kept on the fitted model.
+        ``_build_criterion(info)``. Kept on the fitted model as ``prepared_info_``, so
+        ``ltvkit.load`` can rebuild the network: keep it small (constants, not per-row
+        arrays) and made of plain data (numbers, arrays, tuples, dicts, dataclasses).
 
     Examples
     --------
@@ -484,9 +563,15 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
     Attributes
     ----------
     net_ : LTVNeuralNet
-        The trained skorch net; ``net_.history`` holds the training curves.
+        The trained skorch net; ``net_.history`` holds the training curves. The
+        optimizer's state (Adam's moments) is dropped after training, so the fitted
+        model weighs about its weights.
     encoder_ : TabularEncoder
         The fitted input encoder (``encoder_.spec_`` describes the encoded input).
+    prepared_info_ : object
+        The ``PreparedTargets.info`` of ``fit``: what ``_build_module`` and
+        ``_build_criterion`` were given, kept so that ``ltvkit.load`` rebuilds the
+        network from the saved weights.
     n_iter_ : int
         Number of epochs trained.
     best_epoch_ : int
@@ -538,6 +623,14 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
     def _output_to_prediction(self, output: Any) -> torch.Tensor:  # pragma: no cover
         """Map a batch of module output to expected values. Required."""
         raise NotImplementedError
+
+    def _predict_forward_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the module's ``forward`` in a prediction pass.
+
+        ``predict`` and the net's own ``predict`` (used by skorch's scoring callbacks
+        during training) pass them; e.g. which value a model computes. Default: none.
+        """
+        return {}
 
     def _prepare_targets(self, y: np.ndarray, sample_weight: np.ndarray | None) -> PreparedTargets:
         """Targets the criterion receives, and the ``info`` the builders need.
@@ -620,7 +713,14 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         return np.concatenate([c.cpu().numpy() for c in chunks])
 
     # -- public API -------------------------------------------------------------------
-    def fit(self, X: object, y: object, sample_weight: object = None) -> BaseDeepRegressor:
+    def fit(
+        self,
+        X: object,
+        y: object,
+        sample_weight: object = None,
+        *,
+        validation_data: tuple | None = None,
+    ) -> BaseDeepRegressor:
         """Encode ``X``, build the skorch net around the model's module and train it.
 
         Parameters
@@ -631,13 +731,30 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             Non-negative customer value (2-D for multi-horizon models).
         sample_weight : array-like of shape (n_samples,), default=None
             Per-customer weights of the loss (normalised to mean 1).
+        validation_data : tuple (X_val, y_val[, sample_weight_val]) or None, default=None
+            Your own validation set, instead of holding out ``validation_fraction`` of
+            ``X``: every row of ``X`` then trains, the validation loss (``valid_loss``)
+            and any ``EpochScoring`` callback are computed on it each epoch, and early
+            stopping (if on) watches it. Its rows do not count in any statistic learnt
+            from the training labels (bucket edges, starting values).
 
         Returns
         -------
         self
+
+        Examples
+        --------
+        >>> from ltvkit.datasets import make_ltv
+        >>> from ltvkit.nn import ZILNRegressor
+        >>> X, y = make_ltv(n_samples=400, random_state=0)
+        >>> model = ZILNRegressor(max_epochs=3, random_state=0)
+        >>> model = model.fit(X[:300], y[:300], validation_data=(X[300:], y[300:]))
+        >>> len(model.net_.history[:, "valid_loss"])
+        3
         """
         self._validate_params()
         frame, y_arr, sw = self._validate_fit_input(X, y, sample_weight)
+        valid = self._validate_validation_data(validation_data, y_arr)
         rng = check_random_state(self.random_state)
         torch_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
 
@@ -653,45 +770,54 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             torch_dtype, np_dtype = _PRECISIONS[self.precision]
             # the one float32 (or float64) / int64 conversion of the data
             X_t = encoder.transform_tensors(frame, np_dtype)
+            n = len(frame)
             del frame
             self.encoder_ = encoder
-            prepared = self._prepare_targets(y_arr, sw)
+            y_all, w_prepare = y_arr, sw
+            w_loss = None if sw is None else sw / sw.mean()
+            if valid is not None:
+                frame_v, y_v, w_v = valid
+                X_v = encoder.transform_tensors(frame_v, np_dtype)
+                X_t = {k: torch.cat([X_t[k], X_v[k]]) for k in X_t}
+                y_all = np.concatenate([y_arr, y_v])
+                # weight 0 = the row does not count in what _prepare_targets learns
+                w_prepare = np.concatenate([np.ones(n) if sw is None else sw, np.zeros(len(y_v))])
+                w_loss = _join_loss_weights(sw, w_v, n, len(y_v))
+            prepared = self._prepare_targets(y_all, w_prepare)
             if not isinstance(prepared, PreparedTargets):
                 raise TypeError(
                     f"{type(self).__name__}._prepare_targets must return PreparedTargets, "
                     f"got {type(prepared).__name__}."
                 )
             targets = {"target": _to_tensor_tree(prepared.targets, np_dtype)}
-            if sw is not None and not np.all(sw == sw[0]):
-                targets["weight"] = torch.from_numpy((sw / sw.mean()).astype(np_dtype))
-            train_rows, valid_rows = self._split_rows(y_arr, prepared.targets, split_seed)
-            train_ds = TensorDictDataset(X_t, targets, train_rows)
+            if w_loss is not None and not np.all(w_loss == w_loss[0]):
+                targets["weight"] = torch.from_numpy(w_loss.astype(np_dtype))
+            if valid is None:
+                train_rows, valid_rows = self._split_rows(y_arr, prepared.targets, split_seed)
+            else:
+                train_rows = torch.arange(n)
+                valid_rows = torch.arange(n, len(y_all))
+            # the customers' value, as skorch (and its scoring callbacks) see it
+            y_t = _to_tensor_tree(y_all, np.float64)
+            train_ds = TensorDictDataset(X_t, y_t, train_rows, targets)
             valid_ds = (
-                TensorDictDataset(X_t, targets, valid_rows) if valid_rows is not None else None
+                TensorDictDataset(X_t, y_t, valid_rows, targets)
+                if valid_rows is not None
+                else None
             )
 
             module = self._build_module(encoder.spec_, prepared.info).to(torch_dtype)
             criterion = self._build_criterion(prepared.info).to(torch_dtype)
+            info = prepared.info
             del prepared  # the tensors hold what training needs
-            net = LTVNeuralNet(
-                module=module,
-                criterion=criterion,
-                optimizer=self._optimizer_class(),
-                lr=float(self.learning_rate),
-                max_epochs=int(self.max_epochs),
-                batch_size=int(self.batch_size),
-                iterator_train=BatchIterator,
-                iterator_valid=BatchIterator,
-                iterator_train__shuffle=True,
-                iterator_train__seed=shuffle_seed,
-                iterator_valid__batch_size=max(int(self.batch_size), _PREDICT_BATCH_SIZE),
-                train_split=predefined_split(valid_ds) if valid_ds is not None else None,
-                callbacks=self._make_callbacks(use_validation=valid_ds is not None),
-                predict_nonlinearity=None,
-                verbose=int(self.verbose),
-                device=self.device,
-                target_inputs=self._target_inputs,
-                **self._optimizer_kwargs(),
+            net = self._make_net(
+                module,
+                criterion,
+                valid_ds=valid_ds,
+                shuffle_seed=shuffle_seed,
+                callbacks=self._make_callbacks(
+                    early_stop=valid_ds is not None and bool(self.early_stopping)
+                ),
             )
             net.fit(train_ds, None)
 
@@ -703,9 +829,13 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             if name == "early_stopping":
                 self.best_epoch_ = int(cb.best_epoch_) or len(net.history)
                 cb.best_model_weights_ = None
+        _drop_optimizer_state(net)
         self.net_ = net
+        self.prepared_info_ = info
         self.n_iter_ = len(net.history)
         self._after_fit(X, y_arr, sw)
+        if _uses_generic_quantiles(type(self)):
+            self._fit_generic_quantiles(X, y_arr, sw, validation_data, valid, valid_rows)
         return self
 
     def predict(self, X: object) -> np.ndarray:
@@ -721,12 +851,111 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             Finite, non-negative float64 (``(n_samples, n_horizons)`` for a
             multi-horizon model fitted on a 2-D ``y``).
         """
-        pred = self._forward_outputs(X, self._output_to_prediction)
+        pred = self._forward_outputs(
+            X, self._output_to_prediction, **self._predict_forward_kwargs()
+        )
         if pred.ndim == 2 and self.target_ndim_ == 1:
             pred = pred[:, 0]
         return check_predictions(pred, type(self).__name__)
 
     # -- internals --------------------------------------------------------------------
+    def _make_net(
+        self,
+        module: nn.Module,
+        criterion: nn.Module,
+        *,
+        valid_ds: TensorDictDataset | None,
+        shuffle_seed: int,
+        callbacks: list[tuple[str, Callback]],
+    ) -> LTVNeuralNet:
+        """The skorch net around ``module`` and ``criterion`` (fit, and rebuilding at load)."""
+        return LTVNeuralNet(
+            module=module,
+            criterion=criterion,
+            optimizer=self._optimizer_class(),
+            lr=float(self.learning_rate),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            iterator_train=BatchIterator,
+            iterator_valid=BatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__seed=shuffle_seed,
+            iterator_valid__batch_size=max(int(self.batch_size), _PREDICT_BATCH_SIZE),
+            train_split=predefined_split(valid_ds) if valid_ds is not None else None,
+            callbacks=callbacks,
+            predict_nonlinearity=None,
+            verbose=int(self.verbose),
+            device=self.device,
+            target_inputs=self._target_inputs,
+            output_to_prediction=self._output_to_prediction,
+            predict_forward_kwargs=self._predict_forward_kwargs(),
+            **self._optimizer_kwargs(),
+        )
+
+    def _restore_net(
+        self, state_dict: Mapping[str, torch.Tensor], history: list[dict[str, Any]]
+    ) -> None:
+        """Rebuild ``net_`` from saved module weights and training history (``ltvkit.load``).
+
+        The module and the loss are rebuilt by the model's own builders from the fitted
+        ``encoder_.spec_`` and ``prepared_info_``, then the weights are loaded into the
+        module. A builder that sets fitted attributes (e.g. seeds drawn from the torch
+        RNG) cannot change the loaded model: every attribute is restored to its saved
+        value afterwards, and the builders run on a forked RNG so the caller's global
+        torch RNG is untouched. The optimizer starts empty, as after ``fit``.
+        """
+        saved = dict(self.__dict__)
+        torch_dtype = _PRECISIONS[self.precision][0]
+        with torch.random.fork_rng(devices=[]):
+            module = self._build_module(self.encoder_.spec_, self.prepared_info_).to(torch_dtype)
+            criterion = self._build_criterion(self.prepared_info_).to(torch_dtype)
+        self.__dict__.clear()
+        self.__dict__.update(saved)
+        net = self._make_net(
+            module,
+            criterion,
+            valid_ds=None,
+            shuffle_seed=0,
+            callbacks=self._make_callbacks(early_stop=False),
+        )
+        net.initialize()
+        net.module_.load_state_dict(dict(state_dict), strict=True)
+        net.history = History(list(history))
+        _drop_optimizer_state(net)
+        self.net_ = net
+
+    def _fit_generic_quantiles(
+        self,
+        X: object,
+        y: np.ndarray,
+        sw: np.ndarray | None,
+        validation_data: tuple | None,
+        valid: tuple | None,
+        valid_rows: torch.Tensor | None,
+    ) -> None:
+        """Fit the generic predictive distribution (``spend_residuals_``) after training.
+
+        For a model without a ``predict_quantiles`` of its own: the spenders' residual
+        ratios on the rows held out from training (the early-stopping validation rows or
+        ``validation_data``); on the training rows when none were held out (small data,
+        ``early_stopping=False``), where they are narrower than on new customers.
+        """
+        self.spend_residuals_ = None
+        if y.ndim != 1 or not hasattr(self, "predict_nonzero_proba"):
+            # multi-horizon, or no P(y > 0 | x) in this configuration: no generic quantiles
+            return
+        if valid is not None:
+            X_held, y_held, w_held = validation_data[0], valid[1], valid[2]
+        elif valid_rows is not None:
+            rows = valid_rows.numpy()
+            X_held = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+            y_held, w_held = y[rows], None if sw is None else sw[rows]
+        else:
+            X_held, y_held, w_held = X, y, sw
+        if not (y_held > 0).any():  # no spender held out: fall back on the training rows
+            X_held, y_held, w_held = X, y, sw
+        self._fit_spend_residuals(X_held, y_held, w_held)
+
     def _optimizer_class(self) -> type[torch.optim.Optimizer]:
         opt = self.optimizer
         return _OPTIMIZERS[opt] if isinstance(opt, str) else opt
@@ -766,13 +995,13 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         # sorted rows: batches of the validation set read memory in order
         return torch.from_numpy(np.sort(train)), torch.from_numpy(np.sort(valid))
 
-    def _make_callbacks(self, *, use_validation: bool) -> list[tuple[str, Callback]]:
+    def _make_callbacks(self, *, early_stop: bool) -> list[tuple[str, Callback]]:
         sink = print if self.verbose else _silent
         cbs: list[tuple[str, Callback]] = [("finite_loss", _FiniteLossGuard(type(self).__name__))]
         # the model's own callbacks first: early stopping ends training by raising in
         # its on_epoch_end, which would skip theirs in the last epoch
         cbs.extend(self._model_callbacks())
-        if use_validation:
+        if early_stop:
             cbs.append(
                 (
                     "early_stopping",
@@ -808,6 +1037,40 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         for cb in copy.deepcopy(list(self.callbacks or [])):
             cbs.append(cb if isinstance(cb, tuple) else (_callback_name(cb, cbs), cb))
         return cbs
+
+
+def _uses_generic_quantiles(cls: type) -> bool:
+    """Whether ``cls`` relies on the base's generic ``predict_quantiles``."""
+    return getattr(cls, "predict_quantiles", None) is LTVRegressorMixin.predict_quantiles
+
+
+def _join_loss_weights(
+    w_train: np.ndarray | None, w_valid: np.ndarray | None, n_train: int, n_valid: int
+) -> np.ndarray | None:
+    """Loss weights of the training rows then the validation rows, each part normalised
+    to mean 1 (None: no weights at all)."""
+    if w_train is None and w_valid is None:
+        return None
+    train = np.ones(n_train) if w_train is None else w_train / w_train.mean()
+    valid = np.ones(n_valid) if w_valid is None else w_valid / max(w_valid.mean(), 1e-300)
+    return np.concatenate([train, valid])
+
+
+def _drop_optimizer_state(net: NeuralNet) -> None:
+    """Forget what only more training would need: the optimizer's moments.
+
+    Adam keeps two tensors per weight, and skorch's LR-scheduler callback keeps the
+    scheduler, which references the optimizer and is pickled separately from it: kept,
+    they made a fitted model's pickle about six times the size of its weights. The
+    optimizer object stays (empty, as before its first step); the scheduler is rebuilt
+    by the callback when training starts again.
+    """
+    optimizer = getattr(net, "optimizer_", None)
+    if optimizer is not None:
+        optimizer.state.clear()
+    for _, cb in getattr(net, "callbacks_", []):
+        if isinstance(cb, LRScheduler):
+            cb.lr_scheduler_ = None
 
 
 def _callback_name(cb: Callback, existing: list[tuple[str, Callback]]) -> str:

@@ -23,10 +23,14 @@ import pandas as pd
 import torch
 from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
+from ltvkit.base import _index_from_state, _index_state
+
 __all__ = ["EncodedSpec", "TabularEncoder", "embedding_dim_rule"]
 
 # Rows encoded at a time: bounds the float64 working copies in fit and transform.
 _CHUNK_ROWS = 65_536
+# Bound of a standardized numeric input (see transform).
+_MAX_ABS_STANDARDIZED = 1e4
 # Skewness above which log_transform="auto" applies the signed log1p to a column.
 _AUTO_LOG_SKEW = 1.0
 
@@ -131,6 +135,20 @@ class TabularEncoder:
         self.min_category_frequency = min_category_frequency
         self.embedding_dim = embedding_dim
 
+    # A plain state (the training levels as lists/arrays and dtype names, not pandas
+    # Index objects), so pickle and ltvkit.save (skops) store the same thing.
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        if "_levels" in state:
+            state["_levels"] = [_index_state(levels) for levels in state["_levels"]]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state = dict(state)
+        if "_levels" in state:
+            state["_levels"] = [_index_from_state(levels) for levels in state["_levels"]]
+        self.__dict__.update(state)
+
     def fit(self, frame: pd.DataFrame, sample_weight: np.ndarray | None = None) -> TabularEncoder:
         """Learn scaling, log columns, indicators and category codes from ``frame``.
 
@@ -205,6 +223,10 @@ class TabularEncoder:
                 num = self._apply_log(self._numeric_block(part, self.numeric_columns_))
                 missing = np.isnan(num)
                 num = self.scaler_.transform(num)  # in place (copy=False); NaN passes
+                # far outside the training range (or a column with a tiny training
+                # spread) a standardized value can overflow float32: no network needs
+                # more than 10,000 standard deviations to extrapolate
+                np.clip(num, -_MAX_ABS_STANDARDIZED, _MAX_ABS_STANDARDIZED, out=num)
                 num[missing] = 0.0  # the training mean after scaling
                 x_num[start:stop, :n_cols] = num
                 x_num[start:stop, n_cols:] = missing[:, self._indicator_mask]

@@ -584,7 +584,7 @@ class _MDMEBase(BaseDeepRegressor):
 
     The bucket edges needed at predict time are the documented fitted attributes
     ``bucket_lower_`` / ``bucket_upper_`` (value order, per horizon); the padded layout
-    of the tables is the ``bucket_valid`` buffer of the fitted module's head.
+    of the tables is ``bucket_layout_``.
     """
 
     # -- hyperparameters --------------------------------------------------------------
@@ -711,6 +711,8 @@ class _MDMEBase(BaseDeepRegressor):
             "position": pos,
             "has_width": has_width.astype(np.int64),
         }
+        # predictions read the padded layout (also during training, for scoring)
+        self.bucket_layout_ = valid
         return PreparedTargets(targets, info=info)
 
     @staticmethod
@@ -775,8 +777,8 @@ class _MDMEBase(BaseDeepRegressor):
 
     # -- prediction -------------------------------------------------------------------
     def _bucket_valid(self, device: torch.device) -> torch.Tensor:
-        """(T, S, m) bool: the real buckets of the padded layout (the module's buffer)."""
-        return self.net_.module_.head.bucket_valid.to(device)
+        """(T, S, m) bool: the real buckets of the padded layout (``bucket_layout_``)."""
+        return torch.as_tensor(self.bucket_layout_, device=device)
 
     def _tables(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Padded (T, S, m) float64 left edges and widths of the buckets, and validity.
@@ -921,6 +923,9 @@ class MDMERegressor(_MDMEBase):
     n_subdistributions_ : int
     bucketizer_ : LTVBucketizer
         The fitted bucketizer behind the segmentation.
+    bucket_layout_ : ndarray of bool of shape (1, n_subdistributions, max_buckets)
+        Which cells of the padded (horizon, sub-distribution, bucket) layout of the
+        towers are real buckets.
     net_, encoder_, n_iter_, best_epoch_, target_ndim_
         See :class:`~ltvkit.nn.BaseDeepRegressor`.
 
@@ -1115,6 +1120,9 @@ tower_units
     train_violation_rate_ : float
         Share of training customers whose raw predictions decrease somewhere along the
         horizons (before ``enforce_monotonic``).
+    bucket_layout_ : ndarray of bool of shape (n_horizons, n_subdistributions, max_buckets)
+        Which cells of the padded (horizon, sub-distribution, bucket) layout of the
+        towers are real buckets.
     net_, encoder_, n_iter_, best_epoch_, target_ndim_
         See :class:`~ltvkit.nn.BaseDeepRegressor`; ``target_ndim_ == 1`` (a 1-D ``y``)
         makes ``predict`` and ``predict_quantiles`` answer without the horizon axis.
@@ -1279,7 +1287,10 @@ tower_units
 
         Spending anything by the longest horizon is the event that matters for
         targeting; use ``1 - predict_bucket_proba(X, horizon=t)[:, 0]`` for another
-        horizon.
+        horizon. With ``enforce_monotonic=True`` it is the largest of the horizons'
+        ``P(y_t > 0 | x)`` (who spent by horizon ``t`` spent by ``T``), the zero mass
+        of the monotone quantiles of :meth:`predict_quantiles`: their point mass at
+        zero is exact.
 
         Parameters
         ----------
@@ -1299,9 +1310,16 @@ tower_units
         >>> p.shape
         (60,)
         """
-        return self._forward_outputs(
-            X, lambda out: (1.0 - self._global_bucket_proba(out, -1)[:, 0]).clamp(0.0, 1.0)
-        )
+
+        def fn(out: dict[str, torch.Tensor]) -> torch.Tensor:
+            if not self.enforce_monotonic:
+                return (1.0 - self._global_bucket_proba(out, -1)[:, 0]).clamp(0.0, 1.0)
+            zero = torch.stack(
+                [self._global_bucket_proba(out, t)[:, 0] for t in range(self.n_horizons_)], 1
+            )
+            return (1.0 - zero.min(dim=1).values).clamp(0.0, 1.0)
+
+        return self._forward_outputs(X, fn)
 
     def predict_quantiles(self, X: object, quantiles: float | Sequence[float]) -> np.ndarray:
         """Quantiles of each horizon's bucket distribution (uniform inside buckets).

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ltvkit._utils import Real
+from ltvkit._utils import Real, check_quantile_levels
 from ltvkit.nn._base import BaseDeepRegressor, PreparedTargets
 from ltvkit.nn._encoder import EncodedSpec
 from ltvkit.nn._layers import SharedBottom
@@ -283,6 +283,7 @@ class ZILNRegressor(BaseDeepRegressor):
         ----------
         X : DataFrame or array-like of shape (n_samples, n_features)
         quantiles : float or sequence of float in [0, 1)
+            Level 1 is refused (``ValueError``): the lognormal has no finite top.
 
         Returns
         -------
@@ -296,10 +297,12 @@ class ZILNRegressor(BaseDeepRegressor):
         >>> model.predict_quantiles(X, [0.1, 0.5, 0.9]).shape
         (40, 3)
         """
-        scalar = np.ndim(quantiles) == 0
-        q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
-        if q.ndim != 1 or not np.all((q >= 0) & (q < 1)):
-            raise ValueError(f"ltvkit: quantiles must be in [0, 1), got {quantiles!r}.")
+        scalar, q = check_quantile_levels(quantiles)
+        if (q == 1.0).any():
+            raise ValueError(
+                "ltvkit: ZILNRegressor: the lognormal is unbounded, so level 1 of quantiles "
+                "has no finite value; ask for a level below 1 (e.g. 0.999)."
+            )
         q_t = torch.from_numpy(q)
 
         def quantile_fn(out: tuple[torch.Tensor, ...]) -> torch.Tensor:

@@ -14,16 +14,16 @@ row of weight 0 is not training data at all.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ltvkit._utils import inverted_cdf_quantile
+from ltvkit._utils import Increasing, Int, Real, inverted_cdf_quantile, validate_params
 
 __all__ = ["BucketMergeWarning", "LTVBucketizer", "QuantileBucketizer"]
 
@@ -46,17 +46,6 @@ def _halving_quantiles(n_buckets: int) -> np.ndarray:
     resolving the whale tail instead of spreading buckets evenly over the bulk.
     """
     return 1.0 - 0.5 ** np.arange(1, n_buckets - 1, dtype=np.float64)
-
-
-def _as_increasing(values: object, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D sequence of numbers, got shape {arr.shape}.")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite, got {arr.tolist()}.")
-    if arr.size > 1 and not (np.diff(arr) > 0).all():
-        raise ValueError(f"{name} must be strictly increasing, got {arr.tolist()}.")
-    return arr
 
 
 def _check_non_negative(X: np.ndarray, whom: str) -> None:
@@ -198,34 +187,30 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = []  # bucket ids are int64
         return tags
 
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "n_buckets": [Int(2)],
+        "quantiles": [Increasing(Real(0.0, 1.0, closed="neither"), allow_empty=True), None],
+        # > zero_tol, checked with it in _check_params
+        "boundaries": [Increasing(Real(0.0), allow_empty=True), None],
+        "zero_tol": [Real(0.0)],
+    }
+
     def _check_params(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        zero_tol = self.zero_tol
-        if (
-            not isinstance(zero_tol, numbers.Real)
-            or isinstance(zero_tol, bool)
-            or not np.isfinite(zero_tol)
-            or zero_tol < 0
-        ):
-            raise ValueError(f"zero_tol must be a finite number >= 0, got {zero_tol!r}.")
+        """Validate the parameters; return the cut points or the cut quantiles."""
+        validate_params(self)
         if self.boundaries is not None and self.quantiles is not None:
             raise ValueError("Give either boundaries or quantiles, not both.")
         if self.boundaries is not None:
-            bounds = _as_increasing(self.boundaries, "boundaries")
-            if bounds.size and bounds[0] <= zero_tol:
+            bounds = np.asarray(self.boundaries, dtype=np.float64)
+            if bounds.size and bounds[0] <= self.zero_tol:
                 raise ValueError(
-                    f"boundaries must all be > zero_tol={zero_tol:g} (bucket 0 holds the "
-                    f"zeros), got {bounds.tolist()}."
+                    f"boundaries must all be > zero_tol={self.zero_tol:g} (bucket 0 holds "
+                    f"the zeros), got {bounds.tolist()}."
                 )
             return bounds, None
         if self.quantiles is not None:
-            qs = _as_increasing(self.quantiles, "quantiles")
-            if qs.size and (qs[0] <= 0 or qs[-1] >= 1):
-                raise ValueError(f"quantiles must lie strictly in (0, 1), got {qs.tolist()}.")
-            return None, qs
-        n = self.n_buckets
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 2:
-            raise ValueError(f"n_buckets must be an integer >= 2, got {n!r}.")
-        return None, _halving_quantiles(int(n))
+            return None, np.asarray(self.quantiles, dtype=np.float64)
+        return None, _halving_quantiles(int(self.n_buckets))
 
     def fit(self, X: object, y: object = None, sample_weight: object = None) -> LTVBucketizer:
         """Learn the bucket boundaries.
@@ -465,6 +450,8 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     [array([1.])]
     """
 
+    _parameter_constraints: ClassVar[dict[str, list]] = {"n_bins": [Int(1)]}
+
     def __init__(self, n_bins: int = 10) -> None:
         self.n_bins = n_bins
 
@@ -499,9 +486,8 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         >>> QuantileBucketizer(n_bins=4).fit(np.arange(20.0).reshape(-1, 1)).n_bins_
         array([6])
         """
+        validate_params(self)
         n = self.n_bins
-        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n_bins must be an integer >= 1, got {n!r}.")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
         X_fit, w_fit = _fit_rows(X, sample_weight)
         if hasattr(self, "feature_names_in_"):
