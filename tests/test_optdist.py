@@ -425,11 +425,12 @@ def default_group_fits():
 
 
 def test_selection_recovers_the_planted_groups_at_the_defaults(default_group_fits):
-    # benchmarks/diagnose_optdist_selection.py, 10 seeds of this set-up: ARI 0.48 +- 0.18
-    # (9 of 10 seeds >= 0.3; seeds 0-2: 0.39, 0.62, 0.52), largest share 59% on average
+    # benchmarks/diagnose_optdist_selection.py, 10 seeds of this set-up: ARI 0.42 +- 0.21
+    # (7 of 10 seeds >= 0.3; seeds 0-2: 0.39, 0.62, 0.52), largest share 59% on average
     # (max 80%; the largest planted group is 57%). The earlier defaults (marginal init,
-    # tau = 1) scored 0.12 +- 0.18 (seeds 0-2: -0.02, 0.17, -0.07; shares up to 99%),
-    # and without the alignment terms every seed puts 100% on one component.
+    # tau = 1, patience = 10) scored 0.12 +- 0.18 (seeds 0-2: -0.02, 0.17, -0.07;
+    # shares up to 99%), and without the alignment terms every seed puts 100% on one
+    # component.
     aris, tops = [], []
     for model, X_te, _, g_te in default_group_fits:
         sel = model.predict_component(X_te)
@@ -442,8 +443,10 @@ def test_selection_recovers_the_planted_groups_at_the_defaults(default_group_fit
 def test_selected_components_hold_different_spend_levels(default_group_fits):
     # The paper's Fig. 5: customers selected for different components spend differently.
     # Over the components that take at least 5% of the test customers, the mean log
-    # spend of their spending customers spans GAP log units (the planted groups are 5
-    # apart); benchmarks/diagnose_optdist_selection.py reports it as "spend gap".
+    # spend of their spending customers spans 6.57, 6.26, 5.16 log units in seeds 0-2
+    # (adjacent planted groups are 5 apart); the earlier defaults (marginal init, tau=1,
+    # patience=10) span 1.53, 5.00, 3.31 (mean 3.3). benchmarks/diagnose_optdist_selection.py
+    # reports it over 10 seeds as "spend gap".
     gaps = []
     for model, X_te, y_te, _ in default_group_fits:
         sel = model.predict_component(X_te)
@@ -451,7 +454,7 @@ def test_selected_components_hold_different_spend_levels(default_group_fits):
         spenders = y_te > 0
         level = [np.log(y_te[spenders & (sel == k)]).mean() for k in np.flatnonzero(share >= 0.05)]
         gaps.append(np.ptp(level))
-    print(gaps)
+    assert np.mean(gaps) >= 4.5, gaps
 
 
 # ----------------------------------------------------------------------------- real data
