@@ -354,9 +354,9 @@ class OptDistRegressor(BaseDeepRegressor):
         ``(1 / tau) * pi_soft_i * (L[u, i] - sum_j pi_soft_j L[u, j])``; with
         ``gumbel_hard=False`` it also sets how evenly the soft weights ``pi`` spread
         over the components. 0.1 rather than 1.0 (Jang et al.'s and torch's default):
-        on data with planted groups the selection agrees with them at ARI 0.48 against
-        0.31 with ``tau = 1``; on CDNOW the ranking is the same (normalized Gini 0.7380
-        against 0.7363; ``docs/models/optdist.md``).
+        on data with planted groups the selection agrees with them at ARI 0.42 against
+        0.24 with ``tau = 1`` (10 seeds); on CDNOW the ranking is the same (normalized
+        Gini 0.7368 at both; ``docs/models/optdist.md``).
     gumbel_hard : bool, default=True
         The training mask ``pi`` of eq. 6. ``True``: straight-through Gumbel-softmax
         (sec. 3.4, "we employ the straight-through Gumbel-softmax"): one component per
@@ -376,7 +376,8 @@ class OptDistRegressor(BaseDeepRegressor):
         ``"marginal"``: every component starts at the marginal distribution (ltvkit's
         earlier default); the components then differ only through their random
         hidden weights, the pseudo-labels carry no signal, and on data with planted
-        groups the selection agrees with them at ARI 0.10 (``docs/models/optdist.md``).
+        groups the selection agrees with them at ARI 0.16 (0.42 with ``"quantiles"``;
+        ``docs/models/optdist.md``).
     component_units : tuple of int, default=(64, 32, 32)
         Hidden widths of every component network (the paper's SDN size on its public
         data), followed by a linear output of ``(logit p, mu, sigma)``.
