@@ -8,6 +8,9 @@ booster settings (the unfitted clones of ``model.classifier_`` / ``model.regress
 
 ltvkit's overhead is everything else: input validation and the category schema, the
 float64 frame, the positive-row subset and the bias-correction pass over the spenders.
+The distributional second stage (``quantile_cv``, cross-fitted residuals for
+``predict_quantiles``) is switched off here: it refits the second stage per fold, which
+the raw side does not do (``benchmarks/two_stage_quantiles.py`` times it).
 Repetitions are interleaved (ltvkit, raw, raw, ltvkit, ...) so that a noisy, shared
 machine affects both sides alike; the table reports the median seconds and, as the
 ratio, the median over repetitions of ltvkit / raw within a repetition (the two runs of
@@ -53,7 +56,7 @@ def _timed(func: Callable[[], object]) -> tuple[tuple[float, float], object]:
 def bench(n_samples: int, backend: str, repeats: int, n_jobs: int) -> dict[str, float]:
     X, y = make_ltv(n_samples=n_samples, random_state=0)
     y = np.asarray(y, dtype=np.float64)
-    params = dict(backend=backend, n_jobs=n_jobs, random_state=0)
+    params = dict(backend=backend, n_jobs=n_jobs, random_state=0, quantile_cv=None)
 
     # The boosters ltvkit builds, as unfitted clones: the raw side uses identical settings.
     probe = TwoStageRegressor(**params).fit(X.iloc[:2000], y[:2000])

@@ -952,7 +952,14 @@ def test_fit_and_score_a_customer_table_keep_leading_zeros(id_table, tmp_path, c
     )
     assert code == 0, err
     scores = pd.read_csv(scores_path, dtype={"customer_id": str})
-    assert list(scores.columns) == ["customer_id", "predicted_value", "nonzero_proba"]
+    assert list(scores.columns) == [
+        "customer_id",
+        "predicted_value",
+        "nonzero_proba",
+        "quantile_0.1",
+        "quantile_0.5",
+        "quantile_0.9",
+    ]
     assert scores["customer_id"].tolist() == df["customer_id"].tolist()
     assert scores["customer_id"].iloc[0] == "00418683"
     loaded = ltvkit.load(model)

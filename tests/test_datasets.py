@@ -77,6 +77,8 @@ def test_transactions_to_ltv_hand_worked():
         index=expected.index,
     )
     pd.testing.assert_frame_equal(X.iloc[:, 9:], rich, check_index_type=False)
+    # assert_frame_equal treats -0.0 as 0.0; a customer without refunds must show 0.0
+    assert not np.signbit(X["refund_share"]).any()
     pd.testing.assert_series_equal(
         y,
         pd.Series([5.0, 0.0, 15.0], index=expected.index, name="holdout_spend"),

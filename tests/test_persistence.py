@@ -362,13 +362,18 @@ def test_score_customers_keeps_the_index_and_names_the_columns(data, ziln):
     assert isinstance(score_customers(model, numbers, quantiles=()).index, pd.RangeIndex)
 
 
-def test_score_customers_without_quantiles_gives_no_quantile_columns(data):
-    from newcomer_model import LogMSERegressor
+def test_score_customers_gives_the_columns_a_model_has(data):
+    # every ltvkit model has predict_nonzero_proba and predict_quantiles; any other
+    # regressor (here in a Pipeline) gets the columns its methods allow, without an error
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
 
     X, y = data
-    model = LogMSERegressor(max_epochs=2, random_state=0).fit(X, y)
+    numeric = X.select_dtypes("number").columns
+    model = make_pipeline(make_column_transformer(("passthrough", numeric)), Ridge()).fit(X, y)
     assert not hasattr(model, "predict_quantiles")
-    assert list(score_customers(model, X).columns) == ["predicted_value", "nonzero_proba"]
+    assert list(score_customers(model, X).columns) == ["predicted_value"]
 
 
 def test_score_customers_multi_horizon_has_one_column_per_horizon(data):

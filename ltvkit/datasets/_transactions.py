@@ -278,7 +278,8 @@ def _features(log: _Log, start: pd.Timestamp, as_of: pd.Timestamp) -> pd.DataFra
     # refunds: the share of the purchased value that came back
     line_v = cal["v"]
     gross = line_v.clip(lower=0).groupby(cal["c"], observed=True).sum().reindex(customers)
-    refunded = (-line_v.clip(upper=0)).groupby(cal["c"], observed=True).sum().reindex(customers)
+    # 0 - x, not -x: a customer without refunds gets 0.0, not -0.0
+    refunded = (0.0 - line_v.clip(upper=0)).groupby(cal["c"], observed=True).sum().reindex(customers)
     X["refund_share"] = np.where(gross > 0, refunded / gross.where(gross > 0, 1.0), 0.0)
     if "i" in cal:
         X["distinct_items"] = (
