@@ -710,11 +710,6 @@ class OptDistRegressor(BaseDeepRegressor):
         >>> model.predict_quantiles(X, [0.1, 0.5, 0.9]).shape
         (40, 3)
         """
-        if isinstance(quantiles, str | bytes) or (
-            isinstance(quantiles, Sequence) and any(isinstance(v, str | bytes) for v in quantiles)
-        ):
-            # check_quantile_levels converts "0.5" to 0.5; the contract refuses text
-            raise ValueError(f"ltvkit: quantiles must be numbers in [0, 1], got {quantiles!r}.")
         scalar, q = check_quantile_levels(quantiles)
         if np.any(q >= 1.0):
             raise ValueError(
