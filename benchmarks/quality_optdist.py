@@ -1,42 +1,52 @@
-"""Quality of OptDistRegressor: real data, the paper's ablations, and a synthetic check.
+"""Quality of OptDistRegressor: real data, quantiles, temperature, the paper's ablations.
 
 Run from the repository root::
 
-    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py                 # everything
-    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part real     # tables 1-2
-    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part ablation # table 3
-    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part trajectory # table 4
-    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part groups   # table 5
+    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py                  # everything
+    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part real      # ranking tables
+    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part quantiles # calibration
+    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part temperature # Fig. 4(b)
+    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part patience  # Online Retail
+    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part ablation  # Table 3
+    OMP_NUM_THREADS=1 python benchmarks/quality_optdist.py --part trajectory
 
-Prints Markdown tables (pasted into ``docs/models/optdist.md``):
+Prints Markdown tables (pasted into ``docs/models/optdist.md``). Protocol (ltvkit's
+convention): the fixed split ``train_test_split(X, y, test_size=0.3, random_state=0)``;
+seeds 0..S-1 of the models change only initialisation, shuffling and the validation
+split; mean ± sd over seeds on the 30% test split. The selection mechanism on data with
+planted groups is measured by ``benchmarks/diagnose_optdist_selection.py``.
 
-1. **CDNOW and UCI Online Retail** (ltvkit's fixed split,
-   ``train_test_split(X, y, test_size=0.3, random_state=0)``; seeds 0..S-1 change only
-   initialisation, shuffling and the validation split): OptDist with default
-   hyperparameters, the same fitted models predicting with ``prediction="expected"``
-   (the ``alpha``-weighted mixture instead of the argmax component, the paper's SDN;
-   training is identical, only the prediction rule changes, so the comparison is
-   paired), ``ZILNRegressor`` with default hyperparameters (same bottom), and ranking
-   by calibration spend (``X["monetary_total"]``; for the error metrics rescaled to the
-   training mean, as in ``benchmarks/quality_ziln.py``). Mean ± sd over seeds on the 30%
-   test split, plus the share of test customers per SDN (mean over seeds, sorted).
-2. **Ablations on CDNOW** (the paper's Table 3 variants): no Gumbel-softmax
-   (``gumbel=False``), no KL term (``kl_weight=0``), no CE term (``ce_weight=0``),
-   neither; normalized Gini and Spearman, mean ± sd over seeds.
-3. **Training trajectory** of the default model on CDNOW (seed 0): per epoch the
-   train/valid NLL, the alignment terms and the share of training customers per SDN.
-4. **Does the selection find the latent groups?** ``make_ltv`` with 3 well-separated
-   groups (``sigma=2``: adjacent groups are ``2.5 * sigma = 5`` apart in log value,
-   large against the feature effects; ``zero_fraction=0.1``, ``whale_fraction=0``),
-   10,000 rows, 70/30 split, one dataset per seed. Reported on the test rows: adjusted
-   Rand index between ``predict_component`` and the latent group, share of the
-   largest SDN, number of SDNs selected for at least 5% of customers, and the training
-   CE and KL alignment terms in the first and the last epoch (``net_.history``). Variants:
-   defaults (the paper's SDN sizes on ltvkit's shared bottom); "linear SDNs" (no shared
-   MLP, ``component_units=()``, ``selection_units=(32,)``: the configuration of
-   ``tests/test_optdist.py``); the same without alignment terms; and the same at
-   initialisation (``learning_rate=1e-12``, one epoch: the ARI an untrained selection network
-   gets from the features alone).
+1. **Ranking** (``--part real``) on CDNOW, UCI Online Retail and the *first-purchase-only
+   CDNOW table* (below): ``OptDistRegressor()`` (defaults), the earlier default
+   (``component_init="marginal", gumbel_temperature=1.0, patience=10``: every
+   component starts at the marginal distribution), the default fits predicting with
+   ``prediction="expected"`` (same networks, paired), ``ZILNRegressor()`` (same
+   bottom) and ranking by past spend (``X["monetary_total"]``; for the error metrics
+   rescaled to the training mean, as in ``benchmarks/quality_ziln.py``). Also the share
+   of test customers per component.
+2. **Quantile calibration** (``--part quantiles``), CDNOW and Online Retail: coverage
+   ``P(y <= Q(q))`` at q = 0.5, 0.9, 0.95 on the test rows, and the pinball loss at 0.9
+   against the constant 0.9-quantile of the training labels (ratio < 1: the model's
+   quantile beats the constant), for OptDist (hard and expected rules, the same fits)
+   and ZILN.
+3. **Temperature** (``--part temperature``, the paper's Fig. 4b): normalized Gini on
+   CDNOW for ``gumbel_temperature`` in 0.1, 0.3, 1, 3, 10, with the straight-through
+   (``gumbel_hard=True``) and the soft (``False``) mask; the largest component's share
+   and the mean of ``max alpha`` on the test rows.
+4. **Early stopping's patience** (``--part patience``, 10 seeds): Online Retail's
+   normalized Gini and the epoch early stopping kept, for the default (``patience=20``),
+   the default with ``patience=10`` and the earlier default.
+5. **Ablations on CDNOW** (``--part ablation``, the paper's Table 3 variants).
+6. **Training trajectory** of the default model on CDNOW, seed 0 (``--part trajectory``).
+
+The first-purchase-only CDNOW table (:func:`cdnow_first_purchase`): the transactions of
+``load_cdnow(return_transactions=True)`` restricted to each customer's first purchase
+day, plus every transaction from 1997-04-01 on, go through ``transactions_to_ltv`` with
+``calibration_end="1997-04-01"`` and ``holdout_end="1998-07-01"``; ``X`` keeps the nine
+core ``FEATURE_NAMES`` (the same columns as ``load_cdnow``). So ``X`` describes only the
+first purchase day (all 23,570 customers first bought in Q1 1997; ``monetary_total`` is
+the first day's spend) and ``y`` is the spend from 1997-04-01 to the end of the data
+(1998-06-30). Purchases between the first day and 1997-04-01 are in neither.
 """
 
 from __future__ import annotations
@@ -47,11 +57,10 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from _common import load_split, mean_sd, spend_baseline
-from sklearn.metrics import adjusted_rand_score
-from sklearn.model_selection import train_test_split
+from _common import fixed_split, load_split, mean_sd, spend_baseline
+from sklearn.metrics import mean_pinball_loss
 
-from ltvkit.datasets import make_ltv
+from ltvkit.datasets import FEATURE_NAMES, load_cdnow, transactions_to_ltv
 from ltvkit.metrics import ambe, decile_mape, nmae, normalized_gini, spearman
 from ltvkit.nn import OptDistRegressor, ZILNRegressor
 
@@ -69,22 +78,32 @@ ABLATIONS = {
     "(w/o) L_CE": {"ce_weight": 0.0},
     "(w/o) L_KL + L_CE": {"kl_weight": 0.0, "ce_weight": 0.0},
 }
-LINEAR = {"hidden_units": (), "component_units": (), "selection_units": (32,)}
-GROUP_VARIANTS = {
-    "defaults (paper SDN sizes, shared bottom (64, 32))": {},
-    "linear SDNs (test config)": LINEAR,
-    "linear SDNs, no alignment (ce_weight=kl_weight=0)": {
-        **LINEAR,
-        "ce_weight": 0.0,
-        "kl_weight": 0.0,
-    },
-    "linear SDNs at initialisation (learning_rate=1e-12, 1 epoch)": {
-        **LINEAR,
-        "learning_rate": 1e-12,
-        "max_epochs": 1,
-    },
-}
-GROUP_DATA = dict(n_samples=10_000, n_groups=3, zero_fraction=0.1, whale_fraction=0.0, sigma=2.0)
+EARLIER_DEFAULT = {"component_init": "marginal", "gumbel_temperature": 1.0, "patience": 10}
+TEMPERATURES = (0.1, 0.3, 1.0, 3.0, 10.0)
+LEVELS = (0.5, 0.9, 0.95)
+FIRST_PURCHASE = "CDNOW first purchase"
+
+
+def cdnow_first_purchase() -> tuple[pd.DataFrame, pd.Series]:
+    """The first-purchase-only CDNOW table (see the module docstring)."""
+    tx = load_cdnow(return_transactions=True)
+    first_day = tx["date"] == tx.groupby("customer_id")["date"].transform("min")
+    log = pd.concat([tx[first_day], tx[tx["date"] >= "1997-04-01"]])
+    X, y = transactions_to_ltv(
+        log,
+        customer_col="customer_id",
+        date_col="date",
+        value_col="value",
+        calibration_end="1997-04-01",
+        holdout_end="1998-07-01",
+    )
+    return X[list(FEATURE_NAMES)], y
+
+
+def _split(name: str) -> tuple | None:
+    if name == FIRST_PURCHASE:
+        return fixed_split(*cdnow_first_purchase(), float_train=True)
+    return load_split(name, float_train=True)
 
 
 def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -92,58 +111,167 @@ def _scores(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def real_data(name: str, seeds: int) -> pd.DataFrame | None:
-    split = load_split(name, float_train=True)
+    split = _split(name)
     if split is None:
         print(f"{name}: data not found, skipped")
         return None
     X_tr, X_te, y_tr, y_te = split
-    rows: dict[str, list[dict[str, float]]] = {"OptDist": [], "OptDist expected": [], "ZILN": []}
-    shares, fit_s, epochs = [], {"OptDist": [], "ZILN": []}, {"OptDist": [], "ZILN": []}
-    for seed in range(seeds):
+    labels = ("OptDist", "OptDist expected", "OptDist earlier default", "ZILN")
+    rows: dict[str, list[dict[str, float]]] = {k: [] for k in labels}
+    shares, fit_s, epochs = [], {k: [] for k in labels}, {k: [] for k in labels}
+
+    def fit(label: str, model: object) -> object:
         t0 = time.process_time()
-        model = OptDistRegressor(random_state=seed).fit(X_tr, y_tr)
-        fit_s["OptDist"].append(time.process_time() - t0)
-        epochs["OptDist"].append(model.n_iter_)
-        rows["OptDist"].append(_scores(y_te, model.predict(X_te)))
+        model.fit(X_tr, y_tr)
+        fit_s[label].append(time.process_time() - t0)
+        epochs[label].append(model.n_iter_)
+        rows[label].append(_scores(y_te, model.predict(X_te)))
+        return model
+
+    for seed in range(seeds):
+        model = fit("OptDist", OptDistRegressor(random_state=seed))
+        sel = model.predict_component(X_te)
+        shares.append(np.sort(np.bincount(sel, minlength=model.n_components) / len(sel))[::-1])
         # same fitted network, mixture prediction: a paired comparison of the two rules
         model.set_params(prediction="expected")
         rows["OptDist expected"].append(_scores(y_te, model.predict(X_te)))
-        sel = model.predict_component(X_te)
-        shares.append(np.sort(np.bincount(sel, minlength=model.n_components) / len(sel))[::-1])
-        t0 = time.process_time()
-        ziln = ZILNRegressor(random_state=seed).fit(X_tr, y_tr)
-        fit_s["ZILN"].append(time.process_time() - t0)
-        epochs["ZILN"].append(ziln.n_iter_)
-        rows["ZILN"].append(_scores(y_te, ziln.predict(X_te)))
+        fit("OptDist earlier default", OptDistRegressor(random_state=seed, **EARLIER_DEFAULT))
+        fit("ZILN", ZILNRegressor(random_state=seed))
     base = _scores(y_te, spend_baseline(X_tr, X_te, y_tr))
     share = np.mean(shares, axis=0)
     print(
         f"{name}: {len(X_tr):,} train / {len(X_te):,} test rows, {(y_te == 0).mean():.0%} "
-        f"zeros in test; {seeds} seed(s). Fit CPU time (mean): OptDist "
-        f"{np.mean(fit_s['OptDist']):.1f}s / {np.mean(epochs['OptDist']):.0f} epochs, ZILN "
-        f"{np.mean(fit_s['ZILN']):.1f}s / {np.mean(epochs['ZILN']):.0f} epochs. Test customers "
-        f"per SDN (sorted, mean over seeds): {', '.join(f'{s:.0%}' for s in share)}"
+        f"zeros in test; {seeds} seed(s). Fit CPU time (mean): "
+        + ", ".join(
+            f"{k} {np.mean(fit_s[k]):.1f}s / {np.mean(epochs[k]):.0f} epochs"
+            for k in labels
+            if fit_s[k]
+        )
+        + ". Test customers per component (default, sorted, mean over seeds): "
+        + ", ".join(f"{s:.0%}" for s in share)
     )
     frames = {k: pd.DataFrame(v) for k, v in rows.items()}
     out = pd.DataFrame(
         {
-            "OptDist (mean ± sd)": [mean_sd(frames["OptDist"][m]) for m in METRICS],
+            "OptDist (default)": [mean_sd(frames["OptDist"][m]) for m in METRICS],
             "OptDist expected prediction": [
                 mean_sd(frames["OptDist expected"][m]) for m in METRICS
             ],
-            "ZILN (mean ± sd)": [mean_sd(frames["ZILN"][m]) for m in METRICS],
-            "calibration spend": [f"{base[m]:.4f}" for m in METRICS],
+            "OptDist earlier default": [
+                mean_sd(frames["OptDist earlier default"][m]) for m in METRICS
+            ],
+            "ZILN": [mean_sd(frames["ZILN"][m]) for m in METRICS],
+            "past spend": [f"{base[m]:.4f}" for m in METRICS],
         },
         index=list(METRICS),
     )
     out.index.name = name
-    diff = frames["OptDist"]["normalized Gini ↑"] - frames["ZILN"]["normalized Gini ↑"]
-    print(f"  OptDist - ZILN normalized Gini per seed: {', '.join(f'{d:+.4f}' for d in diff)}")
+    gini = {k: frames[k]["normalized Gini ↑"] for k in labels}
+    for other in ("ZILN", "OptDist earlier default"):
+        diff = gini["OptDist"] - gini[other]
+        print(
+            f"  OptDist - {other} normalized Gini per seed: {', '.join(f'{d:+.4f}' for d in diff)}"
+        )
     return out
 
 
+def quantiles(name: str, seeds: int) -> pd.DataFrame | None:
+    split = _split(name)
+    if split is None:
+        print(f"{name}: data not found, skipped")
+        return None
+    X_tr, X_te, y_tr, y_te = split
+    constant = np.quantile(y_tr, 0.9)
+    base_pinball = mean_pinball_loss(y_te, np.full_like(y_te, constant), alpha=0.9)
+    results: dict[str, list[dict[str, float]]] = {}
+
+    def record(label: str, q: np.ndarray) -> None:
+        row = {f"coverage at {lv}": float(np.mean(y_te <= q[:, i])) for i, lv in enumerate(LEVELS)}
+        pinball = mean_pinball_loss(y_te, q[:, LEVELS.index(0.9)], alpha=0.9)
+        row["pinball 0.9 / constant"] = pinball / base_pinball
+        results.setdefault(label, []).append(row)
+
+    for seed in range(seeds):
+        model = OptDistRegressor(random_state=seed).fit(X_tr, y_tr)
+        record("OptDist (hard, default)", model.predict_quantiles(X_te, list(LEVELS)))
+        model.set_params(prediction="expected")
+        record("OptDist expected", model.predict_quantiles(X_te, list(LEVELS)))
+        ziln = ZILNRegressor(random_state=seed).fit(X_tr, y_tr)
+        record("ZILN", ziln.predict_quantiles(X_te, list(LEVELS)))
+    print(
+        f"{name}: constant training 0.9-quantile {constant:.2f}, its test pinball loss "
+        f"{base_pinball:.3f}, its coverage {np.mean(y_te <= constant):.3f}"
+    )
+    table = pd.DataFrame(
+        {
+            label: {k: mean_sd(pd.DataFrame(rows)[k], 3) for k in rows[0]}
+            for label, rows in results.items()
+        }
+    ).T
+    table.index.name = name
+    return table
+
+
+def temperature(seeds: int) -> pd.DataFrame:
+    X_tr, X_te, y_tr, y_te = _split("CDNOW")
+    rows = []
+    for hard in (True, False):
+        for tau in TEMPERATURES:
+            gini, top, amax = [], [], []
+            for seed in range(seeds):
+                model = OptDistRegressor(
+                    random_state=seed, gumbel_temperature=tau, gumbel_hard=hard
+                ).fit(X_tr, y_tr)
+                gini.append(normalized_gini(y_te, model.predict(X_te)))
+                alpha = model.predict_component_proba(X_te)
+                top.append(np.bincount(alpha.argmax(1)).max() / len(alpha))
+                amax.append(alpha.max(1).mean())
+            rows.append(
+                {
+                    "mask": "straight-through (hard)" if hard else "soft",
+                    "tau": tau,
+                    "normalized Gini ↑": mean_sd(gini),
+                    "largest share": f"{np.mean(top):.0%}",
+                    "mean max alpha": f"{np.mean(amax):.2f}",
+                }
+            )
+            print(f"  hard={hard} tau={tau}: Gini per seed {', '.join(f'{g:.4f}' for g in gini)}")
+    return pd.DataFrame(rows)
+
+
+def patience(seeds: int) -> pd.DataFrame | None:
+    """Online Retail: normalized Gini and the epoch early stopping kept, per seed."""
+    split = _split("Online Retail")
+    if split is None:
+        print("Online Retail: data not found, skipped")
+        return None
+    X_tr, X_te, y_tr, y_te = split
+    rows = []
+    configs = {
+        "default (patience=20)": {},
+        "patience=10": {"patience": 10},
+        "earlier default": EARLIER_DEFAULT,
+    }
+    for label, params in configs.items():
+        gini, kept = [], []
+        for seed in range(seeds):
+            model = OptDistRegressor(random_state=seed, **params).fit(X_tr, y_tr)
+            gini.append(normalized_gini(y_te, model.predict(X_te)))
+            kept.append(model.best_epoch_)
+        rows.append(
+            {
+                "variant": label,
+                "normalized Gini ↑": mean_sd(gini),
+                "Gini min / max": f"{min(gini):.4f} / {max(gini):.4f}",
+                "epoch kept, per seed": ", ".join(str(k) for k in kept),
+            }
+        )
+        print(f"  {label}: Gini per seed {', '.join(f'{g:.4f}' for g in gini)}", flush=True)
+    return pd.DataFrame(rows).set_index("variant")
+
+
 def ablation(seeds: int) -> pd.DataFrame:
-    X_tr, X_te, y_tr, y_te = load_split("CDNOW", float_train=True)
+    X_tr, X_te, y_tr, y_te = _split("CDNOW")
     rows = []
     for label, params in ABLATIONS.items():
         gini, spear, top = [], [], []
@@ -168,7 +296,7 @@ def ablation(seeds: int) -> pd.DataFrame:
 
 def trajectory() -> pd.DataFrame:
     """Per-epoch loss terms and SDN shares of the default model on CDNOW (seed 0)."""
-    X_tr, _, y_tr, _ = load_split("CDNOW", float_train=True)
+    X_tr, _, y_tr, _ = _split("CDNOW")
     hist = OptDistRegressor(random_state=0).fit(X_tr, y_tr).net_.history
     rows = [
         {
@@ -184,63 +312,42 @@ def trajectory() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("epoch")
 
 
-def groups(seeds: int) -> pd.DataFrame:
-    rows = []
-    for label, params in GROUP_VARIANTS.items():
-        ari, top, used, ce, kl, secs = [], [], [], [], [], []
-        for seed in range(seeds):
-            X, y, g = make_ltv(random_state=seed, return_groups=True, **GROUP_DATA)
-            X_tr, X_te, y_tr, _, _, g_te = train_test_split(X, y, g, test_size=0.3, random_state=0)
-            t0 = time.process_time()
-            model = OptDistRegressor(random_state=seed, **params).fit(X_tr, y_tr)
-            secs.append(time.process_time() - t0)
-            sel = model.predict_component(X_te)
-            share = np.bincount(sel, minlength=model.n_components) / len(sel)
-            ari.append(adjusted_rand_score(g_te, sel))
-            top.append(share.max())
-            used.append(int((share >= 0.05).sum()))
-            hist = model.net_.history
-            ce.append((hist[0, "train_ce"], hist[-1, "train_ce"]))
-            kl.append((hist[0, "train_kl"], hist[-1, "train_kl"]))
-        ce_a, kl_a = np.array(ce), np.array(kl)
-        align_down = int((ce_a[:, 1] + kl_a[:, 1] < ce_a[:, 0] + kl_a[:, 0]).sum())
-        rows.append(
-            {
-                "variant": label,
-                "ARI mean": f"{np.mean(ari):.3f}",
-                "ARI min / max": f"{np.min(ari):.3f} / {np.max(ari):.3f}",
-                "largest SDN share": f"{np.mean(top):.0%} (max {np.max(top):.0%})",
-                "SDNs ≥ 5%": f"{np.mean(used):.1f} (min {np.min(used)})",
-                "train CE first → last": f"{ce_a[:, 0].mean():.3f} → {ce_a[:, 1].mean():.3f}"
-                f" (down in {(ce_a[:, 1] < ce_a[:, 0]).sum()}/{seeds})",
-                "train KL first → last": f"{kl_a[:, 0].mean():.3f} → {kl_a[:, 1].mean():.3f}"
-                f" (down in {(kl_a[:, 1] < kl_a[:, 0]).sum()}/{seeds})",
-                "CE + KL down": f"{align_down}/{seeds}",
-                "fit CPU s": f"{np.mean(secs):.1f}",
-            }
-        )
-        print(f"  {label}: ARI per seed {', '.join(f'{a:.3f}' for a in ari)}", flush=True)
-    return pd.DataFrame(rows).set_index("variant")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds for tables 1-3")
-    parser.add_argument("--group-seeds", type=int, default=10, help="seeds for table 5")
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
-        "--part", choices=["all", "real", "ablation", "trajectory", "groups"], default="all"
+        "--part",
+        choices=["all", "real", "quantiles", "temperature", "patience", "ablation", "trajectory"],
+        default="all",
     )
+    parser.add_argument("--patience-seeds", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.part in ("all", "real"):
-        for name in ("CDNOW", "Online Retail"):
+        for name in ("CDNOW", "Online Retail", FIRST_PURCHASE):
             table = real_data(name, args.seeds)
             if table is not None:
                 print(table.to_markdown())
                 print(flush=True)
+    if args.part in ("all", "quantiles"):
+        for name in ("CDNOW", "Online Retail"):
+            table = quantiles(name, args.seeds)
+            if table is not None:
+                print(table.to_markdown())
+                print(flush=True)
+    if args.part in ("all", "temperature"):
+        print(f"Gumbel-softmax temperature on CDNOW ({args.seeds} seeds):")
+        print(temperature(args.seeds).to_markdown(index=False))
+        print(flush=True)
+    if args.part in ("all", "patience"):
+        print(f"Early stopping's patience on Online Retail ({args.patience_seeds} seeds):")
+        table = patience(args.patience_seeds)
+        if table is not None:
+            print(table.to_markdown())
+        print(flush=True)
     if args.part in ("all", "ablation"):
         print(f"Ablations on CDNOW ({args.seeds} seeds):")
         print(ablation(args.seeds).to_markdown())
@@ -249,9 +356,6 @@ def main() -> None:
         print("Training trajectory, CDNOW, default OptDistRegressor, seed 0:")
         print(trajectory().to_markdown())
         print(flush=True)
-    if args.part in ("all", "groups"):
-        print(f"Latent groups of make_ltv({GROUP_DATA}) ({args.group_seeds} seeds):")
-        print(groups(args.group_seeds).to_markdown())
 
 
 if __name__ == "__main__":
