@@ -263,7 +263,8 @@ def test_benchmark_quick_on_a_small_table_writes_parseable_outputs(table, tmp_pa
         "lower is better: decile MAPE, NMAE, AMBE, Mutual Gini, fit s, predict ms/1k, peak MB."
     )
     for i, name in enumerate(expected, start=1):
-        assert f"[{i}/{len(expected)}] {name}" in stderr
+        # the counter is right-aligned to the total's width: "[ 1/10]"
+        assert f"[{i:>{len(str(len(expected)))}}/{len(expected)}] {name}" in stderr
     assert "quick: not for choosing a model" in stderr
     assert (
         "wrote results.csv, results.md, gain_chart.png, decile_chart.png, lorenz.png, run.json"
