@@ -79,10 +79,10 @@ import numpy as np
 import pandas as pd
 import torch
 from _common import estimator, fixed_split, load_dataset, mean_sd, spend_baseline
+from _tables import first_purchase_cdnow
 from sklearn.metrics import f1_score
 from torch import nn
 
-from ltvkit.datasets import FEATURE_NAMES, load_cdnow, transactions_to_ltv
 from ltvkit.metrics import (
     ambe,
     bucket_accuracy,
@@ -120,24 +120,6 @@ CONFIGS: dict[str, dict] = {
 }
 
 QUANTILE_LEVELS = (0.5, 0.9, 0.95)
-
-
-def first_purchase_cdnow() -> tuple[pd.DataFrame, pd.Series]:
-    """CDNOW as known on each customer's first purchase day (see the module docstring)."""
-    tx = load_cdnow(return_transactions=True)
-    first_day = tx["date"] == tx.groupby("customer_id")["date"].transform("min")
-    cut = pd.Timestamp("1997-04-01")
-    assert tx.loc[first_day, "date"].max() < cut  # every first purchase is in Q1 1997
-    log = pd.concat([tx[first_day], tx[tx["date"] >= cut]], ignore_index=True)
-    X, y = transactions_to_ltv(
-        log,
-        customer_col="customer_id",
-        date_col="date",
-        value_col="value",
-        calibration_end=cut,
-        holdout_end="1998-07-01",
-    )
-    return X[list(FEATURE_NAMES)], y
 
 
 def load_split(name: str) -> tuple | None:
