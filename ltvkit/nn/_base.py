@@ -941,8 +941,9 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         ``early_stopping=False``), where they are narrower than on new customers.
         """
         self.spend_residuals_ = None
-        if y.ndim != 1 or not hasattr(self, "predict_nonzero_proba"):
-            # multi-horizon, or no P(y > 0 | x) in this configuration: no generic quantiles
+        if y.ndim != 1:
+            # multi-horizon: no generic quantiles (every model has predict_nonzero_proba,
+            # the contract's, so that is no reason to skip)
             return
         if valid is not None:
             X_held, y_held, w_held = validation_data[0], valid[1], valid[2]
