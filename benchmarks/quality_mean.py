@@ -17,7 +17,7 @@ the top-10% customers, ``ltvkit.metrics.high_value_auc``) and two calibration me
 
 Datasets: ``CDNOW`` (``load_cdnow()``), ``Online Retail`` (``load_online_retail()``,
 skipped when its file is absent) and ``CDNOW first purchase``
-(:func:`cdnow_first_purchase`: features of each customer's first purchase day only).
+(``benchmarks/_tables.py``'s :func:`first_purchase_cdnow`: features of each customer's first purchase day only).
 
 Rows:
 
@@ -57,8 +57,8 @@ import numpy as np
 import pandas as pd
 import torch
 from _common import estimator, fixed_split, load_split, mean_sd, spend_baseline
+from _tables import first_purchase_cdnow
 
-from ltvkit.datasets import load_cdnow, transactions_to_ltv
 from ltvkit.metrics import (
     ambe,
     decile_mape,
@@ -111,35 +111,9 @@ def mean_variants() -> dict[str, dict[str, object]]:
     }
 
 
-def cdnow_first_purchase() -> tuple[pd.DataFrame, pd.Series]:
-    """CDNOW with features of each customer's first purchase day only.
-
-    All 23,570 CDNOW customers first bought in Q1 1997. The transactions are restricted
-    to each customer's first purchase date (every line of that day) and
-    ``transactions_to_ltv(..., calibration_end="1997-04-01")`` computes the features
-    from them as of 1997-04-01 (so recency is the days since the first purchase, the
-    frequency is 1 and the spend is the first day's spend); the target is each
-    customer's spend from 1997-04-01 to 1998-07-01 (exclusive) in the **full** log.
-    The columns are ``load_cdnow()``'s nine features.
-    """
-    tx = load_cdnow(return_transactions=True)
-    first = tx.groupby("customer_id")["date"].transform("min")
-    args = dict(customer_col="customer_id", date_col="date", value_col="value")
-    cut, end = "1997-04-01", "1998-07-01"
-    with warnings.catch_warnings():
-        # the restricted log ends in March 1997: its (unused) holdout is empty by design
-        warnings.simplefilter("ignore", UserWarning)
-        X, _ = transactions_to_ltv(
-            tx[tx["date"] == first], **args, calibration_end=cut, holdout_end=end
-        )
-    X_full, y = transactions_to_ltv(tx, **args, calibration_end=cut, holdout_end=end)
-    X_ref, _ = load_cdnow()
-    return X.loc[X_full.index, list(X_ref.columns)], y
-
-
 def _load(name: str) -> tuple | None:
     if name == "CDNOW first purchase":
-        return fixed_split(*cdnow_first_purchase(), float_train=True)
+        return fixed_split(*first_purchase_cdnow(), float_train=True)
     return load_split(name, float_train=True)
 
 
