@@ -17,7 +17,8 @@ the top-10% customers, ``ltvkit.metrics.high_value_auc``) and two calibration me
 
 Datasets: ``CDNOW`` (``load_cdnow()``), ``Online Retail`` (``load_online_retail()``,
 skipped when its file is absent) and ``CDNOW first purchase``
-(``benchmarks/_tables.py``'s :func:`first_purchase_cdnow`: features of each customer's first purchase day only).
+(``benchmarks/_tables.py``'s :func:`first_purchase_cdnow`: features of each customer's
+first purchase day only).
 
 Rows:
 
