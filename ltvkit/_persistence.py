@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from ltvkit import distributed
+
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
 #: Written in every manifest; a file without it is not a model file.
@@ -292,7 +294,8 @@ def save(estimator: object, path: str | os.PathLike, *, metadata: Mapping | None
     training history and the metadata through JSON. It records the versions of ltvkit
     and its libraries, the estimator's class and parameters and its input schema
     (columns, kinds, category levels). The file is written whole or not at all (to a
-    temporary name in the same directory, then renamed).
+    temporary name in the same directory, then renamed). Under ``torchrun`` only rank 0
+    writes (the other ranks return the path without writing).
 
     A deep model's ``callbacks`` (arbitrary objects) are not saved: the file gets
     ``callbacks=None`` and a ``UserWarning`` says so. Optimizer state is never saved.
@@ -342,6 +345,10 @@ def save(estimator: object, path: str | os.PathLike, *, metadata: Mapping | None
 
     _check_saveable(estimator)
     path = Path(path)
+    if not distributed.is_main_process():
+        # a data-parallel fit (torchrun) ends with the same model on every rank: one
+        # file, written by rank 0
+        return path
     tensors: dict[str, Any] = {}
     networks: list[dict[str, Any]] = []
     members: list[tuple[str, bytes]] = []

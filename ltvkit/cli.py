@@ -1007,8 +1007,11 @@ def _fit(args: argparse.Namespace) -> int:
             save(est, out, metadata={"ltvkit_fit": fitted})
         except OSError as exc:
             raise InputError(f"cannot write --out {args.out}: {_first_line(exc)}") from None
+    from ltvkit import distributed
     from ltvkit._run_record import run_record_path, write_run_record
 
+    if not distributed.is_main_process():
+        return 0  # a data-parallel fit under torchrun: rank 0 writes the files
     record = write_run_record(
         run_record_path(out),
         command="ltvkit fit",

@@ -39,6 +39,7 @@ from skorch.history import History
 from skorch.utils import to_tensor
 from torch import nn
 
+from ltvkit import distributed as _dist
 from ltvkit._utils import Boolean, Instance, Int, Options, Real, Units
 from ltvkit.base import LTVRegressorMixin, check_predictions
 from ltvkit.nn._encoder import EncodedSpec, TabularEncoder
@@ -284,12 +285,21 @@ class BatchIterator:
     training loop cost about the same as a hand-written one. Shuffling uses its own
     ``torch.Generator`` seeded with ``seed``, so it does not touch the global RNG.
 
+    Under data-parallel training (``world_size > 1``) every rank draws the same
+    shuffled order (same ``seed``) and cuts it into the same global batches of
+    ``batch_size`` rows; rank ``r`` yields its balanced share of each global batch
+    (:func:`ltvkit.distributed.shard_bounds`), so the ranks together see exactly the
+    batches one process would. A last global batch with fewer rows than ranks is
+    skipped (its rows are reshuffled into other batches the next epoch).
+
     Parameters
     ----------
     dataset : TensorDictDataset
     batch_size : int
     shuffle : bool, default=False
     seed : int or None, default=None
+    rank : int, default=0
+    world_size : int, default=1
 
     Examples
     --------
@@ -304,10 +314,14 @@ class BatchIterator:
         batch_size: int,
         shuffle: bool = False,
         seed: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.rank = int(rank)
+        self.world_size = int(world_size)
         self._generator = torch.Generator()
         if seed is not None:
             self._generator.manual_seed(int(seed))
@@ -315,13 +329,20 @@ class BatchIterator:
             self._generator.seed()
 
     def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.batch_size)
+        n = len(self.dataset)
+        full, tail = divmod(n, self.batch_size)
+        return full + (1 if tail >= max(self.world_size, 1) else 0)
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], Any]]:
         n = len(self.dataset)
         order = torch.randperm(n, generator=self._generator) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
+            if self.world_size > 1:
+                if stop - start < self.world_size:
+                    continue  # a rank would get no row: every rank skips the batch
+                lo, hi = _dist.shard_bounds(stop - start, self.rank, self.world_size)
+                start, stop = start + lo, start + hi
             yield self.dataset[order[start:stop] if order is not None else slice(start, stop)]
 
 
@@ -354,6 +375,84 @@ class _FiniteLossGuard(Callback):
             value = float(loss.detach())
             if not math.isfinite(value):
                 self._fail(net, value, "training" if training else "validation")
+
+
+class _DataParallel(Callback):
+    """Data-parallel training across ``torch.distributed`` ranks, as skorch callbacks.
+
+    - ``on_train_begin``: rank 0's weights (module and criterion) go to every rank.
+    - ``on_grad_computed``: one all-reduce per step of every gradient, weighted by the
+      rows each rank had in the step, so the result is the gradient of the mean loss
+      over the global batch, as one process would compute it. Runs before gradient
+      clipping (which then clips the global gradient, identically on every rank).
+    - ``on_epoch_end``: ``train_loss`` / ``valid_loss`` become the means over all ranks'
+      rows (each rank evaluates its shard of the validation rows), before early
+      stopping and the learning-rate schedule read them: every rank stops in the same
+      epoch and keeps the same weights.
+
+    Why not ``DistributedDataParallel``: it renames the module (``module.`` prefixes in
+    ``state_dict``, attributes that model callbacks set on ``net.module_`` would land on
+    the wrapper) and refuses parameters a step does not use. See ``docs/scaling.md``.
+    """
+
+    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        dist = torch.distributed
+        with torch.no_grad():
+            for part in (net.module_, net.criterion_):
+                for tensor in part.state_dict().values():
+                    dist.broadcast(tensor, src=0)
+
+    def on_grad_computed(
+        self,
+        net: NeuralNet,
+        named_parameters: Any,
+        batch: Any = None,
+        training: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        params = [p for _, p in named_parameters if p.requires_grad]
+        if not params:
+            return
+        rows = float(_tree_len(batch[0]))
+        dtype = params[0].dtype
+        parts = [
+            (p.grad.reshape(-1).to(dtype) * rows)
+            if p.grad is not None
+            else torch.zeros(p.numel(), dtype=dtype, device=p.device)
+            for p in params
+        ]
+        flags = [0.0 if p.grad is None else 1.0 for p in params]
+        parts.append(torch.tensor([*flags, rows], dtype=dtype, device=params[0].device))
+        flat = torch.cat(parts)
+        torch.distributed.all_reduce(flat)
+        total = flat[-1]
+        offset = 0
+        for i, p in enumerate(params):
+            grad = flat[offset : offset + p.numel()].view_as(p).div_(total)
+            offset += p.numel()
+            if p.grad is not None:
+                p.grad.copy_(grad)
+            elif float(flat[-1 - len(params) + i]) > 0:  # another rank's step used it
+                p.grad = grad.to(p.dtype).clone()
+
+    def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        epoch = net.history[-1]
+        for prefix in ("train", "valid"):
+            name = f"{prefix}_loss"
+            if name not in epoch:
+                continue
+            sums = [
+                (b[name] * b[f"{prefix}_batch_size"], b[f"{prefix}_batch_size"])
+                for b in epoch["batches"]
+                if name in b
+            ]
+            local = np.sum(np.asarray(sums, dtype=np.float64).reshape(-1, 2), axis=0)
+            total, rows = _dist.all_reduce_sum(local)
+            value = float(total / rows) if rows > 0 else float("nan")
+            net.history.record(name, value)
+            if f"{name}_best" in epoch:
+                before = [h[name] for h in net.history[:-1] if name in h]
+                net.history.record(f"{name}_best", bool(not before or value < min(before)))
 
 
 class LTVNeuralNet(NeuralNet):
@@ -757,6 +856,11 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         valid = self._validate_validation_data(validation_data, y_arr)
         rng = check_random_state(self.random_state)
         torch_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+        world = self._join_process_group(y_arr, sw)
+        if world > 1:  # rank 0's seeds: the same split, order and weights on every rank
+            torch_seed, shuffle_seed, split_seed = _dist.broadcast_object(
+                (torch_seed, shuffle_seed, split_seed)
+            )
 
         # fork_rng: weight init and dropout are seeded without clobbering the user's
         # global torch RNG state
@@ -810,14 +914,21 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             criterion = self._build_criterion(prepared.info).to(torch_dtype)
             info = prepared.info
             del prepared  # the tensors hold what training needs
+            if world > 1:
+                valid_ds = _shard_validation(valid_ds)
+                # the same weights everywhere (broadcast at train begin), but each
+                # rank's own dropout masks
+                torch.manual_seed(torch_seed + _dist.rank())
             net = self._make_net(
                 module,
                 criterion,
                 valid_ds=valid_ds,
                 shuffle_seed=shuffle_seed,
                 callbacks=self._make_callbacks(
-                    early_stop=valid_ds is not None and bool(self.early_stopping)
+                    early_stop=valid_ds is not None and bool(self.early_stopping),
+                    data_parallel=world > 1,
                 ),
+                world=world,
             )
             net.fit(train_ds, None)
 
@@ -867,8 +978,12 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         valid_ds: TensorDictDataset | None,
         shuffle_seed: int,
         callbacks: list[tuple[str, Callback]],
+        world: int = 1,
     ) -> LTVNeuralNet:
-        """The skorch net around ``module`` and ``criterion`` (fit, and rebuilding at load)."""
+        """The skorch net around ``module`` and ``criterion`` (fit, and rebuilding at load).
+
+        ``world > 1``: this rank's share of every training batch (data-parallel fit).
+        """
         return LTVNeuralNet(
             module=module,
             criterion=criterion,
@@ -880,11 +995,13 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             iterator_valid=BatchIterator,
             iterator_train__shuffle=True,
             iterator_train__seed=shuffle_seed,
+            iterator_train__rank=_dist.rank() if world > 1 else 0,
+            iterator_train__world_size=world,
             iterator_valid__batch_size=max(int(self.batch_size), _PREDICT_BATCH_SIZE),
             train_split=predefined_split(valid_ds) if valid_ds is not None else None,
             callbacks=callbacks,
             predict_nonlinearity=None,
-            verbose=int(self.verbose),
+            verbose=self._verbosity(),
             device=self.device,
             target_inputs=self._target_inputs,
             output_to_prediction=self._output_to_prediction,
@@ -995,9 +1112,45 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         # sorted rows: batches of the validation set read memory in order
         return torch.from_numpy(np.sort(train)), torch.from_numpy(np.sort(valid))
 
-    def _make_callbacks(self, *, early_stop: bool) -> list[tuple[str, Callback]]:
-        sink = print if self.verbose else _silent
-        cbs: list[tuple[str, Callback]] = [("finite_loss", _FiniteLossGuard(type(self).__name__))]
+    def _verbosity(self) -> int:
+        """``verbose``, on rank 0 only (the other ranks of a data-parallel fit are silent)."""
+        return int(self.verbose) if _dist.is_main_process() else 0
+
+    def _join_process_group(self, y: np.ndarray, sample_weight: np.ndarray | None) -> int:
+        """Join torchrun's process group (if any); return the number of ranks.
+
+        Every rank must be given the same rows (each trains on its share of them): a
+        cheap fingerprint of the targets is compared across ranks, so that different
+        data per rank stops the fit with an error instead of training on a mixture.
+        """
+        if not _dist.init_from_env(str(self.device)):
+            return 1
+        world = _dist.world_size()
+        w = np.ones(len(y)) if sample_weight is None else sample_weight
+        last = y if y.ndim == 1 else y[:, -1]
+        local = np.array([len(y), float(np.sum(last * w)), float(np.sum(w))])
+        total = _dist.all_reduce_sum(np.concatenate([local, local**2]))
+        mean = total[:3] / world
+        spread = total[3:] / world - mean**2
+        if not np.all(spread <= 1e-9 * np.maximum(mean**2, 1.0)):
+            raise ValueError(
+                f"{type(self).__name__}: under torchrun ({world} ranks) every rank must call "
+                f"fit with the same X, y and sample_weight (each trains on its share of "
+                f"the rows); rank {_dist.rank()} has {len(y)} rows, the mean over ranks is "
+                f"{mean[0]:g}. To fit one model per process instead, set "
+                "LTVKIT_DISTRIBUTED=0."
+            )
+        return world
+
+    def _make_callbacks(
+        self, *, early_stop: bool, data_parallel: bool = False
+    ) -> list[tuple[str, Callback]]:
+        sink = print if self._verbosity() else _silent
+        cbs: list[tuple[str, Callback]] = []
+        if data_parallel:
+            # first: gradients and epoch losses are global before anyone else reads them
+            cbs.append(("data_parallel", _DataParallel()))
+        cbs.append(("finite_loss", _FiniteLossGuard(type(self).__name__)))
         # the model's own callbacks first: early stopping ends training by raising in
         # its on_epoch_end, which would skip theirs in the last epoch
         cbs.extend(self._model_callbacks())
@@ -1032,11 +1185,21 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                     GradientNormClipping(gradient_clip_value=float(self.gradient_clip)),
                 )
             )
-        if self.verbose:
+        if self._verbosity():
             cbs.append(("progress_bar", ProgressBar()))
         for cb in copy.deepcopy(list(self.callbacks or [])):
             cbs.append(cb if isinstance(cb, tuple) else (_callback_name(cb, cbs), cb))
         return cbs
+
+
+def _shard_validation(valid_ds: TensorDictDataset | None) -> TensorDictDataset | None:
+    """This rank's contiguous share of the validation rows (all of them when there are
+    fewer rows than ranks; the epoch's loss is the row-weighted mean over ranks either
+    way)."""
+    if valid_ds is None or valid_ds.rows is None or len(valid_ds) < _dist.world_size():
+        return valid_ds
+    start, stop = _dist.shard_bounds(len(valid_ds), _dist.rank(), _dist.world_size())
+    return TensorDictDataset(valid_ds.X, valid_ds.y, valid_ds.rows[start:stop], valid_ds.targets)
 
 
 def _uses_generic_quantiles(cls: type) -> bool:

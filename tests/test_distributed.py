@@ -1,0 +1,143 @@
+"""Data-parallel training (torchrun, gloo) and TwoStageRegressor / scoring on Dask.
+
+The torchrun tests start ``tests/_ddp_worker.py`` in subprocesses (2 ranks, one thread
+each) with a hard timeout, so a wiring bug shows as a failure, never as a hung suite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ltvkit import distributed
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("_ddp_worker.py")
+# generous: each run takes ~5-10 s on one core; only a hang gets near it
+RUN_TIMEOUT_S = 240
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["OMP_NUM_THREADS"] = "1"
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], nproc: int | None, **env: str) -> subprocess.CompletedProcess:
+    launcher = [sys.executable]
+    if nproc:
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    return subprocess.run(
+        [*launcher, str(WORKER), *args],
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+
+# -- helpers -------------------------------------------------------------------------------
+def test_single_process_is_a_world_of_one():
+    assert not distributed.init_from_env()
+    assert (distributed.rank(), distributed.world_size()) == (0, 1)
+    assert distributed.is_main_process()
+    assert distributed.broadcast_object([1, 2]) == [1, 2]
+    np.testing.assert_array_equal(distributed.all_reduce_sum([1, 2]), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("n, world", [(0, 1), (1, 3), (10, 3), (7, 7), (100, 8)])
+def test_shard_bounds_cover_every_item_once(n, world):
+    bounds = [distributed.shard_bounds(n, r, world) for r in range(world)]
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_shard_by_size_is_a_partition_and_balanced():
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 1000, size=37).tolist()
+    items = list(range(37))
+    shares = [distributed.shard(items, r, 4, sizes=sizes) for r in range(4)]
+    assert sorted(i for s in shares for i in s) == items
+    loads = [sum(sizes[i] for i in s) for s in shares]
+    assert max(loads) - min(loads) <= max(sizes)
+
+
+def test_bad_settings_are_value_errors(monkeypatch):
+    with pytest.raises(ValueError, match="rank=2"):
+        distributed.shard_bounds(5, 2, 2)
+    monkeypatch.setenv("LTVKIT_DISTRIBUTED_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="LTVKIT_DISTRIBUTED_TIMEOUT"):
+        distributed.collective_timeout()
+    monkeypatch.setenv("LTVKIT_DISTRIBUTED_TIMEOUT", "2.5")
+    assert distributed.collective_timeout().total_seconds() == 2.5
+
+
+def test_opt_out_keeps_fit_single_process(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LTVKIT_DISTRIBUTED", "0")
+    assert not distributed.init_from_env()
+
+
+def test_world_size_without_torchrun_env_is_a_value_error(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for var in ("MASTER_ADDR", "MASTER_PORT", "RANK"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ValueError, match="torchrun"):
+        distributed.init_from_env()
+
+
+# -- torchrun ------------------------------------------------------------------------------
+def test_two_ranks_make_the_updates_of_one_process(tmp_path):
+    """2 gloo ranks, each on its half of every global batch, end with the weights that
+    one process reaches on the same batches (float64: to ~1e-12), and write one file."""
+    one = _run([str(tmp_path / "one")], nproc=None)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _run([str(tmp_path / "two")], nproc=2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "rank 1 of 2 done" in two.stdout and "rank 0 of 2 done" in two.stdout
+
+    a = np.load(tmp_path / "one" / "weights.npz")
+    b = np.load(tmp_path / "two" / "weights.npz")
+    assert int(a["_world"]) == 1 and int(b["_world"]) == 2
+    np.testing.assert_allclose(b["_valid_loss"], a["_valid_loss"], rtol=1e-10)
+    keys = [k for k in a.files if not k.startswith("_")]
+    assert keys and sorted(keys) == sorted(k for k in b.files if not k.startswith("_"))
+    for k in keys:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+    import ltvkit
+
+    model = ltvkit.load(tmp_path / "two" / "model.ltv")
+    assert model.n_iter_ == 4
+    # rank 0 wrote the file, renamed from a temporary name; nothing else is left
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["model.ltv", "weights.npz"]
+
+
+def test_a_failing_rank_stops_the_job_with_its_error(tmp_path):
+    run = _run(
+        [str(tmp_path / "out"), "--fail-rank", "1"], nproc=2, LTVKIT_DISTRIBUTED_TIMEOUT="60"
+    )
+    assert run.returncode != 0
+    assert "rank 1 fails on purpose" in run.stderr
+    assert not (tmp_path / "out" / "model.ltv").exists()
+
+
+def test_a_silent_rank_times_out_the_collectives(tmp_path):
+    run = _run(
+        [str(tmp_path / "out"), "--hang-rank", "1"], nproc=2, LTVKIT_DISTRIBUTED_TIMEOUT="5"
+    )
+    assert run.returncode != 0
+    assert "Timed out" in run.stderr or "timeout" in run.stderr.lower()
+    assert not (tmp_path / "out" / "model.ltv").exists()
