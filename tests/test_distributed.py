@@ -141,3 +141,94 @@ def test_a_silent_rank_times_out_the_collectives(tmp_path):
     assert run.returncode != 0
     assert "Timed out" in run.stderr or "timeout" in run.stderr.lower()
     assert not (tmp_path / "out" / "model.ltv").exists()
+
+
+# -- Dask ----------------------------------------------------------------------------------
+def test_two_stage_on_dask_needs_a_client(ltv_data):
+    dd = pytest.importorskip("dask.dataframe")
+    distributed_ = pytest.importorskip("distributed")
+    from ltvkit.boosting import TwoStageRegressor
+
+    try:
+        distributed_.get_client()
+        pytest.skip("a distributed.Client is active in this process")
+    except ValueError:
+        pass
+    X, y, *_ = ltv_data
+    frame = dd.from_pandas(X.assign(ltv=y), npartitions=2)
+    with pytest.raises(ValueError, match=r"no distributed\.Client"):
+        TwoStageRegressor().fit(frame.drop(columns="ltv"), frame["ltv"])
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    pytest.importorskip("dask.dataframe")
+    distributed_ = pytest.importorskip("distributed")
+    with (
+        distributed_.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed_.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ltv_data():
+    from ltvkit.datasets import make_ltv
+
+    X, y = make_ltv(n_samples=3000, random_state=0)
+    X_test, y_test = make_ltv(n_samples=2000, random_state=1)
+    return X, y, X_test, y_test
+
+
+@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
+def test_two_stage_on_dask_matches_the_in_memory_fit(dask_client, ltv_data, backend, tmp_path):
+    import dask.dataframe as dd
+
+    import ltvkit
+    from ltvkit.boosting import TwoStageRegressor
+    from ltvkit.metrics import normalized_gini
+
+    X, y, X_test, y_test = ltv_data
+    frame = dd.from_pandas(X.assign(ltv=y), npartitions=4)
+    params = dict(backend=backend, n_estimators=80, n_jobs=1, random_state=0)
+    on_dask = TwoStageRegressor(**params).fit(frame.drop(columns="ltv"), frame["ltv"])
+    in_memory = TwoStageRegressor(**params).fit(X, y)
+
+    # an ordinary fitted estimator: the libraries' own sklearn models, pandas predictions
+    assert type(on_dask.classifier_) is type(in_memory.classifier_)
+    assert type(on_dask.regressor_) is type(in_memory.regressor_)
+    pred, ref = on_dask.predict(X_test), in_memory.predict(X_test)
+    # distributed histogram sketches differ a little from one machine's: within noise
+    gini, gini_ref = normalized_gini(y_test, pred), normalized_gini(y_test, ref)
+    assert abs(gini - gini_ref) < 0.02, (gini, gini_ref)
+    assert abs(pred.mean() / ref.mean() - 1) < 0.05
+    assert abs(on_dask.correction_factor_ / in_memory.correction_factor_ - 1) < 0.05
+    q = on_dask.predict_quantiles(X_test[:50], [0.1, 0.9])
+    assert (q[:, 0] <= q[:, 1]).all()
+
+    lazy = on_dask.predict(dd.from_pandas(X_test, npartitions=3))
+    assert type(lazy).__module__.startswith("dask")
+    np.testing.assert_allclose(lazy.compute().to_numpy(), pred)
+
+    ltvkit.save(on_dask, tmp_path / "m.ltvkit")
+    np.testing.assert_allclose(ltvkit.load(tmp_path / "m.ltvkit").predict(X_test), pred)
+
+
+def test_two_stage_on_dask_refuses_what_it_cannot_do(dask_client, ltv_data):
+    import dask.dataframe as dd
+
+    from ltvkit.boosting import TwoStageRegressor
+
+    X, y, *_ = ltv_data
+    frame = dd.from_pandas(X.assign(ltv=y), npartitions=2)
+    Xd, yd = frame.drop(columns="ltv"), frame["ltv"]
+    with pytest.raises(ValueError, match="early_stopping"):
+        TwoStageRegressor(early_stopping=True).fit(Xd, yd)
+    with pytest.raises(ValueError, match="dask Series"):
+        TwoStageRegressor().fit(Xd, y)
+    with pytest.raises(ValueError, match="negative"):
+        TwoStageRegressor(n_estimators=5).fit(Xd, yd - 1e9)
+    with pytest.raises(ValueError, match="y > 0"):
+        TwoStageRegressor(n_estimators=5).fit(Xd, yd * 0)

@@ -39,6 +39,17 @@ _BIAS_CORRECTIONS = ("balance", "smearing", "lognormal", "none")
 _UNSAFE_NAME = re.compile(r'[\[\]<>,:"{}\s]')
 
 
+def _is_dask(X: object) -> bool:
+    """A dask collection (checked by module name: dask is an optional dependency)."""
+    return (type(X).__module__ or "").startswith(("dask.", "dask_expr"))
+
+
+def _predict_lazy(model: TwoStageRegressor, X: Any, method: str) -> Any:
+    from ltvkit.boosting._dask import predict_lazy
+
+    return predict_lazy(model, X, method)
+
+
 def _booster_kind(estimator: object) -> str | None:
     """Return "xgboost" / "lightgbm" for those libraries' sklearn estimators, else None."""
     module = type(estimator).__module__ or ""
@@ -462,6 +473,10 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         >>> model.n_estimators_[0] < 300
         True
         """
+        if _is_dask(X):  # both stages on the Dask cluster (xgboost.dask / lightgbm.dask)
+            from ltvkit.boosting._dask import fit_dask
+
+            return fit_dask(self, X, y, sample_weight, validation_data)
         self._validate_params()
         frame, y_arr, sw = self._validate_fit_input(X, y, sample_weight)
         valid = self._validate_validation_data(validation_data, y_arr)
@@ -846,7 +861,10 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
             ``predict_nonzero_proba(X) * predict_positive_value(X)`` (float64, >= 0).
+            For a dask DataFrame: a lazy dask Series, one task per partition.
         """
+        if _is_dask(X):
+            return _predict_lazy(self, X, "predict")
         frame = self._predict_frame(X)
         pred = self._proba(frame) * self._value(frame)
         return check_predictions(pred, type(self).__name__)
@@ -863,7 +881,10 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples,)
             Stage-1 probabilities in [0, 1] (all 1.0 after a fit on positives only).
+            For a dask DataFrame: a lazy dask Series, one task per partition.
         """
+        if _is_dask(X):
+            return _predict_lazy(self, X, "predict_nonzero_proba")
         frame = self._predict_frame(X)
         return self._proba(frame)
 
@@ -879,7 +900,10 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         -------
         value : ndarray of shape (n_samples,)
             Stage-2 conditional means (bias-corrected for ``target_transform="log1p"``).
+            For a dask DataFrame: a lazy dask Series, one task per partition.
         """
+        if _is_dask(X):
+            return _predict_lazy(self, X, "predict_positive_value")
         frame = self._predict_frame(X)
         return check_predictions(self._value(frame), type(self).__name__)
 
