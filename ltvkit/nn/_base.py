@@ -40,7 +40,13 @@ from skorch.utils import to_tensor
 from torch import nn
 
 from ltvkit._utils import Boolean, Instance, Int, Options, Real, Units
-from ltvkit.base import LTVRegressorMixin, check_predictions
+from ltvkit.base import (
+    LTVRegressorMixin,
+    SpendResiduals,
+    _is_dataset,
+    check_predictions,
+    validate_ltv_target,
+)
 from ltvkit.nn._encoder import EncodedSpec, TabularEncoder
 from ltvkit.nn._layers import SharedBottom
 
@@ -695,13 +701,19 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         """
         # a fit that raised in training leaves schema_ but no net_: not fitted
         check_is_fitted(self, "net_")
-        frame = self._validate_predict_input(X)
         np_dtype = _PRECISIONS[self.precision][1]
         chunks: list[Any] = []
+        if _is_dataset(X):  # a ParquetDataset: one record batch at a time
+            parts = (self._validate_predict_input(X.feature_frame(b)) for b in X.iter_batches())
+        else:
+            frame = self._validate_predict_input(X)
+            parts = (
+                frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
+                for start in range(0, len(frame), _PREDICT_CHUNK_ROWS)
+            )
         # encode a slice of rows at a time: besides the validated frame, memory is
         # bounded by the slice, never by n
-        for start in range(0, len(frame), _PREDICT_CHUNK_ROWS):
-            part = frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
+        for part in parts:
             dataset = TensorDictDataset(self.encoder_.transform_tensors(part, np_dtype))
             with torch.inference_mode():
                 for output in self.net_.predict_batches(dataset, **forward_kwargs):
@@ -821,6 +833,14 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             )
             net.fit(train_ds, None)
 
+        self._keep_net(net, info)
+        self._after_fit(X, y_arr, sw)
+        if _uses_generic_quantiles(type(self)):
+            self._fit_generic_quantiles(X, y_arr, sw, validation_data, valid, valid_rows)
+        return self
+
+    def _keep_net(self, net: LTVNeuralNet, info: Any) -> None:
+        """Keep the trained net and what it learnt, without the training data."""
         # the split holds references to the training tensors; drop it so the fitted
         # model (and its pickle) does not carry the data
         net.train_split = None
@@ -833,10 +853,140 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         self.net_ = net
         self.prepared_info_ = info
         self.n_iter_ = len(net.history)
-        self._after_fit(X, y_arr, sw)
+
+    def _fit_dataset(
+        self,
+        dataset: Any,
+        sample_weight: object = None,
+        *,
+        validation_data: tuple | None = None,
+        shuffle_buffer_rows: int = 262_144,
+    ) -> BaseDeepRegressor:
+        """``fit`` on an :class:`ltvkit.io.ParquetDataset`, streaming (bounded memory).
+
+        One pass learns the schema, the encoder's statistics and reads the target (the
+        one full-length array held: 8 bytes a row, and what ``_prepare_targets``
+        returns); then each epoch streams the record batches (see
+        :mod:`ltvkit.nn._streaming`). Early stopping holds out the rows whose position
+        hashes below ``validation_fraction`` (not stratified). ``shuffle_buffer_rows``:
+        rows shuffled together (a value >= the number of rows is a full shuffle).
+        """
+        from ltvkit.nn._streaming import (
+            StreamingBatchIterator,
+            StreamingSource,
+            scan_dataset,
+            validation_mask,
+        )
+
+        if sample_weight is not None or validation_data is not None:
+            raise ValueError(
+                "ltvkit: sample_weight and validation_data are not supported with a "
+                "ParquetDataset yet; early stopping holds out validation_fraction of its rows."
+            )
+        if int(shuffle_buffer_rows) < 1:
+            raise ValueError(
+                f"ltvkit: shuffle_buffer_rows must be >= 1, got {shuffle_buffer_rows!r}."
+            )
+        self._validate_params()
+        scan = scan_dataset(dataset)
+        y_arr = validate_ltv_target(scan.y, multi_horizon=self._multi_horizon)
+        del scan.y  # validate_ltv_target keeps the float64 array as it is
+        self.schema_ = scan.schema
+        self.n_features_in_ = len(dataset.features)
+        self.feature_names_in_ = np.asarray(dataset.features, dtype=object)
+        self.target_ndim_ = 1 if isinstance(dataset.target, str) else 2
+        rng = check_random_state(self.random_state)
+        torch_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+        n = len(y_arr)
+        fraction = float(self.validation_fraction) if self.early_stopping else None
+        n_valid = 0
+        if fraction is not None:
+            n_valid = sum(
+                int(validation_mask(f.start, f.num_rows, fraction, split_seed).sum())
+                for f in dataset.fragments
+            )
+            if n_valid < _MIN_VALIDATION_ROWS or n - n_valid < _MIN_TRAIN_ROWS:
+                fraction, n_valid = None, 0
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            encoder = TabularEncoder(
+                log_transform=self.log_transform,
+                min_category_frequency=self.min_category_frequency,
+                embedding_dim=self.embedding_dim,
+            ).fit_statistics(scan.stats, scan.schema.categories)
+            del scan
+            self.encoder_ = encoder
+            torch_dtype, np_dtype = _PRECISIONS[self.precision]
+            prepared = self._prepare_targets(y_arr, None)
+            if not isinstance(prepared, PreparedTargets):
+                raise TypeError(
+                    f"{type(self).__name__}._prepare_targets must return PreparedTargets, "
+                    f"got {type(prepared).__name__}."
+                )
+            targets = {"target": _to_tensor_tree(prepared.targets, np_dtype)}
+            info = prepared.info
+            del prepared
+
+            def source(side: str, rows: int) -> StreamingSource:
+                return StreamingSource(
+                    dataset, self.schema_, encoder, np_dtype, targets, y_arr,
+                    fraction, split_seed, side, rows,
+                )  # fmt: skip
+
+            train_ds = source("train" if fraction is not None else "all", n - n_valid)
+            valid_ds = source("valid", n_valid) if fraction is not None else None
+            module = self._build_module(encoder.spec_, info).to(torch_dtype)
+            criterion = self._build_criterion(info).to(torch_dtype)
+            net = self._make_net(
+                module,
+                criterion,
+                valid_ds=valid_ds,
+                shuffle_seed=shuffle_seed,
+                callbacks=self._make_callbacks(early_stop=valid_ds is not None),
+                iterator=StreamingBatchIterator,
+                iterator_kwargs={"shuffle_buffer_rows": int(shuffle_buffer_rows)},
+            )
+            net.fit(train_ds, None)
+            del train_ds, valid_ds, targets
+        # the fitted net predicts from tensors, as one fitted in memory (and saves alike)
+        net.iterator_train = net.iterator_valid = BatchIterator
+        vars(net).pop("iterator_train__shuffle_buffer_rows", None)
+
+        self._keep_net(net, info)
+        self._after_fit(dataset, y_arr, None)
         if _uses_generic_quantiles(type(self)):
-            self._fit_generic_quantiles(X, y_arr, sw, validation_data, valid, valid_rows)
+            self.spend_residuals_ = None
+            if y_arr.ndim == 1 and hasattr(self, "predict_nonzero_proba"):
+                self._fit_spend_residuals_stream(dataset, y_arr, fraction, split_seed)
         return self
+
+    def _fit_spend_residuals_stream(
+        self, dataset: Any, y: np.ndarray, fraction: float | None, seed: int
+    ) -> None:
+        """``spend_residuals_`` from the held-out spenders, batch by batch."""
+        from ltvkit.nn._streaming import validation_mask
+
+        def residual_rows(held_out_only: bool) -> tuple[np.ndarray, np.ndarray]:
+            ys, values = [], []
+            for pos, batch in dataset.iter_batches(with_position=True):
+                m = batch.num_rows
+                keep = y[pos : pos + m] > 0
+                if held_out_only:
+                    keep &= validation_mask(pos, m, fraction, seed)
+                if keep.any():
+                    idx = np.flatnonzero(keep)
+                    frame = dataset.feature_frame(batch.take(idx))
+                    values.append(self._nonzero_proba_and_positive_value(frame)[1])
+                    ys.append(y[pos + idx])
+            if not ys:
+                return np.empty(0), np.empty(0)
+            return np.concatenate(ys), np.concatenate(values)
+
+        y_held, value = residual_rows(fraction is not None)
+        if not len(y_held):  # no spender held out: fall back on the training rows
+            y_held, value = residual_rows(False)
+        self.spend_residuals_ = SpendResiduals.fit(y_held, value, None)
 
     def predict(self, X: object) -> np.ndarray:
         """Expected customer value, computed batch by batch (bounded memory).
@@ -867,8 +1017,13 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         valid_ds: TensorDictDataset | None,
         shuffle_seed: int,
         callbacks: list[tuple[str, Callback]],
+        iterator: type = BatchIterator,
+        iterator_kwargs: Mapping[str, Any] | None = None,
     ) -> LTVNeuralNet:
         """The skorch net around ``module`` and ``criterion`` (fit, and rebuilding at load)."""
+        extra = {}
+        for key, value in (iterator_kwargs or {}).items():
+            extra[f"iterator_train__{key}"] = value
         return LTVNeuralNet(
             module=module,
             criterion=criterion,
@@ -876,8 +1031,8 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             lr=float(self.learning_rate),
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
-            iterator_train=BatchIterator,
-            iterator_valid=BatchIterator,
+            iterator_train=iterator,
+            iterator_valid=iterator,
             iterator_train__shuffle=True,
             iterator_train__seed=shuffle_seed,
             iterator_valid__batch_size=max(int(self.batch_size), _PREDICT_BATCH_SIZE),
@@ -889,6 +1044,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             target_inputs=self._target_inputs,
             output_to_prediction=self._output_to_prediction,
             predict_forward_kwargs=self._predict_forward_kwargs(),
+            **extra,
             **self._optimizer_kwargs(),
         )
 
