@@ -270,8 +270,9 @@ class ParquetDataset:
             wanted = None if files is None else {str(Path(f)) for f in files}
             fragments = [f for f in self.fragments if wanted is None or f.file in wanted]
         reader: pq.ParquetFile | None = None
+        reader_file = None
         for frag in fragments:
-            if reader is None or reader_file != frag.file:
+            if reader is None or reader_file != frag.file:  # one open file at a time
                 reader, reader_file = pq.ParquetFile(frag.file), frag.file
             pos = frag.start
             for batch in reader.iter_batches(

@@ -928,14 +928,19 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             info = prepared.info
             del prepared
 
-            def source(side: str, rows: int) -> StreamingSource:
-                return StreamingSource(
-                    dataset, self.schema_, encoder, np_dtype, targets, y_arr,
-                    fraction, split_seed, side, rows,
-                )  # fmt: skip
-
-            train_ds = source("train" if fraction is not None else "all", n - n_valid)
-            valid_ds = source("valid", n_valid) if fraction is not None else None
+            common = (
+                dataset,
+                self.schema_,
+                encoder,
+                np_dtype,
+                targets,
+                y_arr,
+                fraction,
+                split_seed,
+            )
+            train_side = "train" if fraction is not None else "all"
+            train_ds = StreamingSource(*common, train_side, n - n_valid)
+            valid_ds = StreamingSource(*common, "valid", n_valid) if fraction is not None else None
             module = self._build_module(encoder.spec_, info).to(torch_dtype)
             criterion = self._build_criterion(info).to(torch_dtype)
             net = self._make_net(
@@ -948,7 +953,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                 iterator_kwargs={"shuffle_buffer_rows": int(shuffle_buffer_rows)},
             )
             net.fit(train_ds, None)
-            del train_ds, valid_ds, targets
+            del train_ds, valid_ds, targets, common
         # the fitted net predicts from tensors, as one fitted in memory (and saves alike)
         net.iterator_train = net.iterator_valid = BatchIterator
         vars(net).pop("iterator_train__shuffle_buffer_rows", None)

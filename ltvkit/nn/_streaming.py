@@ -109,7 +109,7 @@ def scan_dataset(dataset: ParquetDataset) -> ScanResult:
         [*dataset.features, *y_cols], batch_size=65_536, with_position=True
     ):
         m = batch.num_rows
-        for j, col in enumerate(y_cols):
+        for j in range(len(y_cols)):
             values = batch.column(len(dataset.features) + j)
             target = y[pos : pos + m] if y.ndim == 1 else y[pos : pos + m, j]
             target[:] = values.to_numpy(zero_copy_only=False)
