@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ __all__ = [
     "is_main_process",
     "local_rank",
     "rank",
+    "score_dataset_dask",
     "shard",
     "shard_bounds",
     "world_size",
@@ -322,3 +324,223 @@ def shard(
         owner[i] = k
         load[k] += float(sizes[i])
     return [item for i, item in enumerate(items) if owner[i] == r]
+
+
+# -- scoring on a Dask cluster ----------------------------------------------------------
+def _score_part(
+    estimator: Any,
+    dataset: Any,
+    fragments: list,
+    out_file: str,
+    quantiles: Sequence[float] | None,
+    horizon_names: Sequence[str] | None,
+    batch_size: int,
+) -> int:
+    """One Dask task: score some row groups of ``dataset`` into the Parquet file ``out_file``.
+
+    Written under a temporary name and renamed when complete, so a task that dies (and
+    is retried elsewhere) never leaves a half-written part behind.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ltvkit._scoring import score_customers
+
+    columns = [*dataset.features]
+    if dataset.id_column is not None:
+        columns.append(dataset.id_column)
+    tmp = f"{out_file}.{os.getpid()}.tmp"
+    writer = None
+    rows = 0
+    try:
+        for batch in dataset.iter_batches(columns, batch_size=batch_size, fragments=fragments):
+            X = dataset.feature_frame(batch)
+            scores = score_customers(estimator, X, quantiles, horizon_names=horizon_names)
+            scores = scores.reset_index(drop=True)
+            if dataset.id_column is not None:
+                ids = batch.column(batch.schema.get_field_index(dataset.id_column))
+                scores.insert(0, dataset.id_column, ids.to_pandas())
+            table = pa.Table.from_pandas(scores, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            rows += len(scores)
+        if writer is not None:
+            writer.close()
+            writer = None
+            os.replace(tmp, out_file)
+    except BaseException as exc:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, Exception):
+            where = sorted({f.file for f in fragments})
+            raise type(exc)(f"while scoring {where}: {exc}") from exc
+        raise
+    return rows
+
+
+def score_dataset_dask(
+    estimator: Any,
+    dataset: Any,
+    out_path: str | os.PathLike,
+    *,
+    client: Any,
+    quantiles: Sequence[float] | None = (0.1, 0.5, 0.9),
+    horizon_names: Sequence[str] | None = None,
+    batch_size: int = 65_536,
+    partition: str = "file",
+) -> Any:
+    """Score a :class:`ltvkit.io.ParquetDataset` on a Dask cluster, one task per file.
+
+    ``ltvkit.score_dataset(..., client=client)`` and ``ltvkit score --scheduler
+    ADDRESS`` call this. The model is sent to every worker once; each task reads its
+    file (or row group) of the dataset, scores it batch by batch
+    (:func:`ltvkit.score_customers`, the id column first) and writes a Parquet part
+    under a temporary name, renamed when complete. The workers must see the dataset
+    and ``out_path`` at the same paths (a shared file system).
+
+    A task whose worker dies is re-run on another worker by Dask (up to its
+    ``distributed.scheduler.allowed-failures``, 3 by default); after that, or when a
+    task fails, a ``RuntimeError`` names the file, and the parts written so far are
+    removed (``out_path`` is never left half-written).
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted ltvkit model or a Pipeline ending in one (picklable).
+    dataset : ltvkit.io.ParquetDataset
+    out_path : str or path-like
+        Ending in ``.parquet`` / ``.pq``: one Parquet file, the parts joined in the
+        dataset's row order (on the client, part by part). Otherwise: a directory of
+        Parquet parts ``part-00000.parquet``..., one per task in the dataset's order
+        (a Parquet dataset as Dask, Spark or ``ParquetDataset`` read it).
+    client : distributed.Client
+    quantiles, horizon_names
+        As in :func:`ltvkit.score_customers`.
+    batch_size : int, default=65536
+        Rows scored at a time in a task.
+    partition : {"file", "row_group"}, default="file"
+        One task per file, or per row group (for datasets of a few large files).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import pandas as pd
+    >>> from distributed import Client, LocalCluster
+    >>> from ltvkit import TwoStageRegressor
+    >>> from ltvkit.datasets import make_ltv
+    >>> from ltvkit.io import ParquetDataset
+    >>> X, y = make_ltv(n_samples=400, random_state=0)
+    >>> model = TwoStageRegressor(n_estimators=20, n_jobs=1, random_state=0).fit(X, y)
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for i in range(2):
+    ...     X[i * 200 : (i + 1) * 200].assign(id=range(i * 200, (i + 1) * 200)).to_parquet(
+    ...         folder / f"part-{i}.parquet")
+    >>> data = ParquetDataset(folder, id_column="id")
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    ...     with Client(cluster) as client:
+    ...         out = score_dataset_dask(model, data, folder / "scores.parquet", client=client)
+    >>> scores = pd.read_parquet(out)
+    >>> len(scores), scores["id"].is_monotonic_increasing
+    (400, True)
+    """
+    from pathlib import Path
+
+    from distributed import KilledWorker
+
+    from ltvkit.io import ParquetDataset
+
+    if not isinstance(dataset, ParquetDataset):
+        raise ValueError(
+            "ltvkit: score_dataset_dask scores an ltvkit.io.ParquetDataset, got "
+            f"{type(dataset).__name__}."
+        )
+    if partition not in ("file", "row_group"):
+        raise ValueError(f"ltvkit: partition must be 'file' or 'row_group', got {partition!r}.")
+    out_path = Path(out_path)
+    one_file = out_path.suffix.lower() in (".parquet", ".pq")
+    parts_dir = (
+        out_path.with_name(f".{out_path.name}.parts-{os.getpid()}") if one_file else out_path
+    )
+    parts_dir.mkdir(parents=True, exist_ok=not one_file)
+    for stale in parts_dir.glob("part-*.parquet"):
+        stale.unlink()  # an earlier run's parts: replaced, never mixed with this run's
+    if partition == "file":
+        units: list[list] = []
+        for frag in dataset.fragments:
+            if units and units[-1][0].file == frag.file:
+                units[-1].append(frag)
+            else:
+                units.append([frag])
+    else:
+        units = [[frag] for frag in dataset.fragments]
+    model = client.scatter(estimator, broadcast=True)
+    run = uuid.uuid4().hex[:12]  # task keys of this run (a rerun is never a cache hit)
+    futures = [
+        client.submit(
+            _score_part,
+            model,
+            dataset,
+            unit,
+            str(parts_dir / f"part-{i:05d}.parquet"),
+            None if quantiles is None else list(quantiles),
+            None if horizon_names is None else list(horizon_names),
+            int(batch_size),
+            key=f"ltvkit-score-{run}-{i}",
+        )
+        for i, unit in enumerate(units)
+    ]
+    try:
+        client.gather(futures)
+    except KilledWorker as exc:
+        _remove_parts(parts_dir, one_file)
+        raise RuntimeError(
+            f"ltvkit: Dask lost the worker(s) scoring a part of {dataset._where()} too "
+            f"many times ({exc}); the scores were not written. Check the workers' memory "
+            "and logs."
+        ) from exc
+    except Exception as exc:
+        _remove_parts(parts_dir, one_file)
+        raise RuntimeError(f"ltvkit: scoring on the Dask cluster failed: {exc}") from exc
+    if not one_file:
+        return out_path
+    import pyarrow.parquet as pq
+
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    writer = None
+    try:
+        for i in range(len(units)):
+            part = parts_dir / f"part-{i:05d}.parquet"
+            if not part.exists():  # a unit without rows
+                continue
+            table = pq.read_table(part)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+            writer = None
+            os.replace(tmp, out_path)
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+        _remove_parts(parts_dir, one_file)
+    return out_path
+
+
+def _remove_parts(parts_dir: Any, remove_dir: bool) -> None:
+    for part in parts_dir.glob("part-*.parquet"):
+        part.unlink()
+    if remove_dir:
+        import shutil
+
+        shutil.rmtree(parts_dir, ignore_errors=True)

@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--fail-rank", type=int, default=None)
     parser.add_argument("--hang-rank", type=int, default=None)
+    parser.add_argument("--parquet", type=Path, default=None)
+    parser.add_argument("--stream", action="store_true")
     parser.add_argument("--rows", type=int, default=600)
     args = parser.parse_args(argv)
 
@@ -45,7 +47,13 @@ def main(argv: list[str] | None = None) -> None:
             if distributed.rank() == args.hang_rank:
                 time.sleep(3600)
 
-    X, y = make_ltv(n_samples=args.rows, random_state=0)
+    if args.parquet is None:
+        X, y = make_ltv(n_samples=args.rows, random_state=0)
+    else:
+        from ltvkit.io import ParquetDataset
+
+        data = ParquetDataset(args.parquet, target="ltv")
+        X, y = (data, None) if args.stream else (data.read_pandas(), data.read_target())
     model = ZILNRegressor(
         hidden_units=(16, 8),
         dropout=0.0,

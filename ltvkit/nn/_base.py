@@ -41,7 +41,18 @@ from torch import nn
 
 from ltvkit import distributed as _dist
 from ltvkit._utils import Boolean, Instance, Int, Options, Real, Units
-from ltvkit.base import LTVRegressorMixin, check_predictions
+from ltvkit.base import (
+    LTVRegressorMixin,
+    SpendResiduals,
+    _is_dataset,
+    check_predictions,
+    validate_ltv_target,
+)
+from ltvkit.nn._data_parallel import (
+    DataParallel,
+    ShardedStreamingBatchIterator,
+    shard_validation,
+)
 from ltvkit.nn._encoder import EncodedSpec, TabularEncoder
 from ltvkit.nn._layers import SharedBottom
 
@@ -375,84 +386,6 @@ class _FiniteLossGuard(Callback):
             value = float(loss.detach())
             if not math.isfinite(value):
                 self._fail(net, value, "training" if training else "validation")
-
-
-class _DataParallel(Callback):
-    """Data-parallel training across ``torch.distributed`` ranks, as skorch callbacks.
-
-    - ``on_train_begin``: rank 0's weights (module and criterion) go to every rank.
-    - ``on_grad_computed``: one all-reduce per step of every gradient, weighted by the
-      rows each rank had in the step, so the result is the gradient of the mean loss
-      over the global batch, as one process would compute it. Runs before gradient
-      clipping (which then clips the global gradient, identically on every rank).
-    - ``on_epoch_end``: ``train_loss`` / ``valid_loss`` become the means over all ranks'
-      rows (each rank evaluates its shard of the validation rows), before early
-      stopping and the learning-rate schedule read them: every rank stops in the same
-      epoch and keeps the same weights.
-
-    Why not ``DistributedDataParallel``: it renames the module (``module.`` prefixes in
-    ``state_dict``, attributes that model callbacks set on ``net.module_`` would land on
-    the wrapper) and refuses parameters a step does not use. See ``docs/scaling.md``.
-    """
-
-    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
-        dist = torch.distributed
-        with torch.no_grad():
-            for part in (net.module_, net.criterion_):
-                for tensor in part.state_dict().values():
-                    dist.broadcast(tensor, src=0)
-
-    def on_grad_computed(
-        self,
-        net: NeuralNet,
-        named_parameters: Any,
-        batch: Any = None,
-        training: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        params = [p for _, p in named_parameters if p.requires_grad]
-        if not params:
-            return
-        rows = float(_tree_len(batch[0]))
-        dtype = params[0].dtype
-        parts = [
-            (p.grad.reshape(-1).to(dtype) * rows)
-            if p.grad is not None
-            else torch.zeros(p.numel(), dtype=dtype, device=p.device)
-            for p in params
-        ]
-        flags = [0.0 if p.grad is None else 1.0 for p in params]
-        parts.append(torch.tensor([*flags, rows], dtype=dtype, device=params[0].device))
-        flat = torch.cat(parts)
-        torch.distributed.all_reduce(flat)
-        total = flat[-1]
-        offset = 0
-        for i, p in enumerate(params):
-            grad = flat[offset : offset + p.numel()].view_as(p).div_(total)
-            offset += p.numel()
-            if p.grad is not None:
-                p.grad.copy_(grad)
-            elif float(flat[-1 - len(params) + i]) > 0:  # another rank's step used it
-                p.grad = grad.to(p.dtype).clone()
-
-    def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
-        epoch = net.history[-1]
-        for prefix in ("train", "valid"):
-            name = f"{prefix}_loss"
-            if name not in epoch:
-                continue
-            sums = [
-                (b[name] * b[f"{prefix}_batch_size"], b[f"{prefix}_batch_size"])
-                for b in epoch["batches"]
-                if name in b
-            ]
-            local = np.sum(np.asarray(sums, dtype=np.float64).reshape(-1, 2), axis=0)
-            total, rows = _dist.all_reduce_sum(local)
-            value = float(total / rows) if rows > 0 else float("nan")
-            net.history.record(name, value)
-            if f"{name}_best" in epoch:
-                before = [h[name] for h in net.history[:-1] if name in h]
-                net.history.record(f"{name}_best", bool(not before or value < min(before)))
 
 
 class LTVNeuralNet(NeuralNet):
@@ -794,13 +727,19 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         """
         # a fit that raised in training leaves schema_ but no net_: not fitted
         check_is_fitted(self, "net_")
-        frame = self._validate_predict_input(X)
         np_dtype = _PRECISIONS[self.precision][1]
         chunks: list[Any] = []
+        if _is_dataset(X):  # a ParquetDataset: one record batch at a time
+            parts = (self._validate_predict_input(X.feature_frame(b)) for b in X.iter_batches())
+        else:
+            frame = self._validate_predict_input(X)
+            parts = (
+                frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
+                for start in range(0, len(frame), _PREDICT_CHUNK_ROWS)
+            )
         # encode a slice of rows at a time: besides the validated frame, memory is
         # bounded by the slice, never by n
-        for start in range(0, len(frame), _PREDICT_CHUNK_ROWS):
-            part = frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
+        for part in parts:
             dataset = TensorDictDataset(self.encoder_.transform_tensors(part, np_dtype))
             with torch.inference_mode():
                 for output in self.net_.predict_batches(dataset, **forward_kwargs):
@@ -915,7 +854,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             info = prepared.info
             del prepared  # the tensors hold what training needs
             if world > 1:
-                valid_ds = _shard_validation(valid_ds)
+                valid_ds = shard_validation(valid_ds)
                 # the same weights everywhere (broadcast at train begin), but each
                 # rank's own dropout masks
                 torch.manual_seed(torch_seed + _dist.rank())
@@ -932,6 +871,14 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             )
             net.fit(train_ds, None)
 
+        self._keep_net(net, info)
+        self._after_fit(X, y_arr, sw)
+        if _uses_generic_quantiles(type(self)):
+            self._fit_generic_quantiles(X, y_arr, sw, validation_data, valid, valid_rows)
+        return self
+
+    def _keep_net(self, net: LTVNeuralNet, info: Any) -> None:
+        """Keep the trained net and what it learnt, without the training data."""
         # the split holds references to the training tensors; drop it so the fitted
         # model (and its pickle) does not carry the data
         net.train_split = None
@@ -944,10 +891,159 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         self.net_ = net
         self.prepared_info_ = info
         self.n_iter_ = len(net.history)
-        self._after_fit(X, y_arr, sw)
+
+    def _fit_dataset(
+        self,
+        dataset: Any,
+        sample_weight: object = None,
+        *,
+        validation_data: tuple | None = None,
+        shuffle_buffer_rows: int = 262_144,
+    ) -> BaseDeepRegressor:
+        """``fit`` on an :class:`ltvkit.io.ParquetDataset`, streaming (bounded memory).
+
+        One pass learns the schema, the encoder's statistics and reads the target (the
+        one full-length array held: 8 bytes a row, and what ``_prepare_targets``
+        returns); then each epoch streams the record batches (see
+        :mod:`ltvkit.nn._streaming`). Early stopping holds out the rows whose position
+        hashes below ``validation_fraction`` (not stratified). ``shuffle_buffer_rows``:
+        rows shuffled together (a value >= the number of rows is a full shuffle).
+        """
+        from ltvkit.nn._streaming import (
+            StreamingBatchIterator,
+            StreamingSource,
+            scan_dataset,
+            validation_mask,
+        )
+
+        if sample_weight is not None or validation_data is not None:
+            raise ValueError(
+                "ltvkit: sample_weight and validation_data are not supported with a "
+                "ParquetDataset yet; early stopping holds out validation_fraction of its rows."
+            )
+        if int(shuffle_buffer_rows) < 1:
+            raise ValueError(
+                f"ltvkit: shuffle_buffer_rows must be >= 1, got {shuffle_buffer_rows!r}."
+            )
+        self._validate_params()
+        world = self._join_process_group(None, None, dataset=dataset)
+        if world > 1:  # the statistics pass once, on rank 0; its result goes to every rank
+            scan = _dist.broadcast_object(scan_dataset(dataset) if _dist.rank() == 0 else None)
+        else:
+            scan = scan_dataset(dataset)
+        y_arr = validate_ltv_target(scan.y, multi_horizon=self._multi_horizon)
+        del scan.y  # validate_ltv_target keeps the float64 array as it is
+        self.schema_ = scan.schema
+        self.n_features_in_ = len(dataset.features)
+        self.feature_names_in_ = np.asarray(dataset.features, dtype=object)
+        self.target_ndim_ = 1 if isinstance(dataset.target, str) else 2
+        rng = check_random_state(self.random_state)
+        torch_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+        if world > 1:  # rank 0's seeds: the same validation rows and row-group order
+            torch_seed, shuffle_seed, split_seed = _dist.broadcast_object(
+                (torch_seed, shuffle_seed, split_seed)
+            )
+        n = len(y_arr)
+        fraction = float(self.validation_fraction) if self.early_stopping else None
+        n_valid = 0
+        if fraction is not None:
+            n_valid = sum(
+                int(validation_mask(f.start, f.num_rows, fraction, split_seed).sum())
+                for f in dataset.fragments
+            )
+            if n_valid < _MIN_VALIDATION_ROWS or n - n_valid < _MIN_TRAIN_ROWS:
+                fraction, n_valid = None, 0
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            encoder = TabularEncoder(
+                log_transform=self.log_transform,
+                min_category_frequency=self.min_category_frequency,
+                embedding_dim=self.embedding_dim,
+            ).fit_statistics(scan.stats, scan.schema.categories)
+            del scan
+            self.encoder_ = encoder
+            torch_dtype, np_dtype = _PRECISIONS[self.precision]
+            prepared = self._prepare_targets(y_arr, None)
+            if not isinstance(prepared, PreparedTargets):
+                raise TypeError(
+                    f"{type(self).__name__}._prepare_targets must return PreparedTargets, "
+                    f"got {type(prepared).__name__}."
+                )
+            targets = {"target": _to_tensor_tree(prepared.targets, np_dtype)}
+            info = prepared.info
+            del prepared
+
+            common = (
+                dataset,
+                self.schema_,
+                encoder,
+                np_dtype,
+                targets,
+                y_arr,
+                fraction,
+                split_seed,
+            )
+            train_side = "train" if fraction is not None else "all"
+            train_ds = StreamingSource(*common, train_side, n - n_valid)
+            valid_ds = StreamingSource(*common, "valid", n_valid) if fraction is not None else None
+            module = self._build_module(encoder.spec_, info).to(torch_dtype)
+            criterion = self._build_criterion(info).to(torch_dtype)
+            if world > 1:
+                torch.manual_seed(torch_seed + _dist.rank())  # each rank's dropout masks
+            net = self._make_net(
+                module,
+                criterion,
+                valid_ds=valid_ds,
+                shuffle_seed=shuffle_seed,
+                callbacks=self._make_callbacks(
+                    early_stop=valid_ds is not None, data_parallel=world > 1
+                ),
+                iterator=StreamingBatchIterator if world == 1 else ShardedStreamingBatchIterator,
+                iterator_kwargs={"shuffle_buffer_rows": int(shuffle_buffer_rows)},
+                world=world,
+            )
+            net.fit(train_ds, None)
+            del train_ds, valid_ds, targets, common
+        # the fitted net predicts from tensors, as one fitted in memory (and saves alike)
+        net.iterator_train = net.iterator_valid = BatchIterator
+        for key in ("shuffle_buffer_rows", "rank", "world_size"):
+            vars(net).pop(f"iterator_train__{key}", None)
+
+        self._keep_net(net, info)
+        self._after_fit(dataset, y_arr, None)
         if _uses_generic_quantiles(type(self)):
-            self._fit_generic_quantiles(X, y_arr, sw, validation_data, valid, valid_rows)
+            self.spend_residuals_ = None
+            if y_arr.ndim == 1 and hasattr(self, "predict_nonzero_proba"):
+                self._fit_spend_residuals_stream(dataset, y_arr, fraction, split_seed)
         return self
+
+    def _fit_spend_residuals_stream(
+        self, dataset: Any, y: np.ndarray, fraction: float | None, seed: int
+    ) -> None:
+        """``spend_residuals_`` from the held-out spenders, batch by batch."""
+        from ltvkit.nn._streaming import validation_mask
+
+        def residual_rows(held_out_only: bool) -> tuple[np.ndarray, np.ndarray]:
+            ys, values = [], []
+            for pos, batch in dataset.iter_batches(with_position=True):
+                m = batch.num_rows
+                keep = y[pos : pos + m] > 0
+                if held_out_only:
+                    keep &= validation_mask(pos, m, fraction, seed)
+                if keep.any():
+                    idx = np.flatnonzero(keep)
+                    frame = dataset.feature_frame(batch.take(idx))
+                    values.append(self._nonzero_proba_and_positive_value(frame)[1])
+                    ys.append(y[pos + idx])
+            if not ys:
+                return np.empty(0), np.empty(0)
+            return np.concatenate(ys), np.concatenate(values)
+
+        y_held, value = residual_rows(fraction is not None)
+        if not len(y_held):  # no spender held out: fall back on the training rows
+            y_held, value = residual_rows(False)
+        self.spend_residuals_ = SpendResiduals.fit(y_held, value, None)
 
     def predict(self, X: object) -> np.ndarray:
         """Expected customer value, computed batch by batch (bounded memory).
@@ -979,11 +1075,19 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         shuffle_seed: int,
         callbacks: list[tuple[str, Callback]],
         world: int = 1,
+        iterator: type = BatchIterator,
+        iterator_kwargs: Mapping[str, Any] | None = None,
     ) -> LTVNeuralNet:
         """The skorch net around ``module`` and ``criterion`` (fit, and rebuilding at load).
 
         ``world > 1``: this rank's share of every training batch (data-parallel fit).
+        ``iterator_kwargs``: more arguments of the training iterator.
         """
+        extra: dict[str, Any] = {}
+        if world > 1:
+            extra.update(iterator_train__rank=_dist.rank(), iterator_train__world_size=world)
+        for key, value in (iterator_kwargs or {}).items():
+            extra[f"iterator_train__{key}"] = value
         return LTVNeuralNet(
             module=module,
             criterion=criterion,
@@ -991,12 +1095,10 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             lr=float(self.learning_rate),
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
-            iterator_train=BatchIterator,
-            iterator_valid=BatchIterator,
+            iterator_train=iterator,
+            iterator_valid=iterator,
             iterator_train__shuffle=True,
             iterator_train__seed=shuffle_seed,
-            iterator_train__rank=_dist.rank() if world > 1 else 0,
-            iterator_train__world_size=world,
             iterator_valid__batch_size=max(int(self.batch_size), _PREDICT_BATCH_SIZE),
             train_split=predefined_split(valid_ds) if valid_ds is not None else None,
             callbacks=callbacks,
@@ -1006,6 +1108,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             target_inputs=self._target_inputs,
             output_to_prediction=self._output_to_prediction,
             predict_forward_kwargs=self._predict_forward_kwargs(),
+            **extra,
             **self._optimizer_kwargs(),
         )
 
@@ -1116,29 +1219,36 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         """``verbose``, on rank 0 only (the other ranks of a data-parallel fit are silent)."""
         return int(self.verbose) if _dist.is_main_process() else 0
 
-    def _join_process_group(self, y: np.ndarray, sample_weight: np.ndarray | None) -> int:
+    def _join_process_group(
+        self, y: np.ndarray | None, sample_weight: np.ndarray | None, dataset: Any = None
+    ) -> int:
         """Join torchrun's process group (if any); return the number of ranks.
 
         Every rank must be given the same rows (each trains on its share of them): a
-        cheap fingerprint of the targets is compared across ranks, so that different
-        data per rank stops the fit with an error instead of training on a mixture.
+        cheap fingerprint of the targets (of a dataset: its rows and row groups) is
+        compared across ranks, so that different data per rank stops the fit with an
+        error instead of training on a mixture.
         """
         if not _dist.init_from_env(str(self.device)):
             return 1
         world = _dist.world_size()
-        w = np.ones(len(y)) if sample_weight is None else sample_weight
-        last = y if y.ndim == 1 else y[:, -1]
-        local = np.array([len(y), float(np.sum(last * w)), float(np.sum(w))])
+        if dataset is not None:
+            sizes = [f.num_rows for f in dataset.fragments]
+            local = np.array([dataset.num_rows, len(sizes), float(np.dot(sizes, sizes))])
+        else:
+            w = np.ones(len(y)) if sample_weight is None else sample_weight
+            last = y if y.ndim == 1 else y[:, -1]
+            local = np.array([len(y), float(np.sum(last * w)), float(np.sum(w))])
         total = _dist.all_reduce_sum(np.concatenate([local, local**2]))
         mean = total[:3] / world
         spread = total[3:] / world - mean**2
         if not np.all(spread <= 1e-9 * np.maximum(mean**2, 1.0)):
             raise ValueError(
                 f"{type(self).__name__}: under torchrun ({world} ranks) every rank must call "
-                f"fit with the same X, y and sample_weight (each trains on its share of "
-                f"the rows); rank {_dist.rank()} has {len(y)} rows, the mean over ranks is "
-                f"{mean[0]:g}. To fit one model per process instead, set "
-                "LTVKIT_DISTRIBUTED=0."
+                f"fit with the same data (X, y, sample_weight or ParquetDataset; each trains "
+                f"on its share of the rows); rank {_dist.rank()} has {int(local[0])} rows, "
+                f"the mean over ranks is {mean[0]:g}. To fit one model per process instead, "
+                "set LTVKIT_DISTRIBUTED=0."
             )
         return world
 
@@ -1149,7 +1259,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         cbs: list[tuple[str, Callback]] = []
         if data_parallel:
             # first: gradients and epoch losses are global before anyone else reads them
-            cbs.append(("data_parallel", _DataParallel()))
+            cbs.append(("data_parallel", DataParallel()))
         cbs.append(("finite_loss", _FiniteLossGuard(type(self).__name__)))
         # the model's own callbacks first: early stopping ends training by raising in
         # its on_epoch_end, which would skip theirs in the last epoch
@@ -1190,16 +1300,6 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         for cb in copy.deepcopy(list(self.callbacks or [])):
             cbs.append(cb if isinstance(cb, tuple) else (_callback_name(cb, cbs), cb))
         return cbs
-
-
-def _shard_validation(valid_ds: TensorDictDataset | None) -> TensorDictDataset | None:
-    """This rank's contiguous share of the validation rows (all of them when there are
-    fewer rows than ranks; the epoch's loss is the row-weighted mean over ranks either
-    way)."""
-    if valid_ds is None or valid_ds.rows is None or len(valid_ds) < _dist.world_size():
-        return valid_ds
-    start, stop = _dist.shard_bounds(len(valid_ds), _dist.rank(), _dist.world_size())
-    return TensorDictDataset(valid_ds.X, valid_ds.y, valid_ds.rows[start:stop], valid_ds.targets)
 
 
 def _uses_generic_quantiles(cls: type) -> bool:
