@@ -33,6 +33,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -500,6 +501,8 @@ def _read(zf: zipfile.ZipFile, name: str, path: Path) -> bytes:
         return zf.read(name)
     except KeyError:
         raise _not_a_model_file(path, f"{name} is missing from the archive") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # damaged compressed data
+        raise _not_a_model_file(path, f"{name} is damaged: {exc}") from None
 
 
 def _restore_tensors(value: object, tensors: Mapping[str, Any], path: Path) -> object:
