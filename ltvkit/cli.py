@@ -338,6 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--out", metavar="FILE", help="the scores: a .csv or .parquet file (required)"
     )
+    cluster = score.add_argument_group("cluster")
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help=(
+            "score on a Dask cluster (pip install 'ltvkit[distributed]'): the scheduler's "
+            "address, e.g. tcp://scheduler:8786. --data: a customer table in Parquet (a "
+            "file or a directory), one task per file; --out: a .parquet file. The workers "
+            "must see --data and --out at the same paths"
+        ),
+    )
     score.set_defaults(func=_score)
     return parser
 
@@ -1168,6 +1179,8 @@ def _score(args: argparse.Namespace) -> int:
     fitted = (manifest.get("metadata") or {}).get("ltvkit_fit") or {}
     columns = list(manifest["input_schema"]["columns"])
     seen: set[str] = set()
+    if args.scheduler is not None:
+        return _score_on_cluster(args, model, fitted, columns, quantiles, out, started, t0)
     if args.transactions or fitted.get("input") == "transactions":
         data = _score_transactions(args, fitted, as_of, seen)
     else:
@@ -1222,6 +1235,95 @@ def _score(args: argparse.Namespace) -> int:
         args,
         f"wrote {len(frame):,} customers to {out} and {record.name} "
         f"({time.perf_counter() - t0:.1f} s in all)",
+    )
+    return 0
+
+
+def _score_on_cluster(
+    args: argparse.Namespace,
+    model: object,
+    fitted: dict,
+    columns: list[str],
+    quantiles: list[float],
+    out: Path,
+    started: datetime.datetime,
+    t0: float,
+) -> int:
+    """``ltvkit score --scheduler ADDRESS``: one Dask task per Parquet file of --data."""
+    if args.transactions or fitted.get("input") == "transactions":
+        raise InputError(
+            "--scheduler scores a customer table in Parquet; this model was fitted on "
+            "transactions: build the customer table first (ltvkit.datasets."
+            "transactions_to_features) or score without --scheduler"
+        )
+    if out.suffix.lower() not in (".parquet", ".pq"):
+        raise InputError(f"--scheduler writes Parquet: --out must end in .parquet, got {out}")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InputError(
+            "--scheduler needs dask.distributed: pip install 'ltvkit[distributed]'"
+        ) from None
+    from ltvkit.distributed import score_dataset_dask
+    from ltvkit.io import ParquetDataset
+
+    try:
+        probe = ParquetDataset(args.data)
+        id_column = args.id or fitted.get("id_column")
+        if id_column is not None and id_column not in probe.schema.names:
+            if args.id is not None:
+                raise InputError(f"id column {id_column!r} not found in {args.data}")
+            id_column = None
+        missing = [c for c in columns if c not in probe.schema.names]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise InputError(
+                f"the scoring data has no column {shown}, which the model was fitted with "
+                f"({len(missing)} of its {len(columns)} columns missing)"
+            )
+        data = ParquetDataset(args.data, id_column=id_column, features=columns)
+    except ValueError as exc:
+        raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+    try:
+        # timeout: dask's distributed.comm.timeouts.connect (30 s unless configured)
+        client = Client(args.scheduler)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(
+            f"cannot reach the Dask scheduler at {args.scheduler}: {_first_line(exc)}"
+        ) from None
+    what = f"scoring {data.num_rows:,} customers in {len(data.files)} file(s) on {args.scheduler}"
+    try:
+        with client, _step(args, what):
+            score_dataset_dask(
+                model,
+                data,
+                out,
+                client=client,
+                quantiles=quantiles,
+                horizon_names=fitted.get("horizon_names"),
+            )
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+    from ltvkit._run_record import run_record_path, write_run_record
+
+    record = write_run_record(
+        run_record_path(out),
+        command="ltvkit score",
+        arguments=_record_arguments(args),
+        inputs=[args.data, args.model],
+        outputs=[out],
+        started=started,
+        model=type(_final(model)).__name__,
+        rows=data.num_rows,
+        customers=data.num_rows,
+        windows={"as_of": args.as_of},
+        scheduler=args.scheduler,
+        files=len(data.files),
+    )
+    _say(
+        args,
+        f"wrote {data.num_rows:,} customers to {out} and {record.name} "
+        f"({time.perf_counter() - t0:.1f} s in all, on {args.scheduler})",
     )
     return 0
 

@@ -202,6 +202,20 @@ def _quiet_lightgbm() -> Iterator[None]:
         yield
 
 
+def _fit_on_cluster(model: Any, stage: str, *args: Any, **kwargs: Any) -> None:
+    """``model.fit`` on the cluster; a failure (e.g. a worker lost) named, with its cause."""
+    try:
+        with _quiet_lightgbm():
+            model.fit(*args, **kwargs)
+    except Exception as exc:
+        raise RuntimeError(
+            f"TwoStageRegressor on Dask: training the {stage} failed on the cluster "
+            f"({type(exc).__name__}: {exc}). XGBoost's and LightGBM's distributed training "
+            "cannot continue without a worker that was lost: fit again once the cluster is "
+            "whole (nothing was fitted)."
+        ) from exc
+
+
 def _to_local(fitted: Any, local: Any) -> Any:
     """The ordinary sklearn model (``local``, unfitted, same params) with ``fitted``'s trees."""
     if hasattr(fitted, "to_local"):  # LightGBM
@@ -316,8 +330,7 @@ def fit_dask(
         dask_clf = _dask_booster(local_clf)
         dask_clf.client = client
         kw = {} if sw is None else {"sample_weight": sw}
-        with _quiet_lightgbm():
-            dask_clf.fit(frame, positive.astype("int8"), **kw)
+        _fit_on_cluster(dask_clf, "classifier (stage 1)", frame, positive.astype("int8"), **kw)
         classifier = _to_local(dask_clf, local_clf)
     est.classifier_ = classifier
 
@@ -327,8 +340,8 @@ def fit_dask(
     local_reg = est._make_regressor(seed)
     dask_reg = _dask_booster(local_reg)
     dask_reg.client = client
-    with _quiet_lightgbm():
-        dask_reg.fit(X_pos, target, **({} if w_pos is None else {"sample_weight": w_pos}))
+    kw = {} if w_pos is None else {"sample_weight": w_pos}
+    _fit_on_cluster(dask_reg, "regressor (stage 2)", X_pos, target, **kw)
     regressor = _to_local(dask_reg, local_reg)
     est.regressor_ = regressor
     est.correction_factor_ = _correction_factor(est, regressor, X_pos, y_pos, w_pos)
