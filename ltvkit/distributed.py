@@ -481,7 +481,9 @@ def score_dataset_dask(
                 units.append([frag])
     else:
         units = [[frag] for frag in dataset.fragments]
-    model = client.scatter(estimator, broadcast=True)
+    # hash=False: a key of its own, so a scatter of the same model by another call
+    # (released when that call ends) cannot take this one's copy away
+    model = client.scatter(estimator, broadcast=True, hash=False)
     run = uuid.uuid4().hex[:12]  # task keys of this run (a rerun is never a cache hit)
     futures = [
         client.submit(
