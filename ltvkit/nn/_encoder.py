@@ -38,7 +38,9 @@ _SKEW_SAMPLE_ROWS = 100_000
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
+    out = np.abs(x)
+    np.log1p(out, out=out)
+    return np.copysign(out, x, out=out)  # sign(x) * log1p(|x|); NaN stays NaN
 
 
 class _Moments:
@@ -54,14 +56,19 @@ class _Moments:
         self.m2 = np.zeros(n_cols)
 
     def update(self, block: np.ndarray) -> None:
-        present = ~np.isnan(block)
-        n_b = present.sum(axis=0).astype(np.float64)
-        if not n_b.any():
-            return
-        filled = np.where(present, block, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_b = np.where(n_b > 0, filled.sum(axis=0) / n_b, 0.0)
-        dev = np.where(present, block - mean_b, 0.0)
+        if not np.isnan(block).any():  # the common case: fewer passes over the block
+            n_b = np.full(block.shape[1], float(block.shape[0]))
+            mean_b = block.mean(axis=0)
+            dev = block - mean_b
+        else:
+            present = ~np.isnan(block)
+            n_b = present.sum(axis=0).astype(np.float64)
+            if not n_b.any():
+                return
+            filled = np.where(present, block, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_b = np.where(n_b > 0, filled.sum(axis=0) / n_b, 0.0)
+            dev = np.where(present, block - mean_b, 0.0)
         m2_b = np.einsum("ij,ij->j", dev, dev)
         n = self.count + n_b
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -119,10 +126,18 @@ class EncoderStatistics:
             c: pd.Series(dtype=np.int64) for c in categorical_columns
         }
 
-    def update(self, frame: pd.DataFrame, position: int) -> None:
-        """Add a batch whose first row is row ``position`` of the dataset."""
+    def update(
+        self, frame: pd.DataFrame, position: int, numeric: np.ndarray | None = None
+    ) -> None:
+        """Add a batch whose first row is row ``position`` of the dataset.
+
+        ``numeric``: the batch's numeric columns as a float64 array, if already made
+        (it is written to).
+        """
         if self.numeric_columns:
-            num = TabularEncoder._numeric_block(frame, self.numeric_columns)
+            num = numeric
+            if num is None:
+                num = TabularEncoder._numeric_block(frame, self.numeric_columns)
             self.has_nan |= np.isnan(num).any(axis=0)
             first = (-position) % self.step  # the rows at multiples of the stride
             self._sample.append(num[first :: self.step].copy())
