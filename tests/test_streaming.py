@@ -179,7 +179,9 @@ def test_every_model_fits_from_and_scores_a_dataset_with_the_in_memory_answer(cl
         got = method(data, LEVELS) if name == "predict_quantiles" else method(data)
         _assert_close_outputs(got, expected)
     if not isinstance(fitted, BaseDeepRegressor):
-        # a model that reads the dataset into memory fits exactly as on the frame
+        # a model that reads the dataset into memory fits exactly as on the frame; so
+        # does TwoStage's XGBoost external memory here, where all rows make one page
+        # (one quantile sketch, as in memory)
         target = y_multi if getattr(est, "_multi_horizon", False) else y
         in_memory = _fast(cls, max_epochs=3).fit(X, target)
         np.testing.assert_array_equal(in_memory.predict(X), outputs_frame["predict"])
@@ -388,3 +390,36 @@ def test_a_fit_on_more_data_than_the_memory_limit_completes(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def test_two_stage_streams_through_xgboost_external_memory(folder, table, monkeypatch):
+    import xgboost
+
+    from ltvkit.boosting import _streaming
+
+    X, y = table[0], table[1]
+    made = []
+    real = xgboost.ExtMemQuantileDMatrix
+
+    def spy(*args, **kwargs):
+        made.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(xgboost, "ExtMemQuantileDMatrix", spy)
+    monkeypatch.setattr(_streaming, "_PAGE_ROWS", 256)  # several pages
+    data = ParquetDataset(folder, target="ltv", features=list(X.columns))
+    params = dict(n_estimators=30, n_jobs=1, random_state=0, quantile_cv=2)
+    streamed = ltvkit.TwoStageRegressor(early_stopping=True, **params).fit(data)
+    assert len(made) == 6  # 2 stages x (train, validation) + 2 cross-fitting folds
+    in_memory = ltvkit.TwoStageRegressor(early_stopping=True, **params).fit(X, y)
+    assert streamed.n_estimators_[0] <= 30 and streamed.classifier_.evals_result()
+    a, b = streamed.predict(X), in_memory.predict(X)
+    assert np.corrcoef(np.log1p(a), np.log1p(b))[0, 1] > 0.9
+    q = streamed.predict_quantiles(X, [0.1, 0.5, 0.9])
+    assert np.all(np.diff(q, axis=1) >= 0)
+    # LightGBM reads the dataset into memory: the same fit as on the frame
+    lgb = dict(params, backend="lightgbm")
+    np.testing.assert_array_equal(
+        ltvkit.TwoStageRegressor(**lgb).fit(data).predict(X),
+        ltvkit.TwoStageRegressor(**lgb).fit(X, y).predict(X),
+    )

@@ -93,13 +93,14 @@ def _sorted_levels(values: list) -> pd.Index:
         return pd.Index(sorted(values, key=str), dtype=object)
 
 
-def scan_dataset(dataset: ParquetDataset) -> ScanResult:
+def scan_dataset(dataset: ParquetDataset, statistics: bool = True) -> ScanResult:
     """One pass over ``dataset``: checks, schema, encoder statistics and the target.
 
     Every batch goes through the checks of an in-memory ``fit`` (dtypes, inf and huge
     values, NUL characters); a column's kind (numeric or categorical) is fixed by the
     first batch, and the categorical levels are every value seen in the pass (text
-    compared as text, as in memory).
+    compared as text, as in memory). ``statistics=False``: no moments (a booster needs
+    none), only the category counts that give the levels.
     """
     y_cols = dataset.target_columns
     n = dataset.num_rows
@@ -130,7 +131,9 @@ def scan_dataset(dataset: ParquetDataset) -> ScanResult:
                 for c in schema.categorical_columns
                 if not isinstance(frame[c].dtype, pd.CategoricalDtype)
             }
-            stats = EncoderStatistics(schema.numeric_columns, schema.categorical_columns, n)
+            stats = EncoderStatistics(
+                schema.numeric_columns if statistics else [], schema.categorical_columns, n
+            )
         else:
             for col in schema.numeric_columns:
                 if _is_categorical(frame[col]):
@@ -139,7 +142,7 @@ def scan_dataset(dataset: ParquetDataset) -> ScanResult:
                         f"{_file_of(dataset, pos)}."
                     )
         num = None
-        if schema.numeric_columns:
+        if schema.numeric_columns and statistics:
             # the checks of an in-memory fit (_to_frame), on the one float64 copy
             num = TabularEncoder._numeric_block(frame, schema.numeric_columns)
             for j, col in enumerate(schema.numeric_columns):
@@ -148,6 +151,10 @@ def scan_dataset(dataset: ParquetDataset) -> ScanResult:
             _checked(_check_text_values, frame[col], col, dataset, pos, m)
         for col in text_columns:
             frame[col] = frame[col].astype("string")  # compare as text, as in memory
+        if not statistics:  # still every check of an in-memory fit
+            for col in schema.numeric_columns:
+                values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+                _checked(_check_magnitude, values, f"column {col!r} of X", dataset, pos, m)
         stats.update(frame, pos, num)  # type: ignore[union-attr]
     assert schema is not None and stats is not None
     schema._string_levels = set(text_columns)
