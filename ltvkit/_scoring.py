@@ -3,6 +3,7 @@ data on disk."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -211,8 +212,11 @@ def score_dataset(
     first = True
     try:
         for batch in dataset.iter_batches(columns, batch_size=batch_size):
-            X = dataset.feature_frame(batch)
-            scores = score_customers(estimator, X, quantiles, horizon_names=horizon_names)
+            final, Xt = _final_and_input(estimator, dataset.feature_frame(batch))
+            share = getattr(final, "_sharing_outputs", None)
+            # a deep model computes every column from one forward pass per batch
+            with share(Xt) if share is not None else contextlib.nullcontext():
+                scores = score_customers(final, Xt, quantiles, horizon_names=horizon_names)
             scores = scores.reset_index(drop=True)
             if dataset.id_column is not None:
                 ids = batch.column(batch.schema.get_field_index(dataset.id_column))

@@ -159,7 +159,9 @@ def _assert_close_outputs(a: object, b: object) -> None:
             _assert_close_outputs(a[key], b[key])
     else:
         assert np.shape(a) == np.shape(b)
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+        # float32 networks: an output may move by an ulp with the batch's size, and a
+        # quantile found by inverting a distribution moves a little more
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("cls", [c for _, c in REGRESSORS], ids=[n for n, _ in REGRESSORS])
@@ -423,3 +425,16 @@ def test_two_stage_streams_through_xgboost_external_memory(folder, table, monkey
         ltvkit.TwoStageRegressor(**lgb).fit(data).predict(X),
         ltvkit.TwoStageRegressor(**lgb).fit(X, y).predict(X),
     )
+
+
+@pytest.mark.parametrize("cls", [c for _, c in REGRESSORS], ids=[n for n, _ in REGRESSORS])
+def test_score_dataset_matches_score_customers_for_every_model(cls, folder, table, tmp_path):
+    X, y, y_multi = table
+    est = _fast(cls, max_epochs=2)
+    model = est.fit(X, y_multi if getattr(est, "_multi_horizon", False) else y)
+    data = ParquetDataset(folder, id_column="customer_id", features=list(X.columns))
+    got = pd.read_parquet(ltvkit.score_dataset(model, data, tmp_path / "s.parquet"))
+    expected = ltvkit.score_customers(model, X)
+    assert list(got.columns) == ["customer_id", *expected.columns]
+    _assert_close_outputs(got[expected.columns].to_numpy(), expected.to_numpy())
+    assert "_shared_outputs" not in vars(model)
