@@ -386,6 +386,7 @@ class TabularEncoder:
         x_num = np.empty((n, self.spec_.n_numeric), dtype=dtype)
         x_cat = np.zeros((n, len(self.categorical_columns_)), dtype=np.int64)
         n_cols = len(self.numeric_columns_)
+        lookups = self._code_lookups() if self.ordinal_ is not None else []
         for start in range(0, n, _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, n)
             part = frame.iloc[start:stop]
@@ -401,10 +402,39 @@ class TabularEncoder:
                 x_num[start:stop, :n_cols] = num
                 x_num[start:stop, n_cols:] = missing[:, self._indicator_mask]
             if self.ordinal_ is not None:
-                codes = self.ordinal_.transform(self._level_codes(part)).astype(np.int64) + 1
+                positions = self._level_positions(part)
                 for j_enc, j in enumerate(self._encoded_cat_idx):
-                    x_cat[start:stop, j] = self._code_maps[j_enc][codes[:, j_enc]]
+                    x_cat[start:stop, j] = lookups[j_enc][positions[:, j_enc] + 1]
         return {"x_num": x_num, "x_cat": x_cat}
+
+    def _code_lookups(self) -> list[np.ndarray]:
+        """Per encoded column: the final code of each training level position (index
+        ``pos + 1``; index 0: missing or unseen), from the fitted OrdinalEncoder.
+
+        The same mapping as running the OrdinalEncoder on every row, computed once per
+        ``transform`` over the levels instead of the rows.
+        """
+        n = max(len(levels) for levels in self._levels) + 1
+        grid = np.full((n, len(self._levels)), np.nan)
+        for j_enc, levels in enumerate(self._levels):
+            grid[1 : len(levels) + 1, j_enc] = np.arange(len(levels))
+        codes = self.ordinal_.transform(grid).astype(np.int64) + 1
+        return [
+            self._code_maps[j_enc][codes[: len(levels) + 1, j_enc]]
+            for j_enc, levels in enumerate(self._levels)
+        ]
+
+    def _level_positions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Position of each value among the training levels, -1 for missing or unseen."""
+        out = np.empty((len(frame), len(self._encoded_cat_cols)), dtype=np.int64)
+        for j_enc, col in enumerate(self._encoded_cat_cols):
+            values = frame[col]
+            if not values.cat.categories.equals(self._levels[j_enc]):
+                values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
+            out[:, j_enc] = np.asarray(
+                values.cat.codes if hasattr(values, "cat") else values.codes
+            )
+        return out
 
     def transform_tensors(
         self, frame: pd.DataFrame, dtype: type[np.floating] = np.float32
@@ -451,22 +481,6 @@ class TabularEncoder:
         return num
 
     # -- categorical ----------------------------------------------------------------------
-    def _level_codes(self, frame: pd.DataFrame) -> np.ndarray:
-        """Position of each value among the training levels (NaN: missing or unseen).
-
-        The schema already fixed every categorical column to the training levels, so
-        pandas' category codes identify the level; the OrdinalEncoder then works on
-        numbers (fast ``np.unique`` paths) instead of Python objects.
-        """
-        out = np.empty((len(frame), len(self._encoded_cat_cols)), dtype=np.float64)
-        for j_enc, col in enumerate(self._encoded_cat_cols):
-            values = frame[col]
-            if not values.cat.categories.equals(self._levels[j_enc]):
-                values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
-            codes = np.asarray(values.cat.codes if hasattr(values, "cat") else values.codes)
-            out[:, j_enc] = np.where(codes < 0, np.nan, codes)
-        return out
-
     def _fit_categories(self, frame: pd.DataFrame, cat_cols: list[str]) -> None:
         levels = {col: frame[col].cat.categories for col in cat_cols}
         codes = {}
