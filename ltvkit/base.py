@@ -639,11 +639,22 @@ def _is_dataset(X: object) -> bool:
     return module is not None and isinstance(X, module.ParquetDataset)
 
 
+def _values_of_dataset(X: object) -> object:
+    """A transformer of values (the bucketizers) given a ParquetDataset transforms its
+    target column(s): returned as an ``(n, n_targets)`` array; anything else as is."""
+    if not _is_dataset(X):
+        return X
+    y = X.read_target()  # type: ignore[attr-defined]
+    return y.reshape(len(y), -1)
+
+
 def _concat_outputs(parts: list) -> object:
     """Join per-batch outputs of a predict-type method along the rows."""
     first = parts[0]
     if isinstance(first, tuple):
         return tuple(_concat_outputs([p[i] for p in parts]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _concat_outputs([p[k] for p in parts]) for k in first}
     if isinstance(first, (pd.DataFrame, pd.Series)):
         return pd.concat(parts, ignore_index=True)
     return np.concatenate([np.asarray(p) for p in parts])

@@ -51,6 +51,9 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # compression suffixes pandas' CSV reader understands
 _COMPRESSION = (".gz", ".bz2", ".xz", ".zip", ".zst", ".tar")
 _SCORE_SUFFIXES = (".csv", ".parquet", ".pq")
+# ``ltvkit score`` streams a Parquet --data (ltvkit.score_dataset) that is a directory or
+# a file at least this large, instead of reading it whole
+_STREAM_SCORE_BYTES = 256 * 2**20
 # a step that runs longer than this shows progress, then every _HEARTBEAT_EVERY seconds
 _HEARTBEAT_AFTER = 5.0
 _HEARTBEAT_EVERY = 15.0
@@ -1181,6 +1184,8 @@ def _score(args: argparse.Namespace) -> int:
     seen: set[str] = set()
     if args.scheduler is not None:
         return _score_on_cluster(args, model, fitted, columns, quantiles, out, started, t0)
+    if not (args.transactions or fitted.get("input") == "transactions") and _streams(args.data):
+        return _score_streamed(args, model, fitted, columns, quantiles, out, started, t0)
     if args.transactions or fitted.get("input") == "transactions":
         data = _score_transactions(args, fitted, as_of, seen)
     else:
@@ -1234,6 +1239,90 @@ def _score(args: argparse.Namespace) -> int:
     _say(
         args,
         f"wrote {len(frame):,} customers to {out} and {record.name} "
+        f"({time.perf_counter() - t0:.1f} s in all)",
+    )
+    return 0
+
+
+def _streams(data: str) -> bool:
+    """Whether ``ltvkit score`` reads ``--data`` in record batches (score_dataset)."""
+    path = Path(data)
+    if path.is_dir():
+        return True
+    return (
+        path.suffix.lower() in (".parquet", ".pq")
+        and path.is_file()
+        and path.stat().st_size >= _STREAM_SCORE_BYTES
+    )
+
+
+def _score_streamed(
+    args: argparse.Namespace,
+    model: object,
+    fitted: dict,
+    columns: list[str],
+    quantiles: list[float] | None,
+    out: Path,
+    started: datetime.datetime,
+    t0: float,
+) -> int:
+    """``ltvkit score`` on a Parquet directory or a large Parquet file, chunk by chunk."""
+    from ltvkit import score_dataset
+    from ltvkit.io import ParquetDataset
+
+    try:
+        probe = ParquetDataset(args.data)
+        id_column = args.id or fitted.get("id_column")
+        if id_column is not None and id_column not in probe.schema.names:
+            if args.id is not None:
+                raise InputError(f"id column {id_column!r} not found in {args.data}")
+            id_column = None
+        missing = [c for c in columns if c not in probe.schema.names]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise InputError(
+                f"the scoring data has no column {shown}, which the model was fitted with "
+                f"({len(missing)} of its {len(columns)} columns missing)"
+            )
+        data = ParquetDataset(args.data, id_column=id_column, features=columns)
+    except ValueError as exc:
+        raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+    if quantiles and not hasattr(_final(model), "predict_quantiles"):
+        _say(args, f"note: {type(_final(model)).__name__} has no quantiles; no quantile columns")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        with _step(args, f"scoring {data.num_rows:,} customers in batches"):
+            try:
+                score_dataset(
+                    model, data, tmp, quantiles, horizon_names=fitted.get("horizon_names")
+                )
+            except ValueError as exc:
+                raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    from ltvkit._run_record import run_record_path, write_run_record
+
+    record = write_run_record(
+        run_record_path(out),
+        command="ltvkit score",
+        arguments=_record_arguments(args),
+        inputs=[args.data, args.model],
+        outputs=[out],
+        started=started,
+        model=type(_final(model)).__name__,
+        rows=data.num_rows,
+        customers=data.num_rows,
+        windows={"as_of": args.as_of},
+        columns=[],
+        warnings=[],
+    )
+    _say(
+        args,
+        f"wrote {data.num_rows:,} customers to {out} and {record.name} "
         f"({time.perf_counter() - t0:.1f} s in all)",
     )
     return 0

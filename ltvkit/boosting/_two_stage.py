@@ -26,6 +26,7 @@ from ltvkit.base import (
     LTVRegressorMixin,
     SpendResiduals,
     check_predictions,
+    validate_ltv_target,
     zero_inflated_quantiles,
 )
 
@@ -573,6 +574,57 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         self.spend_residuals_ = self._fit_spend_distribution(
             X_pos, y_pos, w_pos, seed, rng, fitted
         )
+        return self
+
+    def _fit_dataset(
+        self,
+        dataset: Any,
+        sample_weight: Any = None,
+        *,
+        validation_data: tuple | None = None,
+    ) -> TwoStageRegressor:
+        """``fit`` on an :class:`ltvkit.io.ParquetDataset`.
+
+        The built-in XGBoost stages stream through XGBoost's external memory
+        (``ExtMemQuantileDMatrix``, see :mod:`ltvkit.boosting._streaming`); early
+        stopping then holds out the rows whose position hashes below
+        ``validation_fraction`` (not stratified). Other configurations (LightGBM,
+        plug-in stages, ``sample_weight``, ``validation_data``) read the dataset into
+        memory and fit as on a frame.
+        """
+        streams = (
+            self.backend == "xgboost"
+            and self.classifier is None
+            and self.regressor is None
+            and sample_weight is None
+            and validation_data is None
+        )
+        if not streams:
+            return self.fit(
+                dataset.read_pandas(),
+                dataset.read_target(),
+                sample_weight,
+                validation_data=validation_data,
+            )
+        from ltvkit.boosting._streaming import fit_two_stage_stream
+        from ltvkit.nn._streaming import scan_dataset
+
+        self._validate_params()
+        scan = scan_dataset(dataset, statistics=False)
+        y = validate_ltv_target(scan.y)
+        self.schema_ = scan.schema
+        self.n_features_in_ = len(dataset.features)
+        self.feature_names_in_ = np.asarray(dataset.features, dtype=object)
+        self.target_ndim_ = 1
+        self._booster_frame(pd.DataFrame(columns=self.schema_.columns), fit=True)
+        rng = check_random_state(self.random_state)
+        if self.random_state is None:
+            seed = None
+        elif isinstance(self.random_state, numbers.Integral):
+            seed = int(self.random_state)
+        else:
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+        fit_two_stage_stream(self, dataset, y, seed, rng)
         return self
 
     def _fit_spend_distribution(

@@ -10,6 +10,7 @@ only wires data, seeds, early stopping and the prediction path. See ``docs/nn.md
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
@@ -727,8 +728,26 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         """
         # a fit that raised in training leaves schema_ but no net_: not fitted
         check_is_fitted(self, "net_")
+        shared = self.__dict__.get("_shared_outputs")
+        if shared is not None and shared[0] is X:
+            # several outputs of one input (score_dataset): one forward pass for all
+            key = repr(sorted(forward_kwargs.items()))
+            if key not in shared[1]:
+                shared[1][key] = list(self._module_outputs(X, forward_kwargs))
+            outputs: Any = shared[1][key]
+        else:
+            outputs = self._module_outputs(X, forward_kwargs)
+        with torch.inference_mode():
+            chunks = [fn(output) for output in outputs]
+        if isinstance(chunks[0], tuple):
+            return tuple(
+                np.concatenate([c[i].cpu().numpy() for c in chunks]) for i in range(len(chunks[0]))
+            )
+        return np.concatenate([c.cpu().numpy() for c in chunks])
+
+    def _module_outputs(self, X: object, forward_kwargs: dict[str, Any]) -> Iterator[Any]:
+        """The module's output, batch by batch, over the validated and encoded ``X``."""
         np_dtype = _PRECISIONS[self.precision][1]
-        chunks: list[Any] = []
         if _is_dataset(X):  # a ParquetDataset: one record batch at a time
             parts = (self._validate_predict_input(X.feature_frame(b)) for b in X.iter_batches())
         else:
@@ -742,13 +761,17 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         for part in parts:
             dataset = TensorDictDataset(self.encoder_.transform_tensors(part, np_dtype))
             with torch.inference_mode():
-                for output in self.net_.predict_batches(dataset, **forward_kwargs):
-                    chunks.append(fn(output))
-        if isinstance(chunks[0], tuple):
-            return tuple(
-                np.concatenate([c[i].cpu().numpy() for c in chunks]) for i in range(len(chunks[0]))
-            )
-        return np.concatenate([c.cpu().numpy() for c in chunks])
+                yield from self.net_.predict_batches(dataset, **forward_kwargs)
+
+    @contextlib.contextmanager
+    def _sharing_outputs(self, X: object) -> Iterator[None]:
+        """Within the block, predict-type methods on this very ``X`` share the module's
+        forward passes (the outputs of one pass are kept, per ``forward_kwargs``)."""
+        self.__dict__["_shared_outputs"] = (X, {})
+        try:
+            yield
+        finally:
+            self.__dict__.pop("_shared_outputs", None)
 
     # -- public API -------------------------------------------------------------------
     def fit(

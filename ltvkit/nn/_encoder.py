@@ -38,7 +38,9 @@ _SKEW_SAMPLE_ROWS = 100_000
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
+    out = np.abs(x)
+    np.log1p(out, out=out)
+    return np.copysign(out, x, out=out)  # sign(x) * log1p(|x|); NaN stays NaN
 
 
 class _Moments:
@@ -54,14 +56,19 @@ class _Moments:
         self.m2 = np.zeros(n_cols)
 
     def update(self, block: np.ndarray) -> None:
-        present = ~np.isnan(block)
-        n_b = present.sum(axis=0).astype(np.float64)
-        if not n_b.any():
-            return
-        filled = np.where(present, block, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_b = np.where(n_b > 0, filled.sum(axis=0) / n_b, 0.0)
-        dev = np.where(present, block - mean_b, 0.0)
+        if not np.isnan(block).any():  # the common case: fewer passes over the block
+            n_b = np.full(block.shape[1], float(block.shape[0]))
+            mean_b = block.mean(axis=0)
+            dev = block - mean_b
+        else:
+            present = ~np.isnan(block)
+            n_b = present.sum(axis=0).astype(np.float64)
+            if not n_b.any():
+                return
+            filled = np.where(present, block, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_b = np.where(n_b > 0, filled.sum(axis=0) / n_b, 0.0)
+            dev = np.where(present, block - mean_b, 0.0)
         m2_b = np.einsum("ij,ij->j", dev, dev)
         n = self.count + n_b
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -119,10 +126,18 @@ class EncoderStatistics:
             c: pd.Series(dtype=np.int64) for c in categorical_columns
         }
 
-    def update(self, frame: pd.DataFrame, position: int) -> None:
-        """Add a batch whose first row is row ``position`` of the dataset."""
+    def update(
+        self, frame: pd.DataFrame, position: int, numeric: np.ndarray | None = None
+    ) -> None:
+        """Add a batch whose first row is row ``position`` of the dataset.
+
+        ``numeric``: the batch's numeric columns as a float64 array, if already made
+        (it is written to).
+        """
         if self.numeric_columns:
-            num = TabularEncoder._numeric_block(frame, self.numeric_columns)
+            num = numeric
+            if num is None:
+                num = TabularEncoder._numeric_block(frame, self.numeric_columns)
             self.has_nan |= np.isnan(num).any(axis=0)
             first = (-position) % self.step  # the rows at multiples of the stride
             self._sample.append(num[first :: self.step].copy())
@@ -371,6 +386,7 @@ class TabularEncoder:
         x_num = np.empty((n, self.spec_.n_numeric), dtype=dtype)
         x_cat = np.zeros((n, len(self.categorical_columns_)), dtype=np.int64)
         n_cols = len(self.numeric_columns_)
+        lookups = self._code_lookups() if self.ordinal_ is not None else []
         for start in range(0, n, _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, n)
             part = frame.iloc[start:stop]
@@ -386,10 +402,39 @@ class TabularEncoder:
                 x_num[start:stop, :n_cols] = num
                 x_num[start:stop, n_cols:] = missing[:, self._indicator_mask]
             if self.ordinal_ is not None:
-                codes = self.ordinal_.transform(self._level_codes(part)).astype(np.int64) + 1
+                positions = self._level_positions(part)
                 for j_enc, j in enumerate(self._encoded_cat_idx):
-                    x_cat[start:stop, j] = self._code_maps[j_enc][codes[:, j_enc]]
+                    x_cat[start:stop, j] = lookups[j_enc][positions[:, j_enc] + 1]
         return {"x_num": x_num, "x_cat": x_cat}
+
+    def _code_lookups(self) -> list[np.ndarray]:
+        """Per encoded column: the final code of each training level position (index
+        ``pos + 1``; index 0: missing or unseen), from the fitted OrdinalEncoder.
+
+        The same mapping as running the OrdinalEncoder on every row, computed once per
+        ``transform`` over the levels instead of the rows.
+        """
+        n = max(len(levels) for levels in self._levels) + 1
+        grid = np.full((n, len(self._levels)), np.nan)
+        for j_enc, levels in enumerate(self._levels):
+            grid[1 : len(levels) + 1, j_enc] = np.arange(len(levels))
+        codes = self.ordinal_.transform(grid).astype(np.int64) + 1
+        return [
+            self._code_maps[j_enc][codes[: len(levels) + 1, j_enc]]
+            for j_enc, levels in enumerate(self._levels)
+        ]
+
+    def _level_positions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Position of each value among the training levels, -1 for missing or unseen."""
+        out = np.empty((len(frame), len(self._encoded_cat_cols)), dtype=np.int64)
+        for j_enc, col in enumerate(self._encoded_cat_cols):
+            values = frame[col]
+            if not values.cat.categories.equals(self._levels[j_enc]):
+                values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
+            out[:, j_enc] = np.asarray(
+                values.cat.codes if hasattr(values, "cat") else values.codes
+            )
+        return out
 
     def transform_tensors(
         self, frame: pd.DataFrame, dtype: type[np.floating] = np.float32
@@ -436,22 +481,6 @@ class TabularEncoder:
         return num
 
     # -- categorical ----------------------------------------------------------------------
-    def _level_codes(self, frame: pd.DataFrame) -> np.ndarray:
-        """Position of each value among the training levels (NaN: missing or unseen).
-
-        The schema already fixed every categorical column to the training levels, so
-        pandas' category codes identify the level; the OrdinalEncoder then works on
-        numbers (fast ``np.unique`` paths) instead of Python objects.
-        """
-        out = np.empty((len(frame), len(self._encoded_cat_cols)), dtype=np.float64)
-        for j_enc, col in enumerate(self._encoded_cat_cols):
-            values = frame[col]
-            if not values.cat.categories.equals(self._levels[j_enc]):
-                values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
-            codes = np.asarray(values.cat.codes if hasattr(values, "cat") else values.codes)
-            out[:, j_enc] = np.where(codes < 0, np.nan, codes)
-        return out
-
     def _fit_categories(self, frame: pd.DataFrame, cat_cols: list[str]) -> None:
         levels = {col: frame[col].cat.categories for col in cat_cols}
         codes = {}

@@ -31,6 +31,8 @@ from ltvkit.base import (
     _NO_LEVEL,
     DataQualityWarning,
     TabularSchema,
+    _check_magnitude,
+    _check_text_values,
     _is_categorical,
     _to_frame,
     _warn_text_column,
@@ -91,13 +93,14 @@ def _sorted_levels(values: list) -> pd.Index:
         return pd.Index(sorted(values, key=str), dtype=object)
 
 
-def scan_dataset(dataset: ParquetDataset) -> ScanResult:
+def scan_dataset(dataset: ParquetDataset, statistics: bool = True) -> ScanResult:
     """One pass over ``dataset``: checks, schema, encoder statistics and the target.
 
     Every batch goes through the checks of an in-memory ``fit`` (dtypes, inf and huge
     values, NUL characters); a column's kind (numeric or categorical) is fixed by the
     first batch, and the categorical levels are every value seen in the pass (text
-    compared as text, as in memory).
+    compared as text, as in memory). ``statistics=False``: no moments (a booster needs
+    none), only the category counts that give the levels.
     """
     y_cols = dataset.target_columns
     n = dataset.num_rows
@@ -113,14 +116,9 @@ def scan_dataset(dataset: ParquetDataset) -> ScanResult:
             values = batch.column(len(dataset.features) + j)
             target = y[pos : pos + m] if y.ndim == 1 else y[pos : pos + m, j]
             target[:] = values.to_numpy(zero_copy_only=False)
-        try:
-            frame = _to_frame(batch_to_frame(batch.select(dataset.features)))
-        except ValueError as exc:
-            msg = str(exc).removeprefix("ltvkit: ")
-            raise ValueError(
-                f"ltvkit: {msg} (dataset rows {pos}..{pos + m - 1}, {_file_of(dataset, pos)})"
-            ) from exc
+        frame = batch_to_frame(batch.select(dataset.features))
         if schema is None:
+            frame = _checked(_to_frame, frame, dataset, pos, m)  # every check, once
             schema = TabularSchema()
             schema.from_frame = True
             schema.columns = list(frame.columns)
@@ -133,7 +131,9 @@ def scan_dataset(dataset: ParquetDataset) -> ScanResult:
                 for c in schema.categorical_columns
                 if not isinstance(frame[c].dtype, pd.CategoricalDtype)
             }
-            stats = EncoderStatistics(schema.numeric_columns, schema.categorical_columns, n)
+            stats = EncoderStatistics(
+                schema.numeric_columns if statistics else [], schema.categorical_columns, n
+            )
         else:
             for col in schema.numeric_columns:
                 if _is_categorical(frame[col]):
@@ -141,9 +141,21 @@ def scan_dataset(dataset: ParquetDataset) -> ScanResult:
                         f"ltvkit: column {col!r} is numeric in the first rows but not in "
                         f"{_file_of(dataset, pos)}."
                     )
+        num = None
+        if schema.numeric_columns and statistics:
+            # the checks of an in-memory fit (_to_frame), on the one float64 copy
+            num = TabularEncoder._numeric_block(frame, schema.numeric_columns)
+            for j, col in enumerate(schema.numeric_columns):
+                _checked(_check_magnitude, num[:, j], f"column {col!r} of X", dataset, pos, m)
+        for col in schema.categorical_columns:
+            _checked(_check_text_values, frame[col], col, dataset, pos, m)
         for col in text_columns:
             frame[col] = frame[col].astype("string")  # compare as text, as in memory
-        stats.update(frame, pos)  # type: ignore[union-attr]
+        if not statistics:  # still every check of an in-memory fit
+            for col in schema.numeric_columns:
+                values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+                _checked(_check_magnitude, values, f"column {col!r} of X", dataset, pos, m)
+        stats.update(frame, pos, num)  # type: ignore[union-attr]
     assert schema is not None and stats is not None
     schema._string_levels = set(text_columns)
     for col in schema.categorical_columns:
@@ -161,6 +173,18 @@ def scan_dataset(dataset: ParquetDataset) -> ScanResult:
             levels = pd.Index([_NO_LEVEL], dtype=object)
         schema.categories[col] = levels
     return ScanResult(schema, stats, y)
+
+
+def _checked(check: Any, value: Any, *args: Any) -> Any:
+    """Run an input check; a ValueError names the rows and the file it is about."""
+    *check_args, dataset, pos, m = args
+    try:
+        return check(value, *check_args)
+    except ValueError as exc:
+        msg = str(exc).removeprefix("ltvkit: ")
+        raise ValueError(
+            f"ltvkit: {msg} (dataset rows {pos}..{pos + m - 1}, {_file_of(dataset, pos)})"
+        ) from exc
 
 
 def _file_of(dataset: ParquetDataset, pos: int) -> str:
