@@ -378,6 +378,14 @@ def test_score_dataset_on_dask_writes_every_customer_with_its_id(
     again = ParquetDataset(parts).read_pandas()
     np.testing.assert_allclose(again["predicted_value"], scores["predicted_value"])
 
+    # ltvkit.score_dataset(..., client=...) goes through the same path, with its options
+    via = ltvkit.score_dataset(
+        fitted_two_stage, data, tmp_path / "via.parquet", quantiles=(0.5,), client=dask_client
+    )
+    via = pd.read_parquet(via)
+    assert list(via.columns) == ["customer_id", "predicted_value", "nonzero_proba", "quantile_0.5"]
+    np.testing.assert_allclose(via["predicted_value"], scores["predicted_value"])
+
 
 def test_ltvkit_score_with_a_scheduler(dask_client, parquet_dir, fitted_two_stage, tmp_path):
     import json
