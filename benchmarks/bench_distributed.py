@@ -159,14 +159,16 @@ def main() -> None:
                 print(f"two_stage {name}: {rate:,.0f} samples/s", flush=True)
         results["two_stage"] = best
 
-    lines = [
-        f"rows: {args.rows:,}; best of {args.reps}; samples per second",
-        "",
-        "| model | 1 process | 2 processes | speed-up | 2 processes, no communication "
-        "(ceiling) | its speed-up |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for model in [m for m in results if m != "two_stage"]:
+    lines = [f"rows: {args.rows:,}; best of {args.reps}; samples per second"]
+    deep = [m for m in results if m != "two_stage"]
+    if deep:
+        lines += [
+            "",
+            "| model | 1 process | 2 processes | speed-up | 2 processes, no communication "
+            "(ceiling) | its speed-up |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+    for model in deep:
         r = results[model]
         lines.append(
             f"| {model} | {r['single']:,.0f} | {r['ddp']:,.0f} | "

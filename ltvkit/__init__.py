@@ -39,6 +39,7 @@ _SUBMODULES = {
     "nn",
     "boosting",
     "io",
+    "distributed",
 }
 
 # Public functions, imported on first use like the estimators.

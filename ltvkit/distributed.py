@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -149,7 +150,7 @@ def is_distributed() -> bool:
     >>> is_distributed()
     False
     """
-    if "torch" not in __import__("sys").modules:
+    if "torch" not in sys.modules:
         return False  # nothing can have started a process group without torch
     dist = _torch_dist()
     return dist is not None and dist.is_initialized() and dist.get_world_size() > 1
