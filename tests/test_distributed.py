@@ -243,6 +243,20 @@ def test_parquet_data_in_memory_on_two_ranks_equals_one_process(parquet_dir, tmp
             np.testing.assert_allclose(b[k], a[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
+def test_ltvkit_fit_under_torchrun_writes_one_model_and_run_record(parquet_dir, tmp_path):
+    import ltvkit
+
+    out = tmp_path / "model.ltvkit"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += ["--nproc_per_node", "2", "-m", "ltvkit", "fit", "--model", "ziln"]
+    cmd += ["--data", str(parquet_dir / "part-0.parquet"), "--target", "ltv"]
+    cmd += ["--id", "customer_id", "--set", "max_epochs=2", "--out", str(out)]
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ltvkit", "model.ltvkit.run.json"]
+    assert ltvkit.load(out).n_iter_ == 2
+
+
 # -- Dask ----------------------------------------------------------------------------------
 def test_two_stage_on_dask_needs_a_client(ltv_data):
     dd = pytest.importorskip("dask.dataframe")
