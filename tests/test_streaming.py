@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -332,6 +333,10 @@ def test_cli_score_streams_a_parquet_directory(folder, table, tmp_path):
     assert code == 0
     got = pd.read_parquet(out)
     assert got["customer_id"].iloc[-1] == f"c{N - 1:05d}"
+    from ltvkit._run_record import run_record_path
+
+    record = json.loads(run_record_path(out).read_text())
+    assert record["columns"] == list(got.columns)
     np.testing.assert_array_equal(got["predicted_value"].to_numpy(), model.predict(X))
 
 
