@@ -114,7 +114,7 @@ def main() -> None:
         for model in args.models:
             for mode in args.modes:
                 cmd = [sys.executable, "-c", CHILD, model, mode, str(path), str(args.epochs),
-                       str(folder / "scores.parquet")]  # fmt: skip
+                       str(folder / f"scores_{rows}_{model}.parquet")]  # fmt: skip
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
                 if proc.returncode or not line:

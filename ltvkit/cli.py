@@ -1317,7 +1317,7 @@ def _score_streamed(
         rows=data.num_rows,
         customers=data.num_rows,
         windows={"as_of": args.as_of},
-        columns=[],
+        columns=_written_columns(out),
         warnings=[],
     )
     _say(
@@ -1326,6 +1326,15 @@ def _score_streamed(
         f"({time.perf_counter() - t0:.1f} s in all)",
     )
     return 0
+
+
+def _written_columns(out: Path) -> list[str]:
+    """The columns of a scores file that ``score_dataset`` wrote (its header only)."""
+    if out.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(out).names)
+    return list(pd.read_csv(out, nrows=0).columns)
 
 
 def _score_on_cluster(

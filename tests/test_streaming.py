@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -212,14 +213,19 @@ def test_streaming_deep_fit_is_deterministic_and_early_stops(folder, table):
     np.testing.assert_array_equal(loaded.predict(X), a.predict(X))
 
 
-def test_streaming_encoder_statistics_match_the_in_memory_encoder(folder, table):
-    X = table[0]
-    data = ParquetDataset(folder, target="ltv", features=list(X.columns))
+def test_streaming_encoder_statistics_match_the_in_memory_encoder(tmp_path, table):
+    rng = np.random.default_rng(0)
+    # a heavy-tailed spend column (log1p'd), one with missing values (an indicator)
+    X = table[0].assign(spend=np.exp(2.0 * rng.normal(size=N)), visits=rng.poisson(3.0, N))
+    X.loc[X.index[::7], "visits"] = np.nan
+    _write(tmp_path, X, table[1], table[2])
+    data = ParquetDataset(tmp_path, target="ltv", features=list(X.columns))
     streamed = ltvkit.ZILNRegressor(max_epochs=1, min_category_frequency=40).fit(data)
     in_memory = ltvkit.ZILNRegressor(max_epochs=1, min_category_frequency=40).fit(X, table[1])
     a, b = streamed.encoder_, in_memory.encoder_
     assert a.spec_ == b.spec_
-    assert a.log_columns_ == b.log_columns_
+    assert a.log_columns_ == b.log_columns_ == ["spend"]
+    assert a.indicator_columns_ == ["visits"]
     np.testing.assert_allclose(a.scaler_.mean_, b.scaler_.mean_, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(a.scaler_.scale_, b.scaler_.scale_, rtol=1e-12)
     frame = in_memory.schema_.transform(X)
@@ -327,6 +333,10 @@ def test_cli_score_streams_a_parquet_directory(folder, table, tmp_path):
     assert code == 0
     got = pd.read_parquet(out)
     assert got["customer_id"].iloc[-1] == f"c{N - 1:05d}"
+    from ltvkit._run_record import run_record_path
+
+    record = json.loads(run_record_path(out).read_text())
+    assert record["columns"] == list(got.columns)
     np.testing.assert_array_equal(got["predicted_value"].to_numpy(), model.predict(X))
 
 

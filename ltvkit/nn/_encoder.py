@@ -341,7 +341,13 @@ class TabularEncoder:
         cat_cols = list(stats.categorical_columns)
         self.numeric_columns_ = num_cols
         self.categorical_columns_ = cat_cols
-        self._log_mask = self._log_mask_for(stats.sample, None)
+        # the skewness test a few columns at a time: its temporaries stay small
+        sample = stats.sample
+        self._log_mask = np.concatenate(
+            [np.zeros(0, dtype=bool)]
+            + [self._log_mask_for(sample[:, j : j + 8], None) for j in range(0, len(num_cols), 8)]
+        )
+        del sample
         self.log_columns_ = [c for c, m in zip(num_cols, self._log_mask, strict=True) if m]
         has_nan = stats.has_nan.copy()
         self.indicator_columns_ = [c for j, c in enumerate(num_cols) if has_nan[j]]
