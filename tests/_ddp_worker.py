@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parquet", type=Path, default=None)
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--rows", type=int, default=600)
+    parser.add_argument("--uneven", action="store_true", help="rank 1 gets 10 more rows")
     args = parser.parse_args(argv)
 
     import torch
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
                 time.sleep(3600)
 
     if args.parquet is None:
-        X, y = make_ltv(n_samples=args.rows, random_state=0)
+        extra = 10 if args.uneven and os.environ.get("RANK") == "1" else 0
+        X, y = make_ltv(n_samples=args.rows + extra, random_state=0)
     else:
         from ltvkit.io import ParquetDataset
 

@@ -134,6 +134,13 @@ def test_a_failing_rank_stops_the_job_with_its_error(tmp_path):
     assert not (tmp_path / "out" / "model.ltv").exists()
 
 
+def test_different_data_on_the_ranks_is_refused(tmp_path):
+    run = _run([str(tmp_path / "out"), "--uneven"], nproc=2, LTVKIT_DISTRIBUTED_TIMEOUT="60")
+    assert run.returncode != 0
+    assert "every rank must call fit with the same data" in run.stderr
+    assert not (tmp_path / "out" / "model.ltv").exists()
+
+
 def test_a_silent_rank_times_out_the_collectives(tmp_path):
     run = _run(
         [str(tmp_path / "out"), "--hang-rank", "1"], nproc=2, LTVKIT_DISTRIBUTED_TIMEOUT="5"
