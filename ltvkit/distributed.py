@@ -377,7 +377,7 @@ def _score_part(
             os.unlink(tmp)
         if isinstance(exc, Exception):
             where = sorted({f.file for f in fragments})
-            raise type(exc)(f"while scoring {where}: {exc}") from exc
+            raise RuntimeError(f"while scoring {where}: {type(exc).__name__}: {exc}") from exc
         raise
     return rows
 
@@ -503,6 +503,7 @@ def score_dataset_dask(
     try:
         client.gather(futures)
     except KilledWorker as exc:
+        client.cancel(futures)  # no part is written after the cleanup below
         _remove_parts(parts_dir, one_file)
         raise RuntimeError(
             f"ltvkit: Dask lost the worker(s) scoring a part of {dataset._where()} too "
@@ -510,6 +511,7 @@ def score_dataset_dask(
             "and logs."
         ) from exc
     except Exception as exc:
+        client.cancel(futures)
         _remove_parts(parts_dir, one_file)
         raise RuntimeError(f"ltvkit: scoring on the Dask cluster failed: {exc}") from exc
     if not one_file:

@@ -433,6 +433,25 @@ def test_ltvkit_score_with_a_scheduler(dask_client, parquet_dir, fitted_two_stag
         assert main([*argv, "--scheduler", "tcp://127.0.0.1:9"]) == 2
 
 
+class _Fails:
+    """A model whose predictions fail: a task that raises on the cluster."""
+
+    def predict(self, X):
+        raise ValueError("no prediction today")
+
+
+def test_a_failing_scoring_task_names_its_file_and_leaves_nothing(
+    dask_client, parquet_dir, fitted_two_stage, tmp_path
+):
+    from ltvkit.distributed import score_dataset_dask
+    from ltvkit.io import ParquetDataset
+
+    data = ParquetDataset(parquet_dir, features=fitted_two_stage.feature_names_in_)
+    with pytest.raises(RuntimeError, match=r"part-\d\.parquet.*no prediction today"):
+        score_dataset_dask(_Fails(), data, tmp_path / "scores.parquet", client=dask_client)
+    assert list(tmp_path.iterdir()) == []
+
+
 class _DiesOnce:
     """A model whose first prediction kills its process: a Dask worker lost mid-task."""
 
