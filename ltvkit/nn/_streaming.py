@@ -66,7 +66,7 @@ def validation_mask(start: int, n: int, fraction: float, seed: int) -> np.ndarra
     --------
     >>> validation_mask(0, 10, 0.5, seed=0).tolist() == validation_mask(0, 10, 0.5, 0).tolist()
     True
-    >>> round(validation_mask(0, 100_000, 0.1, seed=1).mean(), 2)
+    >>> round(float(validation_mask(0, 100_000, 0.1, seed=1).mean()), 2)
     0.1
     """
     with np.errstate(over="ignore"):
