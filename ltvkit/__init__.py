@@ -27,15 +27,27 @@ __all__ = [
     "preprocessing",
     "save",
     "score_customers",
+    "score_dataset",
 ]
 
-_SUBMODULES = {"datasets", "metrics", "preprocessing", "base", "plotting", "nn", "boosting"}
+_SUBMODULES = {
+    "datasets",
+    "metrics",
+    "preprocessing",
+    "base",
+    "plotting",
+    "nn",
+    "boosting",
+    "io",
+    "distributed",
+}
 
 # Public functions, imported on first use like the estimators.
 _FUNCTIONS = {
     "save": "ltvkit._persistence",
     "load": "ltvkit._persistence",
     "score_customers": "ltvkit._scoring",
+    "score_dataset": "ltvkit._scoring",
 }
 
 

@@ -33,12 +33,15 @@ import sys
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ltvkit import distributed
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
@@ -292,7 +295,8 @@ def save(estimator: object, path: str | os.PathLike, *, metadata: Mapping | None
     training history and the metadata through JSON. It records the versions of ltvkit
     and its libraries, the estimator's class and parameters and its input schema
     (columns, kinds, category levels). The file is written whole or not at all (to a
-    temporary name in the same directory, then renamed).
+    temporary name in the same directory, then renamed). Under ``torchrun`` only rank 0
+    writes (the other ranks return the path without writing).
 
     A deep model's ``callbacks`` (arbitrary objects) are not saved: the file gets
     ``callbacks=None`` and a ``UserWarning`` says so. Optimizer state is never saved.
@@ -342,6 +346,10 @@ def save(estimator: object, path: str | os.PathLike, *, metadata: Mapping | None
 
     _check_saveable(estimator)
     path = Path(path)
+    if not distributed.is_main_process():
+        # a data-parallel fit (torchrun) ends with the same model on every rank: one
+        # file, written by rank 0
+        return path
     tensors: dict[str, Any] = {}
     networks: list[dict[str, Any]] = []
     members: list[tuple[str, bytes]] = []
@@ -493,6 +501,8 @@ def _read(zf: zipfile.ZipFile, name: str, path: Path) -> bytes:
         return zf.read(name)
     except KeyError:
         raise _not_a_model_file(path, f"{name} is missing from the archive") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # damaged compressed data
+        raise _not_a_model_file(path, f"{name} is damaged: {exc}") from None
 
 
 def _restore_tensors(value: object, tensors: Mapping[str, Any], path: Path) -> object:

@@ -1,13 +1,17 @@
-"""Scores with customer ids: :func:`score_customers`."""
+"""Scores with customer ids: :func:`score_customers`, and :func:`score_dataset` for
+data on disk."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["score_customers"]
+__all__ = ["score_customers", "score_dataset"]
 
 
 def _final_and_input(estimator: object, X: object) -> tuple[object, object]:
@@ -118,3 +122,126 @@ def score_customers(
             out.update(_columns(quantile_column(level), Q[..., j], names))
     frame = pd.DataFrame(out, index=index if index is not None else pd.RangeIndex(n))
     return frame
+
+
+def score_dataset(
+    estimator: object,
+    dataset: object,
+    out_path: str | os.PathLike,
+    quantiles: Sequence[float] | None = (0.1, 0.5, 0.9),
+    *,
+    horizon_names: Sequence[str] | None = None,
+    batch_size: int = 65_536,
+    client: object = None,
+    **kwargs: object,
+) -> Path:
+    """Score a :class:`ltvkit.io.ParquetDataset` chunk by chunk into a file.
+
+    The streaming twin of :func:`score_customers`: each record batch is scored and
+    appended to ``out_path``, so memory is bounded by a batch whatever the number of
+    customers. The rows come out in the dataset's order.
+
+    Parameters
+    ----------
+    estimator : estimator
+        A fitted ltvkit model, or a fitted scikit-learn ``Pipeline`` ending in one.
+    dataset : ParquetDataset
+        The customers; its ``features`` must be the model's features.
+    out_path : str or path-like
+        Parquet (``.parquet`` / ``.pq``) or CSV (``.csv``, also ``.csv.gz``...).
+    quantiles, horizon_names
+        As in :func:`score_customers`.
+    batch_size : int, default=65536
+        Rows scored at a time.
+    client : dask.distributed.Client or None, default=None
+        Score in parallel on a Dask cluster (``ltvkit.distributed``); None: here.
+    **kwargs
+        Passed on to the Dask scorer (with ``client`` only).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``. Its columns: the id column under its input name (when the
+        dataset has one), then the columns of :func:`score_customers`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from ltvkit import ZILNRegressor
+    >>> from ltvkit.datasets import make_ltv
+    >>> from ltvkit.io import ParquetDataset
+    >>> X, y = make_ltv(n_samples=300, random_state=0)
+    >>> model = ZILNRegressor(max_epochs=2, random_state=0).fit(X, y)
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> X.assign(customer_id=range(300)).to_parquet(folder / "customers.parquet")
+    >>> data = ParquetDataset(folder / "customers.parquet", id_column="customer_id")
+    >>> out = score_dataset(model, data, folder / "scores.parquet")
+    >>> list(pd.read_parquet(out).columns)[:3]
+    ['customer_id', 'predicted_value', 'nonzero_proba']
+    """
+    from ltvkit.io import ParquetDataset
+
+    if not isinstance(dataset, ParquetDataset):
+        raise ValueError(
+            "ltvkit: score_dataset scores an ltvkit.io.ParquetDataset, got "
+            f"{type(dataset).__name__}; use score_customers for a DataFrame."
+        )
+    if client is not None:
+        try:
+            from ltvkit.distributed import score_dataset_dask
+        except ImportError as exc:
+            raise ImportError(
+                "ltvkit: score_dataset(client=...) needs ltvkit.distributed "
+                "(score_dataset_dask), which this ltvkit does not have."
+            ) from exc
+        return score_dataset_dask(
+            estimator,
+            dataset,
+            out_path,
+            client=client,
+            quantiles=quantiles,
+            horizon_names=horizon_names,
+            batch_size=batch_size,
+            **kwargs,
+        )
+    if kwargs:
+        raise TypeError(f"score_dataset got unexpected keyword arguments {sorted(kwargs)}.")
+    out_path = Path(out_path)
+    suffixes = [s.lower() for s in out_path.suffixes]
+    is_csv = ".csv" in suffixes
+    if not is_csv and (not suffixes or suffixes[-1] not in (".parquet", ".pq")):
+        raise ValueError(
+            f"ltvkit: out_path {str(out_path)!r} must end in .parquet, .pq or .csv "
+            "(optionally compressed, e.g. .csv.gz)."
+        )
+    columns = [*dataset.features]
+    if dataset.id_column is not None:
+        columns.append(dataset.id_column)
+    writer = None
+    first = True
+    try:
+        for batch in dataset.iter_batches(columns, batch_size=batch_size):
+            final, Xt = _final_and_input(estimator, dataset.feature_frame(batch))
+            share = getattr(final, "_sharing_outputs", None)
+            # a deep model computes every column from one forward pass per batch
+            with share(Xt) if share is not None else contextlib.nullcontext():
+                scores = score_customers(final, Xt, quantiles, horizon_names=horizon_names)
+            scores = scores.reset_index(drop=True)
+            if dataset.id_column is not None:
+                ids = batch.column(batch.schema.get_field_index(dataset.id_column))
+                scores.insert(0, dataset.id_column, ids.to_pandas())
+            if is_csv:
+                scores.to_csv(out_path, mode="w" if first else "a", header=first, index=False)
+            else:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(scores, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(out_path, table.schema)
+                writer.write_table(table)
+            first = False
+    finally:
+        if writer is not None:
+            writer.close()
+    return out_path

@@ -15,7 +15,9 @@ That gives all models the same behaviour, documented in ``docs/contract.md``:
 
 from __future__ import annotations
 
+import functools
 import numbers
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -631,6 +633,82 @@ def _to_frame(X: object) -> pd.DataFrame:
     return pd.DataFrame(arr.astype(np.float64, copy=False), columns=columns)
 
 
+def _is_dataset(X: object) -> bool:
+    """Whether ``X`` is an :class:`ltvkit.io.ParquetDataset` (without importing pyarrow)."""
+    module = sys.modules.get("ltvkit.io._dataset")
+    return module is not None and isinstance(X, module.ParquetDataset)
+
+
+def _values_of_dataset(X: object) -> object:
+    """A transformer of values (the bucketizers) given a ParquetDataset transforms its
+    target column(s): returned as an ``(n, n_targets)`` array; anything else as is."""
+    if not _is_dataset(X):
+        return X
+    y = X.read_target()  # type: ignore[attr-defined]
+    return y.reshape(len(y), -1)
+
+
+def _concat_outputs(parts: list) -> object:
+    """Join per-batch outputs of a predict-type method along the rows."""
+    first = parts[0]
+    if isinstance(first, tuple):
+        return tuple(_concat_outputs([p[i] for p in parts]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _concat_outputs([p[k] for p in parts]) for k in first}
+    if isinstance(first, (pd.DataFrame, pd.Series)):
+        return pd.concat(parts, ignore_index=True)
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def _streamed_predictions(method: Callable) -> Callable:
+    """Let a predict-type method take a ParquetDataset: the method runs on each record
+    batch (its feature columns, as a DataFrame) and the outputs are joined, so the
+    answer is the in-memory answer on the same rows."""
+
+    @functools.wraps(method)
+    def wrapper(self: object, X: object, *args: object, **kwargs: object) -> object:
+        if not _is_dataset(X):
+            return method(self, X, *args, **kwargs)
+        parts = [
+            method(self, X.feature_frame(batch), *args, **kwargs)  # type: ignore[attr-defined]
+            for batch in X.iter_batches()  # type: ignore[attr-defined]
+        ]
+        return _concat_outputs(parts)
+
+    wrapper._ltvkit_streams = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _streamed_fit(method: Callable) -> Callable:
+    """Let ``fit`` take a ParquetDataset as ``X`` (``y`` omitted: the dataset's target).
+
+    A model with a ``_fit_dataset(dataset, **fit_params)`` method streams (the deep
+    models); any other model reads the dataset into memory and fits as usual.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: object, X: object, y: object = None, *args: object, **kwargs: object):
+        if not _is_dataset(X):
+            return method(self, X, y, *args, **kwargs)
+        if y is not None:
+            raise ValueError(
+                "ltvkit: fit on a ParquetDataset takes the target from the dataset "
+                "(ParquetDataset(path, target=<column>)); do not pass y as well."
+            )
+        if not X.target_columns:  # type: ignore[attr-defined]
+            raise ValueError(
+                "ltvkit: fitting on a ParquetDataset needs its target column: "
+                "ParquetDataset(path, target=<column>)."
+            )
+        stream = getattr(self, "_fit_dataset", None)
+        if stream is not None:
+            return stream(X, *args, **kwargs)
+        return method(self, X.read_pandas(), X.read_target(), *args, **kwargs)  # type: ignore[attr-defined]
+
+    wrapper._ltvkit_streams = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class LTVRegressorMixin(RegressorMixin):
     """Mixin that carries ltvkit's estimator contract (see ``docs/contract.md``).
 
@@ -644,6 +722,17 @@ class LTVRegressorMixin(RegressorMixin):
 
     #: Multi-horizon models (2-D ``y``) set this to True.
     _multi_horizon: bool = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        # every model accepts an ltvkit.io.ParquetDataset wherever it accepts X
+        super().__init_subclass__(**kwargs)
+        for name, attr in list(cls.__dict__.items()):
+            if not callable(attr) or getattr(attr, "_ltvkit_streams", False):
+                continue
+            if name == "fit":
+                setattr(cls, name, _streamed_fit(attr))
+            elif name.startswith("predict"):
+                setattr(cls, name, _streamed_predictions(attr))
 
     #: Allowed values of each ``__init__`` parameter, checked at ``fit`` by
     #: :meth:`_validate_params` (see :mod:`ltvkit._utils`).
@@ -852,6 +941,12 @@ class LTVRegressorMixin(RegressorMixin):
         _, value = self._nonzero_proba_and_positive_value(X_pos)
         w = None if sample_weight is None else sample_weight[spends]
         self.spend_residuals_ = SpendResiduals.fit(y[spends], value, w)
+
+
+# the mixin's own generic method is not seen by __init_subclass__
+LTVRegressorMixin.predict_quantiles = _streamed_predictions(  # type: ignore[method-assign]
+    LTVRegressorMixin.predict_quantiles
+)
 
 
 def _as_int(value: object, name: str) -> int:

@@ -51,6 +51,9 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # compression suffixes pandas' CSV reader understands
 _COMPRESSION = (".gz", ".bz2", ".xz", ".zip", ".zst", ".tar")
 _SCORE_SUFFIXES = (".csv", ".parquet", ".pq")
+# ``ltvkit score`` streams a Parquet --data (ltvkit.score_dataset) that is a directory or
+# a file at least this large, instead of reading it whole
+_STREAM_SCORE_BYTES = 256 * 2**20
 # a step that runs longer than this shows progress, then every _HEARTBEAT_EVERY seconds
 _HEARTBEAT_AFTER = 5.0
 _HEARTBEAT_EVERY = 15.0
@@ -337,6 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument(
         "--out", metavar="FILE", help="the scores: a .csv or .parquet file (required)"
+    )
+    cluster = score.add_argument_group("cluster")
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help=(
+            "score on a Dask cluster (pip install 'ltvkit[distributed]'): the scheduler's "
+            "address, e.g. tcp://scheduler:8786. --data: a customer table in Parquet (a "
+            "file or a directory), one task per file; --out: a .parquet file. The workers "
+            "must see --data and --out at the same paths"
+        ),
     )
     score.set_defaults(func=_score)
     return parser
@@ -1007,8 +1021,11 @@ def _fit(args: argparse.Namespace) -> int:
             save(est, out, metadata={"ltvkit_fit": fitted})
         except OSError as exc:
             raise InputError(f"cannot write --out {args.out}: {_first_line(exc)}") from None
+    from ltvkit import distributed
     from ltvkit._run_record import run_record_path, write_run_record
 
+    if not distributed.is_main_process():
+        return 0  # a data-parallel fit under torchrun: rank 0 writes the files
     record = write_run_record(
         run_record_path(out),
         command="ltvkit fit",
@@ -1165,6 +1182,10 @@ def _score(args: argparse.Namespace) -> int:
     fitted = (manifest.get("metadata") or {}).get("ltvkit_fit") or {}
     columns = list(manifest["input_schema"]["columns"])
     seen: set[str] = set()
+    if args.scheduler is not None:
+        return _score_on_cluster(args, model, fitted, columns, quantiles, out, started, t0)
+    if not (args.transactions or fitted.get("input") == "transactions") and _streams(args.data):
+        return _score_streamed(args, model, fitted, columns, quantiles, out, started, t0)
     if args.transactions or fitted.get("input") == "transactions":
         data = _score_transactions(args, fitted, as_of, seen)
     else:
@@ -1219,6 +1240,188 @@ def _score(args: argparse.Namespace) -> int:
         args,
         f"wrote {len(frame):,} customers to {out} and {record.name} "
         f"({time.perf_counter() - t0:.1f} s in all)",
+    )
+    return 0
+
+
+def _streams(data: str) -> bool:
+    """Whether ``ltvkit score`` reads ``--data`` in record batches (score_dataset)."""
+    path = Path(data)
+    if path.is_dir():
+        return True
+    return (
+        path.suffix.lower() in (".parquet", ".pq")
+        and path.is_file()
+        and path.stat().st_size >= _STREAM_SCORE_BYTES
+    )
+
+
+def _score_streamed(
+    args: argparse.Namespace,
+    model: object,
+    fitted: dict,
+    columns: list[str],
+    quantiles: list[float] | None,
+    out: Path,
+    started: datetime.datetime,
+    t0: float,
+) -> int:
+    """``ltvkit score`` on a Parquet directory or a large Parquet file, chunk by chunk."""
+    from ltvkit import score_dataset
+    from ltvkit.io import ParquetDataset
+
+    try:
+        probe = ParquetDataset(args.data)
+        id_column = args.id or fitted.get("id_column")
+        if id_column is not None and id_column not in probe.schema.names:
+            if args.id is not None:
+                raise InputError(f"id column {id_column!r} not found in {args.data}")
+            id_column = None
+        missing = [c for c in columns if c not in probe.schema.names]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise InputError(
+                f"the scoring data has no column {shown}, which the model was fitted with "
+                f"({len(missing)} of its {len(columns)} columns missing)"
+            )
+        data = ParquetDataset(args.data, id_column=id_column, features=columns)
+    except ValueError as exc:
+        raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+    if quantiles and not hasattr(_final(model), "predict_quantiles"):
+        _say(args, f"note: {type(_final(model)).__name__} has no quantiles; no quantile columns")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        with _step(args, f"scoring {data.num_rows:,} customers in batches"):
+            try:
+                score_dataset(
+                    model, data, tmp, quantiles, horizon_names=fitted.get("horizon_names")
+                )
+            except ValueError as exc:
+                raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    from ltvkit._run_record import run_record_path, write_run_record
+
+    record = write_run_record(
+        run_record_path(out),
+        command="ltvkit score",
+        arguments=_record_arguments(args),
+        inputs=[args.data, args.model],
+        outputs=[out],
+        started=started,
+        model=type(_final(model)).__name__,
+        rows=data.num_rows,
+        customers=data.num_rows,
+        windows={"as_of": args.as_of},
+        columns=_written_columns(out),
+        warnings=[],
+    )
+    _say(
+        args,
+        f"wrote {data.num_rows:,} customers to {out} and {record.name} "
+        f"({time.perf_counter() - t0:.1f} s in all)",
+    )
+    return 0
+
+
+def _written_columns(out: Path) -> list[str]:
+    """The columns of a scores file that ``score_dataset`` wrote (its header only)."""
+    if out.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(out).names)
+    return list(pd.read_csv(out, nrows=0).columns)
+
+
+def _score_on_cluster(
+    args: argparse.Namespace,
+    model: object,
+    fitted: dict,
+    columns: list[str],
+    quantiles: list[float],
+    out: Path,
+    started: datetime.datetime,
+    t0: float,
+) -> int:
+    """``ltvkit score --scheduler ADDRESS``: one Dask task per Parquet file of --data."""
+    if args.transactions or fitted.get("input") == "transactions":
+        raise InputError(
+            "--scheduler scores a customer table in Parquet; this model was fitted on "
+            "transactions: build the customer table first (ltvkit.datasets."
+            "transactions_to_features) or score without --scheduler"
+        )
+    if out.suffix.lower() not in (".parquet", ".pq"):
+        raise InputError(f"--scheduler writes Parquet: --out must end in .parquet, got {out}")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InputError(
+            "--scheduler needs dask.distributed: pip install 'ltvkit[distributed]'"
+        ) from None
+    from ltvkit.distributed import score_dataset_dask
+    from ltvkit.io import ParquetDataset
+
+    try:
+        probe = ParquetDataset(args.data)
+        id_column = args.id or fitted.get("id_column")
+        if id_column is not None and id_column not in probe.schema.names:
+            if args.id is not None:
+                raise InputError(f"id column {id_column!r} not found in {args.data}")
+            id_column = None
+        missing = [c for c in columns if c not in probe.schema.names]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise InputError(
+                f"the scoring data has no column {shown}, which the model was fitted with "
+                f"({len(missing)} of its {len(columns)} columns missing)"
+            )
+        data = ParquetDataset(args.data, id_column=id_column, features=columns)
+    except ValueError as exc:
+        raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+    try:
+        # timeout: dask's distributed.comm.timeouts.connect (30 s unless configured)
+        client = Client(args.scheduler)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(
+            f"cannot reach the Dask scheduler at {args.scheduler}: {_first_line(exc)}"
+        ) from None
+    what = f"scoring {data.num_rows:,} customers in {len(data.files)} file(s) on {args.scheduler}"
+    try:
+        with client, _step(args, what):
+            score_dataset_dask(
+                model,
+                data,
+                out,
+                client=client,
+                quantiles=quantiles,
+                horizon_names=fitted.get("horizon_names"),
+            )
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(_first_line(exc).removeprefix("ltvkit: ")) from None
+    from ltvkit._run_record import run_record_path, write_run_record
+
+    record = write_run_record(
+        run_record_path(out),
+        command="ltvkit score",
+        arguments=_record_arguments(args),
+        inputs=[args.data, args.model],
+        outputs=[out],
+        started=started,
+        model=type(_final(model)).__name__,
+        rows=data.num_rows,
+        customers=data.num_rows,
+        windows={"as_of": args.as_of},
+        scheduler=args.scheduler,
+        files=len(data.files),
+    )
+    _say(
+        args,
+        f"wrote {data.num_rows:,} customers to {out} and {record.name} "
+        f"({time.perf_counter() - t0:.1f} s in all, on {args.scheduler})",
     )
     return 0
 

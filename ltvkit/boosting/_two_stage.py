@@ -26,6 +26,7 @@ from ltvkit.base import (
     LTVRegressorMixin,
     SpendResiduals,
     check_predictions,
+    validate_ltv_target,
     zero_inflated_quantiles,
 )
 
@@ -37,6 +38,17 @@ _BIAS_CORRECTIONS = ("balance", "smearing", "lognormal", "none")
 
 # Characters XGBoost ("[", "]", "<") or LightGBM (JSON specials) refuse in feature names.
 _UNSAFE_NAME = re.compile(r'[\[\]<>,:"{}\s]')
+
+
+def _is_dask(X: object) -> bool:
+    """A dask collection (checked by module name: dask is an optional dependency)."""
+    return (type(X).__module__ or "").startswith(("dask.", "dask_expr"))
+
+
+def _predict_lazy(model: TwoStageRegressor, X: Any, method: str) -> Any:
+    from ltvkit.boosting._dask import predict_lazy
+
+    return predict_lazy(model, X, method)
 
 
 def _booster_kind(estimator: object) -> str | None:
@@ -462,6 +474,10 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         >>> model.n_estimators_[0] < 300
         True
         """
+        if _is_dask(X):  # both stages on the Dask cluster (xgboost.dask / lightgbm.dask)
+            from ltvkit.boosting._dask import fit_dask
+
+            return fit_dask(self, X, y, sample_weight, validation_data)
         self._validate_params()
         frame, y_arr, sw = self._validate_fit_input(X, y, sample_weight)
         valid = self._validate_validation_data(validation_data, y_arr)
@@ -558,6 +574,57 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         self.spend_residuals_ = self._fit_spend_distribution(
             X_pos, y_pos, w_pos, seed, rng, fitted
         )
+        return self
+
+    def _fit_dataset(
+        self,
+        dataset: Any,
+        sample_weight: Any = None,
+        *,
+        validation_data: tuple | None = None,
+    ) -> TwoStageRegressor:
+        """``fit`` on an :class:`ltvkit.io.ParquetDataset`.
+
+        The built-in XGBoost stages stream through XGBoost's external memory
+        (``ExtMemQuantileDMatrix``, see :mod:`ltvkit.boosting._streaming`); early
+        stopping then holds out the rows whose position hashes below
+        ``validation_fraction`` (not stratified). Other configurations (LightGBM,
+        plug-in stages, ``sample_weight``, ``validation_data``) read the dataset into
+        memory and fit as on a frame.
+        """
+        streams = (
+            self.backend == "xgboost"
+            and self.classifier is None
+            and self.regressor is None
+            and sample_weight is None
+            and validation_data is None
+        )
+        if not streams:
+            return self.fit(
+                dataset.read_pandas(),
+                dataset.read_target(),
+                sample_weight,
+                validation_data=validation_data,
+            )
+        from ltvkit.boosting._streaming import fit_two_stage_stream
+        from ltvkit.nn._streaming import scan_dataset
+
+        self._validate_params()
+        scan = scan_dataset(dataset, statistics=False)
+        y = validate_ltv_target(scan.y)
+        self.schema_ = scan.schema
+        self.n_features_in_ = len(dataset.features)
+        self.feature_names_in_ = np.asarray(dataset.features, dtype=object)
+        self.target_ndim_ = 1
+        self._booster_frame(pd.DataFrame(columns=self.schema_.columns), fit=True)
+        rng = check_random_state(self.random_state)
+        if self.random_state is None:
+            seed = None
+        elif isinstance(self.random_state, numbers.Integral):
+            seed = int(self.random_state)
+        else:
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+        fit_two_stage_stream(self, dataset, y, seed, rng)
         return self
 
     def _fit_spend_distribution(
@@ -846,7 +913,10 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
             ``predict_nonzero_proba(X) * predict_positive_value(X)`` (float64, >= 0).
+            For a dask DataFrame: a lazy dask Series, one task per partition.
         """
+        if _is_dask(X):
+            return _predict_lazy(self, X, "predict")
         frame = self._predict_frame(X)
         pred = self._proba(frame) * self._value(frame)
         return check_predictions(pred, type(self).__name__)
@@ -863,7 +933,10 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples,)
             Stage-1 probabilities in [0, 1] (all 1.0 after a fit on positives only).
+            For a dask DataFrame: a lazy dask Series, one task per partition.
         """
+        if _is_dask(X):
+            return _predict_lazy(self, X, "predict_nonzero_proba")
         frame = self._predict_frame(X)
         return self._proba(frame)
 
@@ -879,7 +952,10 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         -------
         value : ndarray of shape (n_samples,)
             Stage-2 conditional means (bias-corrected for ``target_transform="log1p"``).
+            For a dask DataFrame: a lazy dask Series, one task per partition.
         """
+        if _is_dask(X):
+            return _predict_lazy(self, X, "predict_positive_value")
         frame = self._predict_frame(X)
         return check_predictions(self._value(frame), type(self).__name__)
 

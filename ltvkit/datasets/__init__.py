@@ -7,7 +7,8 @@
 - :func:`load_cdnow`: the CDNOW customers (Fader & Hardie), shipped inside ltvkit.
 - :func:`load_online_retail`, :func:`load_hillstrom`: real data read from a local copy
   (not shipped; ``path``, ``$LTVKIT_DATA_DIR`` or ``<repo>/../shared/data``).
-- :func:`make_ltv`: synthetic zero-inflated, long-tailed data with known structure.
+- :func:`make_ltv`: synthetic zero-inflated, long-tailed data with known structure;
+  :func:`make_ltv_parquet` writes a large one straight to Parquet, chunk by chunk.
 
 See ``docs/datasets.md`` for the feature definitions, default windows and the generative
 model of ``make_ltv``.
@@ -21,7 +22,7 @@ Examples
 """
 
 from ltvkit.datasets._loaders import load_cdnow, load_hillstrom, load_online_retail
-from ltvkit.datasets._synthetic import make_ltv
+from ltvkit.datasets._synthetic import make_ltv, make_ltv_parquet
 from ltvkit.datasets._transactions import (
     FEATURE_NAMES,
     transactions_to_features,
@@ -34,6 +35,7 @@ __all__ = [
     "load_hillstrom",
     "load_online_retail",
     "make_ltv",
+    "make_ltv_parquet",
     "transactions_to_features",
     "transactions_to_ltv",
 ]

@@ -10,6 +10,7 @@ only wires data, seeds, early stopping and the prediction path. See ``docs/nn.md
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import math
@@ -39,8 +40,20 @@ from skorch.history import History
 from skorch.utils import to_tensor
 from torch import nn
 
+from ltvkit import distributed as _dist
 from ltvkit._utils import Boolean, Instance, Int, Options, Real, Units
-from ltvkit.base import LTVRegressorMixin, check_predictions
+from ltvkit.base import (
+    LTVRegressorMixin,
+    SpendResiduals,
+    _is_dataset,
+    check_predictions,
+    validate_ltv_target,
+)
+from ltvkit.nn._data_parallel import (
+    DataParallel,
+    ShardedStreamingBatchIterator,
+    shard_validation,
+)
 from ltvkit.nn._encoder import EncodedSpec, TabularEncoder
 from ltvkit.nn._layers import SharedBottom
 
@@ -284,12 +297,21 @@ class BatchIterator:
     training loop cost about the same as a hand-written one. Shuffling uses its own
     ``torch.Generator`` seeded with ``seed``, so it does not touch the global RNG.
 
+    Under data-parallel training (``world_size > 1``) every rank draws the same
+    shuffled order (same ``seed``) and cuts it into the same global batches of
+    ``batch_size`` rows; rank ``r`` yields its balanced share of each global batch
+    (:func:`ltvkit.distributed.shard_bounds`), so the ranks together see exactly the
+    batches one process would. A last global batch with fewer rows than ranks is
+    skipped (its rows are reshuffled into other batches the next epoch).
+
     Parameters
     ----------
     dataset : TensorDictDataset
     batch_size : int
     shuffle : bool, default=False
     seed : int or None, default=None
+    rank : int, default=0
+    world_size : int, default=1
 
     Examples
     --------
@@ -304,10 +326,14 @@ class BatchIterator:
         batch_size: int,
         shuffle: bool = False,
         seed: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
+        self.rank = int(rank)
+        self.world_size = int(world_size)
         self._generator = torch.Generator()
         if seed is not None:
             self._generator.manual_seed(int(seed))
@@ -315,13 +341,20 @@ class BatchIterator:
             self._generator.seed()
 
     def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.batch_size)
+        n = len(self.dataset)
+        full, tail = divmod(n, self.batch_size)
+        return full + (1 if tail >= max(self.world_size, 1) else 0)
 
     def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], Any]]:
         n = len(self.dataset)
         order = torch.randperm(n, generator=self._generator) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
+            if self.world_size > 1:
+                if stop - start < self.world_size:
+                    continue  # a rank would get no row: every rank skips the batch
+                lo, hi = _dist.shard_bounds(stop - start, self.rank, self.world_size)
+                start, stop = start + lo, start + hi
             yield self.dataset[order[start:stop] if order is not None else slice(start, stop)]
 
 
@@ -695,22 +728,50 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         """
         # a fit that raised in training leaves schema_ but no net_: not fitted
         check_is_fitted(self, "net_")
-        frame = self._validate_predict_input(X)
-        np_dtype = _PRECISIONS[self.precision][1]
-        chunks: list[Any] = []
-        # encode a slice of rows at a time: besides the validated frame, memory is
-        # bounded by the slice, never by n
-        for start in range(0, len(frame), _PREDICT_CHUNK_ROWS):
-            part = frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
-            dataset = TensorDictDataset(self.encoder_.transform_tensors(part, np_dtype))
-            with torch.inference_mode():
-                for output in self.net_.predict_batches(dataset, **forward_kwargs):
-                    chunks.append(fn(output))
+        shared = self.__dict__.get("_shared_outputs")
+        if shared is not None and shared[0] is X:
+            # several outputs of one input (score_dataset): one forward pass for all
+            key = repr(sorted(forward_kwargs.items()))
+            if key not in shared[1]:
+                shared[1][key] = list(self._module_outputs(X, forward_kwargs))
+            outputs: Any = shared[1][key]
+        else:
+            outputs = self._module_outputs(X, forward_kwargs)
+        with torch.inference_mode():
+            chunks = [fn(output) for output in outputs]
         if isinstance(chunks[0], tuple):
             return tuple(
                 np.concatenate([c[i].cpu().numpy() for c in chunks]) for i in range(len(chunks[0]))
             )
         return np.concatenate([c.cpu().numpy() for c in chunks])
+
+    def _module_outputs(self, X: object, forward_kwargs: dict[str, Any]) -> Iterator[Any]:
+        """The module's output, batch by batch, over the validated and encoded ``X``."""
+        np_dtype = _PRECISIONS[self.precision][1]
+        if _is_dataset(X):  # a ParquetDataset: one record batch at a time
+            parts = (self._validate_predict_input(X.feature_frame(b)) for b in X.iter_batches())
+        else:
+            frame = self._validate_predict_input(X)
+            parts = (
+                frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
+                for start in range(0, len(frame), _PREDICT_CHUNK_ROWS)
+            )
+        # encode a slice of rows at a time: besides the validated frame, memory is
+        # bounded by the slice, never by n
+        for part in parts:
+            dataset = TensorDictDataset(self.encoder_.transform_tensors(part, np_dtype))
+            with torch.inference_mode():
+                yield from self.net_.predict_batches(dataset, **forward_kwargs)
+
+    @contextlib.contextmanager
+    def _sharing_outputs(self, X: object) -> Iterator[None]:
+        """Within the block, predict-type methods on this very ``X`` share the module's
+        forward passes (the outputs of one pass are kept, per ``forward_kwargs``)."""
+        self.__dict__["_shared_outputs"] = (X, {})
+        try:
+            yield
+        finally:
+            self.__dict__.pop("_shared_outputs", None)
 
     # -- public API -------------------------------------------------------------------
     def fit(
@@ -757,6 +818,11 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         valid = self._validate_validation_data(validation_data, y_arr)
         rng = check_random_state(self.random_state)
         torch_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+        world = self._join_process_group(y_arr, sw)
+        if world > 1:  # rank 0's seeds: the same split, order and weights on every rank
+            torch_seed, shuffle_seed, split_seed = _dist.broadcast_object(
+                (torch_seed, shuffle_seed, split_seed)
+            )
 
         # fork_rng: weight init and dropout are seeded without clobbering the user's
         # global torch RNG state
@@ -810,17 +876,32 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             criterion = self._build_criterion(prepared.info).to(torch_dtype)
             info = prepared.info
             del prepared  # the tensors hold what training needs
+            if world > 1:
+                valid_ds = shard_validation(valid_ds)
+                # the same weights everywhere (broadcast at train begin), but each
+                # rank's own dropout masks
+                torch.manual_seed(torch_seed + _dist.rank())
             net = self._make_net(
                 module,
                 criterion,
                 valid_ds=valid_ds,
                 shuffle_seed=shuffle_seed,
                 callbacks=self._make_callbacks(
-                    early_stop=valid_ds is not None and bool(self.early_stopping)
+                    early_stop=valid_ds is not None and bool(self.early_stopping),
+                    data_parallel=world > 1,
                 ),
+                world=world,
             )
             net.fit(train_ds, None)
 
+        self._keep_net(net, info)
+        self._after_fit(X, y_arr, sw)
+        if _uses_generic_quantiles(type(self)):
+            self._fit_generic_quantiles(X, y_arr, sw, validation_data, valid, valid_rows)
+        return self
+
+    def _keep_net(self, net: LTVNeuralNet, info: Any) -> None:
+        """Keep the trained net and what it learnt, without the training data."""
         # the split holds references to the training tensors; drop it so the fitted
         # model (and its pickle) does not carry the data
         net.train_split = None
@@ -833,10 +914,159 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         self.net_ = net
         self.prepared_info_ = info
         self.n_iter_ = len(net.history)
-        self._after_fit(X, y_arr, sw)
+
+    def _fit_dataset(
+        self,
+        dataset: Any,
+        sample_weight: object = None,
+        *,
+        validation_data: tuple | None = None,
+        shuffle_buffer_rows: int = 262_144,
+    ) -> BaseDeepRegressor:
+        """``fit`` on an :class:`ltvkit.io.ParquetDataset`, streaming (bounded memory).
+
+        One pass learns the schema, the encoder's statistics and reads the target (the
+        one full-length array held: 8 bytes a row, and what ``_prepare_targets``
+        returns); then each epoch streams the record batches (see
+        :mod:`ltvkit.nn._streaming`). Early stopping holds out the rows whose position
+        hashes below ``validation_fraction`` (not stratified). ``shuffle_buffer_rows``:
+        rows shuffled together (a value >= the number of rows is a full shuffle).
+        """
+        from ltvkit.nn._streaming import (
+            StreamingBatchIterator,
+            StreamingSource,
+            scan_dataset,
+            validation_mask,
+        )
+
+        if sample_weight is not None or validation_data is not None:
+            raise ValueError(
+                "ltvkit: sample_weight and validation_data are not supported with a "
+                "ParquetDataset yet; early stopping holds out validation_fraction of its rows."
+            )
+        if int(shuffle_buffer_rows) < 1:
+            raise ValueError(
+                f"ltvkit: shuffle_buffer_rows must be >= 1, got {shuffle_buffer_rows!r}."
+            )
+        self._validate_params()
+        world = self._join_process_group(None, None, dataset=dataset)
+        if world > 1:  # the statistics pass once, on rank 0; its result goes to every rank
+            scan = _dist.broadcast_object(scan_dataset(dataset) if _dist.rank() == 0 else None)
+        else:
+            scan = scan_dataset(dataset)
+        y_arr = validate_ltv_target(scan.y, multi_horizon=self._multi_horizon)
+        del scan.y  # validate_ltv_target keeps the float64 array as it is
+        self.schema_ = scan.schema
+        self.n_features_in_ = len(dataset.features)
+        self.feature_names_in_ = np.asarray(dataset.features, dtype=object)
+        self.target_ndim_ = 1 if isinstance(dataset.target, str) else 2
+        rng = check_random_state(self.random_state)
+        torch_seed, shuffle_seed, split_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+        if world > 1:  # rank 0's seeds: the same validation rows and row-group order
+            torch_seed, shuffle_seed, split_seed = _dist.broadcast_object(
+                (torch_seed, shuffle_seed, split_seed)
+            )
+        n = len(y_arr)
+        fraction = float(self.validation_fraction) if self.early_stopping else None
+        n_valid = 0
+        if fraction is not None:
+            n_valid = sum(
+                int(validation_mask(f.start, f.num_rows, fraction, split_seed).sum())
+                for f in dataset.fragments
+            )
+            if n_valid < _MIN_VALIDATION_ROWS or n - n_valid < _MIN_TRAIN_ROWS:
+                fraction, n_valid = None, 0
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            encoder = TabularEncoder(
+                log_transform=self.log_transform,
+                min_category_frequency=self.min_category_frequency,
+                embedding_dim=self.embedding_dim,
+            ).fit_statistics(scan.stats, scan.schema.categories)
+            del scan
+            self.encoder_ = encoder
+            torch_dtype, np_dtype = _PRECISIONS[self.precision]
+            prepared = self._prepare_targets(y_arr, None)
+            if not isinstance(prepared, PreparedTargets):
+                raise TypeError(
+                    f"{type(self).__name__}._prepare_targets must return PreparedTargets, "
+                    f"got {type(prepared).__name__}."
+                )
+            targets = {"target": _to_tensor_tree(prepared.targets, np_dtype)}
+            info = prepared.info
+            del prepared
+
+            common = (
+                dataset,
+                self.schema_,
+                encoder,
+                np_dtype,
+                targets,
+                y_arr,
+                fraction,
+                split_seed,
+            )
+            train_side = "train" if fraction is not None else "all"
+            train_ds = StreamingSource(*common, train_side, n - n_valid)
+            valid_ds = StreamingSource(*common, "valid", n_valid) if fraction is not None else None
+            module = self._build_module(encoder.spec_, info).to(torch_dtype)
+            criterion = self._build_criterion(info).to(torch_dtype)
+            if world > 1:
+                torch.manual_seed(torch_seed + _dist.rank())  # each rank's dropout masks
+            net = self._make_net(
+                module,
+                criterion,
+                valid_ds=valid_ds,
+                shuffle_seed=shuffle_seed,
+                callbacks=self._make_callbacks(
+                    early_stop=valid_ds is not None, data_parallel=world > 1
+                ),
+                iterator=StreamingBatchIterator if world == 1 else ShardedStreamingBatchIterator,
+                iterator_kwargs={"shuffle_buffer_rows": int(shuffle_buffer_rows)},
+                world=world,
+            )
+            net.fit(train_ds, None)
+            del train_ds, valid_ds, targets, common
+        # the fitted net predicts from tensors, as one fitted in memory (and saves alike)
+        net.iterator_train = net.iterator_valid = BatchIterator
+        for key in ("shuffle_buffer_rows", "rank", "world_size"):
+            vars(net).pop(f"iterator_train__{key}", None)
+
+        self._keep_net(net, info)
+        self._after_fit(dataset, y_arr, None)
         if _uses_generic_quantiles(type(self)):
-            self._fit_generic_quantiles(X, y_arr, sw, validation_data, valid, valid_rows)
+            self.spend_residuals_ = None
+            if y_arr.ndim == 1 and hasattr(self, "predict_nonzero_proba"):
+                self._fit_spend_residuals_stream(dataset, y_arr, fraction, split_seed)
         return self
+
+    def _fit_spend_residuals_stream(
+        self, dataset: Any, y: np.ndarray, fraction: float | None, seed: int
+    ) -> None:
+        """``spend_residuals_`` from the held-out spenders, batch by batch."""
+        from ltvkit.nn._streaming import validation_mask
+
+        def residual_rows(held_out_only: bool) -> tuple[np.ndarray, np.ndarray]:
+            ys, values = [], []
+            for pos, batch in dataset.iter_batches(with_position=True):
+                m = batch.num_rows
+                keep = y[pos : pos + m] > 0
+                if held_out_only:
+                    keep &= validation_mask(pos, m, fraction, seed)
+                if keep.any():
+                    idx = np.flatnonzero(keep)
+                    frame = dataset.feature_frame(batch.take(idx))
+                    values.append(self._nonzero_proba_and_positive_value(frame)[1])
+                    ys.append(y[pos + idx])
+            if not ys:
+                return np.empty(0), np.empty(0)
+            return np.concatenate(ys), np.concatenate(values)
+
+        y_held, value = residual_rows(fraction is not None)
+        if not len(y_held):  # no spender held out: fall back on the training rows
+            y_held, value = residual_rows(False)
+        self.spend_residuals_ = SpendResiduals.fit(y_held, value, None)
 
     def predict(self, X: object) -> np.ndarray:
         """Expected customer value, computed batch by batch (bounded memory).
@@ -867,8 +1097,20 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         valid_ds: TensorDictDataset | None,
         shuffle_seed: int,
         callbacks: list[tuple[str, Callback]],
+        world: int = 1,
+        iterator: type = BatchIterator,
+        iterator_kwargs: Mapping[str, Any] | None = None,
     ) -> LTVNeuralNet:
-        """The skorch net around ``module`` and ``criterion`` (fit, and rebuilding at load)."""
+        """The skorch net around ``module`` and ``criterion`` (fit, and rebuilding at load).
+
+        ``world > 1``: this rank's share of every training batch (data-parallel fit).
+        ``iterator_kwargs``: more arguments of the training iterator.
+        """
+        extra: dict[str, Any] = {}
+        if world > 1:
+            extra.update(iterator_train__rank=_dist.rank(), iterator_train__world_size=world)
+        for key, value in (iterator_kwargs or {}).items():
+            extra[f"iterator_train__{key}"] = value
         return LTVNeuralNet(
             module=module,
             criterion=criterion,
@@ -876,19 +1118,20 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             lr=float(self.learning_rate),
             max_epochs=int(self.max_epochs),
             batch_size=int(self.batch_size),
-            iterator_train=BatchIterator,
-            iterator_valid=BatchIterator,
+            iterator_train=iterator,
+            iterator_valid=iterator,
             iterator_train__shuffle=True,
             iterator_train__seed=shuffle_seed,
             iterator_valid__batch_size=max(int(self.batch_size), _PREDICT_BATCH_SIZE),
             train_split=predefined_split(valid_ds) if valid_ds is not None else None,
             callbacks=callbacks,
             predict_nonlinearity=None,
-            verbose=int(self.verbose),
+            verbose=self._verbosity(),
             device=self.device,
             target_inputs=self._target_inputs,
             output_to_prediction=self._output_to_prediction,
             predict_forward_kwargs=self._predict_forward_kwargs(),
+            **extra,
             **self._optimizer_kwargs(),
         )
 
@@ -996,9 +1239,52 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
         # sorted rows: batches of the validation set read memory in order
         return torch.from_numpy(np.sort(train)), torch.from_numpy(np.sort(valid))
 
-    def _make_callbacks(self, *, early_stop: bool) -> list[tuple[str, Callback]]:
-        sink = print if self.verbose else _silent
-        cbs: list[tuple[str, Callback]] = [("finite_loss", _FiniteLossGuard(type(self).__name__))]
+    def _verbosity(self) -> int:
+        """``verbose``, on rank 0 only (the other ranks of a data-parallel fit are silent)."""
+        return int(self.verbose) if _dist.is_main_process() else 0
+
+    def _join_process_group(
+        self, y: np.ndarray | None, sample_weight: np.ndarray | None, dataset: Any = None
+    ) -> int:
+        """Join torchrun's process group (if any); return the number of ranks.
+
+        Every rank must be given the same rows (each trains on its share of them): a
+        cheap fingerprint of the targets (of a dataset: its rows and row groups) is
+        compared across ranks, so that different data per rank stops the fit with an
+        error instead of training on a mixture.
+        """
+        if not _dist.init_from_env(str(self.device)):
+            return 1
+        world = _dist.world_size()
+        if dataset is not None:
+            sizes = [f.num_rows for f in dataset.fragments]
+            local = np.array([dataset.num_rows, len(sizes), float(np.dot(sizes, sizes))])
+        else:
+            w = np.ones(len(y)) if sample_weight is None else sample_weight
+            last = y if y.ndim == 1 else y[:, -1]
+            local = np.array([len(y), float(np.sum(last * w)), float(np.sum(w))])
+        total = _dist.all_reduce_sum(np.concatenate([local, local**2]))
+        mean = total[:3] / world
+        spread = total[3:] / world - mean**2
+        if not np.all(spread <= 1e-9 * np.maximum(mean**2, 1.0)):
+            raise ValueError(
+                f"{type(self).__name__}: under torchrun ({world} ranks) every rank must call "
+                f"fit with the same data (X, y, sample_weight or ParquetDataset; each trains "
+                f"on its share of the rows); rank {_dist.rank()} has {int(local[0])} rows, "
+                f"the mean over ranks is {mean[0]:g}. To fit one model per process instead, "
+                "set LTVKIT_DISTRIBUTED=0."
+            )
+        return world
+
+    def _make_callbacks(
+        self, *, early_stop: bool, data_parallel: bool = False
+    ) -> list[tuple[str, Callback]]:
+        sink = print if self._verbosity() else _silent
+        cbs: list[tuple[str, Callback]] = []
+        if data_parallel:
+            # first: gradients and epoch losses are global before anyone else reads them
+            cbs.append(("data_parallel", DataParallel()))
+        cbs.append(("finite_loss", _FiniteLossGuard(type(self).__name__)))
         # the model's own callbacks first: early stopping ends training by raising in
         # its on_epoch_end, which would skip theirs in the last epoch
         cbs.extend(self._model_callbacks())
@@ -1033,7 +1319,7 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                     GradientNormClipping(gradient_clip_value=float(self.gradient_clip)),
                 )
             )
-        if self.verbose:
+        if self._verbosity():
             cbs.append(("progress_bar", ProgressBar()))
         for cb in copy.deepcopy(list(self.callbacks or [])):
             cbs.append(cb if isinstance(cb, tuple) else (_callback_name(cb, cbs), cb))

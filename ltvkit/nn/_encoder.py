@@ -25,7 +25,7 @@ from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 
 from ltvkit.base import _index_from_state, _index_state
 
-__all__ = ["EncodedSpec", "TabularEncoder", "embedding_dim_rule"]
+__all__ = ["EncodedSpec", "EncoderStatistics", "TabularEncoder", "embedding_dim_rule"]
 
 # Rows encoded at a time: bounds the float64 working copies in fit and transform.
 _CHUNK_ROWS = 65_536
@@ -33,6 +33,127 @@ _CHUNK_ROWS = 65_536
 _MAX_ABS_STANDARDIZED = 1e4
 # Skewness above which log_transform="auto" applies the signed log1p to a column.
 _AUTO_LOG_SKEW = 1.0
+# Rows of the strided subsample on which log_transform="auto" measures skewness.
+_SKEW_SAMPLE_ROWS = 100_000
+
+
+def _signed_log1p(x: np.ndarray) -> np.ndarray:
+    out = np.abs(x)
+    np.log1p(out, out=out)
+    return np.copysign(out, x, out=out)  # sign(x) * log1p(|x|); NaN stays NaN
+
+
+class _Moments:
+    """Count, mean and sum of squared deviations per column, merged batch by batch.
+
+    Chan et al.'s pairwise update: exact (up to float64 rounding) whatever the batch
+    sizes, and NaN is skipped, as ``StandardScaler.partial_fit`` does.
+    """
+
+    def __init__(self, n_cols: int) -> None:
+        self.count = np.zeros(n_cols)
+        self.mean = np.zeros(n_cols)
+        self.m2 = np.zeros(n_cols)
+
+    def update(self, block: np.ndarray) -> None:
+        if not np.isnan(block).any():  # the common case: fewer passes over the block
+            n_b = np.full(block.shape[1], float(block.shape[0]))
+            mean_b = block.mean(axis=0)
+            dev = block - mean_b
+        else:
+            present = ~np.isnan(block)
+            n_b = present.sum(axis=0).astype(np.float64)
+            if not n_b.any():
+                return
+            filled = np.where(present, block, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_b = np.where(n_b > 0, filled.sum(axis=0) / n_b, 0.0)
+            dev = np.where(present, block - mean_b, 0.0)
+        m2_b = np.einsum("ij,ij->j", dev, dev)
+        n = self.count + n_b
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(n > 0, n_b / n, 0.0)
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * share
+        self.m2 = self.m2 + m2_b + delta**2 * self.count * share
+        self.count = n
+
+    @property
+    def var(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.m2 / np.maximum(self.count, 1), np.nan)
+
+
+class EncoderStatistics:
+    """What :class:`TabularEncoder` learns, gathered over record batches in one pass.
+
+    The streaming twin of ``TabularEncoder.fit`` (``BaseDeepRegressor`` fitting on an
+    :class:`ltvkit.io.ParquetDataset`). Exact: the means and variances with and
+    without the signed ``log1p`` (merged moments), which numeric columns have missing
+    values, the count of every category; the skewness test of
+    ``log_transform="auto"`` sees the same strided subsample of about 100,000 rows as
+    the in-memory fit. Feed it with :meth:`update` (raw batches, as read: the levels
+    of the categorical columns are not known until the pass ends), then call
+    :meth:`TabularEncoder.fit_statistics`.
+
+    Parameters
+    ----------
+    numeric_columns, categorical_columns : list of str
+    n_rows : int
+        Rows of the whole dataset (sets the stride of the skewness subsample).
+
+    Examples
+    --------
+    >>> stats = EncoderStatistics(["spend"], [], n_rows=4)
+    >>> stats.update(pd.DataFrame({"spend": [1.0, 3.0]}), position=0)
+    >>> stats.update(pd.DataFrame({"spend": [5.0, np.nan]}), position=2)
+    >>> stats.raw.mean.tolist(), stats.raw.var.tolist()
+    ([3.0], [2.6666666666666665])
+    """
+
+    def __init__(
+        self, numeric_columns: list[str], categorical_columns: list[str], n_rows: int
+    ) -> None:
+        self.numeric_columns = list(numeric_columns)
+        self.categorical_columns = list(categorical_columns)
+        self.step = max(1, n_rows // _SKEW_SAMPLE_ROWS)
+        k = len(self.numeric_columns)
+        self.raw = _Moments(k)
+        self.log = _Moments(k)
+        self.has_nan = np.zeros(k, dtype=bool)
+        self._sample: list[np.ndarray] = []
+        self.counts: dict[str, pd.Series] = {
+            c: pd.Series(dtype=np.int64) for c in categorical_columns
+        }
+
+    def update(
+        self, frame: pd.DataFrame, position: int, numeric: np.ndarray | None = None
+    ) -> None:
+        """Add a batch whose first row is row ``position`` of the dataset.
+
+        ``numeric``: the batch's numeric columns as a float64 array, if already made
+        (it is written to).
+        """
+        if self.numeric_columns:
+            num = numeric
+            if num is None:
+                num = TabularEncoder._numeric_block(frame, self.numeric_columns)
+            self.has_nan |= np.isnan(num).any(axis=0)
+            first = (-position) % self.step  # the rows at multiples of the stride
+            self._sample.append(num[first :: self.step].copy())
+            self.raw.update(num)
+            self.log.update(_signed_log1p(num))
+        for col in self.categorical_columns:
+            counts = frame[col].value_counts(dropna=True)
+            counts = counts[counts > 0]
+            self.counts[col] = self.counts[col].add(counts, fill_value=0).astype(np.int64)
+
+    @property
+    def sample(self) -> np.ndarray:
+        """The strided subsample of the numeric columns (the skewness test's rows)."""
+        if not self._sample:
+            return np.empty((0, len(self.numeric_columns)))
+        return np.concatenate(self._sample)
 
 
 def embedding_dim_rule(cardinality: int) -> int:
@@ -163,7 +284,7 @@ class TabularEncoder:
         self.categorical_columns_ = cat_cols
 
         # the skewness only decides a yes/no: a strided subsample of ~100k rows is plenty
-        step = max(1, len(frame) // 100_000)
+        step = max(1, len(frame) // _SKEW_SAMPLE_ROWS)
         sub_w = None if sample_weight is None else sample_weight[::step]
         self._log_mask = self._log_mask_for(
             self._numeric_block(frame.iloc[::step], num_cols), sub_w
@@ -192,15 +313,70 @@ class TabularEncoder:
             self.scaler_.scale_[self.scaler_.scale_ == 0] = 1.0
 
         self._fit_categories(frame, cat_cols)
-        dims = self._embedding_dims()
+        self._finish_spec()
+        return self
+
+    def _finish_spec(self) -> None:
+        num_cols, cat_cols = self.numeric_columns_, self.categorical_columns_
         self.spec_ = EncodedSpec(
             n_numeric=len(num_cols) + len(self.indicator_columns_),
             cardinalities=tuple(self.cardinalities_),
-            embedding_dims=tuple(dims),
+            embedding_dims=tuple(self._embedding_dims()),
             numeric_features=tuple(num_cols)
             + tuple(f"{c}__missing" for c in self.indicator_columns_),
             categorical_features=tuple(cat_cols),
         )
+
+    def fit_statistics(
+        self, stats: EncoderStatistics, levels: dict[str, pd.Index]
+    ) -> TabularEncoder:
+        """Fit from statistics gathered over record batches (a streaming fit).
+
+        ``levels`` are the categorical columns' levels (``TabularSchema.categories``).
+        The result encodes like an encoder fitted on the whole frame at once (same log
+        columns, indicators and category codes; means and variances equal to float64
+        rounding), without sample weights.
+        """
+        num_cols = list(stats.numeric_columns)
+        cat_cols = list(stats.categorical_columns)
+        self.numeric_columns_ = num_cols
+        self.categorical_columns_ = cat_cols
+        # the skewness test a few columns at a time: its temporaries stay small
+        sample = stats.sample
+        self._log_mask = np.concatenate(
+            [np.zeros(0, dtype=bool)]
+            + [self._log_mask_for(sample[:, j : j + 8], None) for j in range(0, len(num_cols), 8)]
+        )
+        del sample
+        self.log_columns_ = [c for c, m in zip(num_cols, self._log_mask, strict=True) if m]
+        has_nan = stats.has_nan.copy()
+        self.indicator_columns_ = [c for j, c in enumerate(num_cols) if has_nan[j]]
+        self._indicator_mask = has_nan
+        self.scaler_ = None
+        if num_cols:
+            mean = np.where(self._log_mask, stats.log.mean, stats.raw.mean)
+            var = np.where(self._log_mask, stats.log.var, stats.raw.var)
+            count = np.where(self._log_mask, stats.log.count, stats.raw.count)
+            mean = np.where(count > 0, mean, np.nan)
+            scaler = StandardScaler(copy=False)
+            scaler.n_features_in_ = len(num_cols)
+            scaler.n_samples_seen_ = count.astype(np.int64)
+            scaler.mean_ = np.nan_to_num(mean, nan=0.0)
+            scaler.var_ = var
+            scale = np.nan_to_num(np.sqrt(var), nan=1.0)
+            scale[scale == 0] = 1.0
+            scaler.scale_ = scale
+            self.scaler_ = scaler
+        # category frequencies: each level repeated min(count, min_frequency) times
+        # gives the OrdinalEncoder the same frequent / infrequent split as the data
+        cap = max(int(self.min_category_frequency), 1)
+        codes = {}
+        for col in cat_cols:
+            lv = levels[col]
+            counts = stats.counts[col].reindex(lv, fill_value=0).to_numpy(dtype=np.int64)
+            codes[col] = np.repeat(np.arange(len(lv), dtype=np.float64), np.minimum(counts, cap))
+        self._fit_category_codes(cat_cols, levels, codes)
+        self._finish_spec()
         return self
 
     def transform(
@@ -216,6 +392,7 @@ class TabularEncoder:
         x_num = np.empty((n, self.spec_.n_numeric), dtype=dtype)
         x_cat = np.zeros((n, len(self.categorical_columns_)), dtype=np.int64)
         n_cols = len(self.numeric_columns_)
+        lookups = self._code_lookups() if self.ordinal_ is not None else []
         for start in range(0, n, _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, n)
             part = frame.iloc[start:stop]
@@ -231,10 +408,39 @@ class TabularEncoder:
                 x_num[start:stop, :n_cols] = num
                 x_num[start:stop, n_cols:] = missing[:, self._indicator_mask]
             if self.ordinal_ is not None:
-                codes = self.ordinal_.transform(self._level_codes(part)).astype(np.int64) + 1
+                positions = self._level_positions(part)
                 for j_enc, j in enumerate(self._encoded_cat_idx):
-                    x_cat[start:stop, j] = self._code_maps[j_enc][codes[:, j_enc]]
+                    x_cat[start:stop, j] = lookups[j_enc][positions[:, j_enc] + 1]
         return {"x_num": x_num, "x_cat": x_cat}
+
+    def _code_lookups(self) -> list[np.ndarray]:
+        """Per encoded column: the final code of each training level position (index
+        ``pos + 1``; index 0: missing or unseen), from the fitted OrdinalEncoder.
+
+        The same mapping as running the OrdinalEncoder on every row, computed once per
+        ``transform`` over the levels instead of the rows.
+        """
+        n = max(len(levels) for levels in self._levels) + 1
+        grid = np.full((n, len(self._levels)), np.nan)
+        for j_enc, levels in enumerate(self._levels):
+            grid[1 : len(levels) + 1, j_enc] = np.arange(len(levels))
+        codes = self.ordinal_.transform(grid).astype(np.int64) + 1
+        return [
+            self._code_maps[j_enc][codes[: len(levels) + 1, j_enc]]
+            for j_enc, levels in enumerate(self._levels)
+        ]
+
+    def _level_positions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Position of each value among the training levels, -1 for missing or unseen."""
+        out = np.empty((len(frame), len(self._encoded_cat_cols)), dtype=np.int64)
+        for j_enc, col in enumerate(self._encoded_cat_cols):
+            values = frame[col]
+            if not values.cat.categories.equals(self._levels[j_enc]):
+                values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
+            out[:, j_enc] = np.asarray(
+                values.cat.codes if hasattr(values, "cat") else values.codes
+            )
+        return out
 
     def transform_tensors(
         self, frame: pd.DataFrame, dtype: type[np.floating] = np.float32
@@ -281,37 +487,40 @@ class TabularEncoder:
         return num
 
     # -- categorical ----------------------------------------------------------------------
-    def _level_codes(self, frame: pd.DataFrame) -> np.ndarray:
-        """Position of each value among the training levels (NaN: missing or unseen).
-
-        The schema already fixed every categorical column to the training levels, so
-        pandas' category codes identify the level; the OrdinalEncoder then works on
-        numbers (fast ``np.unique`` paths) instead of Python objects.
-        """
-        out = np.empty((len(frame), len(self._encoded_cat_cols)), dtype=np.float64)
-        for j_enc, col in enumerate(self._encoded_cat_cols):
-            values = frame[col]
-            if not values.cat.categories.equals(self._levels[j_enc]):
-                values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
-            codes = np.asarray(values.cat.codes if hasattr(values, "cat") else values.codes)
-            out[:, j_enc] = np.where(codes < 0, np.nan, codes)
-        return out
-
     def _fit_categories(self, frame: pd.DataFrame, cat_cols: list[str]) -> None:
+        levels = {col: frame[col].cat.categories for col in cat_cols}
+        codes = {}
+        for col in cat_cols:
+            c = np.asarray(frame[col].cat.codes)
+            codes[col] = c[c >= 0].astype(np.float64)
+        self._fit_category_codes(cat_cols, levels, codes)
+
+    def _fit_category_codes(
+        self, cat_cols: list[str], levels: dict[str, pd.Index], codes: dict[str, np.ndarray]
+    ) -> None:
+        """Fit the category codes from each column's observed level positions.
+
+        ``codes[col]``: the position among ``levels[col]`` of every non-missing training
+        value (or any multiset with the same frequent / infrequent split).
+        """
         self.cardinalities_ = [1] * len(cat_cols)
         self._code_maps: list[np.ndarray] = []
         self._encoded_cat_cols = []
         self._encoded_cat_idx = []
         self._levels = []
         for j, col in enumerate(cat_cols):
-            cats = frame[col].cat.categories
-            if len(cats) and frame[col].notna().any():
+            if len(levels[col]) and len(codes[col]):
                 self._encoded_cat_cols.append(col)
                 self._encoded_cat_idx.append(j)
-                self._levels.append(cats)
+                self._levels.append(levels[col])
         if not self._encoded_cat_cols:
             self.ordinal_ = None
             return
+        # one column per encoded categorical, padded with NaN (missing: no frequency)
+        n = max(len(codes[col]) for col in self._encoded_cat_cols)
+        matrix = np.full((n, len(self._encoded_cat_cols)), np.nan)
+        for j_enc, col in enumerate(self._encoded_cat_cols):
+            matrix[: len(codes[col]), j_enc] = codes[col]
         min_freq = self.min_category_frequency if self.min_category_frequency > 1 else None
         self.ordinal_ = OrdinalEncoder(
             categories=[np.arange(len(lv), dtype=np.float64) for lv in self._levels],
@@ -320,7 +529,7 @@ class TabularEncoder:
             encoded_missing_value=-1,
             min_frequency=min_freq,
             dtype=np.float64,
-        ).fit(self._level_codes(frame))
+        ).fit(matrix)
         infrequent = getattr(self.ordinal_, "infrequent_categories_", [None] * len(self._levels))
         for j_enc, j in enumerate(self._encoded_cat_idx):
             n_levels = len(self.ordinal_.categories_[j_enc])

@@ -256,8 +256,18 @@ class ZILNLabelStats:
     @classmethod
     def from_labels(cls, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ZILNLabelStats:
         """Compute the statistics (sample weights are frequency weights)."""
-        w = np.ones_like(y) if sample_weight is None else sample_weight
         positive = y > 0
+        if sample_weight is None:
+            # the same numbers as with unit weights, without full-length float copies
+            # (a streaming fit on tens of millions of rows holds y and little else)
+            log_pos = np.log(y[positive])
+            return cls(
+                float(positive.mean()),
+                (float(log_pos.min()), float(log_pos.max())),
+                float(log_pos.mean()),
+                float(log_pos.std()),
+            )
+        w = sample_weight
         log_pos = np.log(y[positive])
         w_pos = w[positive]
         rate = float(np.average(positive, weights=w)) if w.sum() > 0 else 0.5

@@ -24,6 +24,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ltvkit._utils import Increasing, Int, Real, inverted_cdf_quantile, validate_params
+from ltvkit.base import _values_of_dataset
 
 __all__ = ["BucketMergeWarning", "LTVBucketizer", "QuantileBucketizer"]
 
@@ -241,6 +242,7 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         >>> LTVBucketizer(n_buckets=3).fit(y, sample_weight=[1, 5, 1, 1, 1]).boundaries_
         array([1.])
         """
+        X = _values_of_dataset(X)  # a ParquetDataset: its target column
         bounds, qs = self._check_params()
         X = validate_data(self, X, dtype=np.float64)
         _check_non_negative(X, type(self).__name__)
@@ -348,6 +350,7 @@ class LTVBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         >>> bk.transform([[0.0], [5.0], [10.0], [10.5], [1e6]]).ravel()
         array([0, 1, 1, 2, 3])
         """
+        X = _values_of_dataset(X)  # a ParquetDataset: its target column
         check_is_fitted(self, "_cuts")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         _check_non_negative(X, type(self).__name__)
@@ -486,6 +489,7 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         >>> QuantileBucketizer(n_bins=4).fit(np.arange(20.0).reshape(-1, 1)).n_bins_
         array([6])
         """
+        X = _values_of_dataset(X)  # a ParquetDataset: its target column
         validate_params(self)
         n = self.n_bins
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
@@ -570,6 +574,7 @@ class QuantileBucketizer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         >>> qb.transform([[0.0], [1.5], [100.0], [np.nan]]).ravel()
         array([0, 1, 2, 3])
         """
+        X = _values_of_dataset(X)  # a ParquetDataset: its target column
         check_is_fitted(self, "bin_edges_")
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
         out = np.empty(X.shape, dtype=np.int64)

@@ -1,0 +1,194 @@
+"""Throughput of data-parallel training: 1 vs 2 processes (torchrun) and 1 vs 2 Dask workers.
+
+Run from the repository root::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_distributed.py                  # 2M rows
+    OMP_NUM_THREADS=1 python benchmarks/bench_distributed.py --rows 200000 --reps 1
+
+What it measures (``make_ltv`` data, 20 features: 17 numeric + 3 categorical; every
+process one thread, ``torch.set_num_threads(1)``):
+
+1. **Deep models** (ZILN, default (64, 32) network; MEAN, default (512, 256) network),
+   one training epoch, ``batch_size=1024`` (the global batch; ``--models ziln@8192``
+   for another), no early stopping: the
+   samples per second of skorch's epoch (``history[:, "dur"]``, so data generation and
+   encoding are not timed) for
+
+   - ``1 process``: a plain ``fit``;
+   - ``2 processes``: ``torchrun --nproc_per_node 2``, gloo; each rank trains on half of
+     every global batch (512 rows) and all-reduces the gradients every step;
+   - ``2 processes, no communication``: the control. Two processes started the same
+     way with ``LTVKIT_DISTRIBUTED=0``, each fitting half the rows with batch 512, i.e.
+     the same per-process work without any collective: the ceiling of what 2
+     processes can reach on this machine (shared cores, memory bandwidth).
+
+   The best of ``--reps`` repetitions of each (other jobs on the machine only ever add
+   time).
+2. **TwoStageRegressor on Dask**: ``fit`` on a dask DataFrame (8 partitions, persisted
+   on the workers first) on a ``LocalCluster`` of 1 and of 2 worker processes with one
+   thread each, XGBoost backend, 100 rounds; and the in-memory fit with ``n_jobs=1``
+   for reference. Samples per second = rows / fit seconds.
+
+Prints a Markdown table and writes it with the raw numbers to ``--out`` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- one process's part ----------------------------------------------------------------
+def _deep_worker(args: argparse.Namespace) -> None:
+    import torch
+
+    from ltvkit import distributed
+    from ltvkit.datasets import make_ltv
+    from ltvkit.nn import MEANRegressor, ZILNRegressor
+
+    torch.set_num_threads(1)
+    X, y = make_ltv(n_samples=args.rows, random_state=0)
+    name, _, size = args.model.partition("@")  # "ziln@8192": another global batch size
+    batch = int(size or 1024)
+    rank = int(os.environ.get("RANK", "0"))
+    if args.mode == "nocomm":  # each process: its half of the rows, half the batch
+        half = args.rows // 2
+        X, y = X.iloc[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half]
+        batch //= 2
+    cls = {"ziln": ZILNRegressor, "mean": MEANRegressor}[name]
+    model = cls(batch_size=batch, max_epochs=1, early_stopping=False, random_state=0)
+    model.fit(X, y)
+    dur = float(model.net_.history[-1]["dur"])
+    if args.mode == "nocomm" or distributed.is_main_process():
+        out = Path(args.out)
+        out.with_name(f"{out.stem}.rank{rank}.json").write_text(
+            json.dumps({"dur": dur, "rows": len(y), "world": distributed.world_size()})
+        )
+
+
+def _run_deep(model: str, rows: int, mode: str, tmp: Path) -> float:
+    """Samples per second of one configuration (one repetition)."""
+    out = tmp / f"{model}-{mode}.json"
+    for old in tmp.glob(f"{model}-{mode}.rank*.json"):
+        old.unlink()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable]
+    if mode != "single":
+        cmd += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        if mode == "nocomm":
+            env["LTVKIT_DISTRIBUTED"] = "0"
+    cmd += [__file__, "--worker", "deep", "--model", model, "--rows", str(rows)]
+    cmd += ["--mode", mode, "--out", str(out)]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    parts = [json.loads(p.read_text()) for p in sorted(tmp.glob(f"{model}-{mode}.rank*.json"))]
+    if mode == "nocomm":
+        return sum(p["rows"] for p in parts) / max(p["dur"] for p in parts)
+    return parts[0]["rows"] / parts[0]["dur"]
+
+
+def _run_dask(rows: int, workers: int | None) -> float:
+    """Samples per second of TwoStageRegressor.fit (None: in memory, n_jobs=1)."""
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster, wait
+
+    from ltvkit.boosting import TwoStageRegressor
+    from ltvkit.datasets import make_ltv
+
+    X, y = make_ltv(n_samples=rows, random_state=0)
+    model = TwoStageRegressor(n_estimators=100, n_jobs=1, random_state=0)
+    if workers is None:
+        start = time.perf_counter()
+        model.fit(X, y)
+        return rows / (time.perf_counter() - start)
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        frame = client.persist(dd.from_pandas(X.assign(ltv=y), npartitions=8))
+        wait(frame)
+        start = time.perf_counter()
+        model.fit(frame.drop(columns="ltv"), frame["ltv"])
+        return rows / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument(
+        "--models", default="ziln,mean", help="comma-separated; name@B: global batch size B"
+    )
+    parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--out", default="bench_distributed.json")
+    # internal: one process of a torchrun job
+    parser.add_argument("--worker", choices=["deep"], default=None)
+    parser.add_argument("--model", default="ziln")
+    parser.add_argument("--mode", default="single")
+    args = parser.parse_args()
+    if args.worker == "deep":
+        _deep_worker(args)
+        return
+
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        for model in [m for m in args.models.split(",") if m]:
+            best: dict[str, float] = {}
+            for _ in range(args.reps):
+                for mode in ("single", "ddp", "nocomm"):  # interleaved: drift hits all
+                    rate = _run_deep(model, args.rows, mode, tmp)
+                    best[mode] = max(best.get(mode, 0.0), rate)
+                    print(f"{model} {mode}: {rate:,.0f} samples/s", flush=True)
+            results[model] = best
+    if not args.skip_dask:
+        best = {}
+        for _ in range(args.reps):
+            for name, workers in (("in memory", None), ("1 worker", 1), ("2 workers", 2)):
+                rate = _run_dask(args.rows, workers)
+                best[name] = max(best.get(name, 0.0), rate)
+                print(f"two_stage {name}: {rate:,.0f} samples/s", flush=True)
+        results["two_stage"] = best
+
+    lines = [f"rows: {args.rows:,}; best of {args.reps}; samples per second"]
+    deep = [m for m in results if m != "two_stage"]
+    if deep:
+        lines += [
+            "",
+            "| model | 1 process | 2 processes | speed-up | 2 processes, no communication "
+            "(ceiling) | its speed-up |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+    for model in deep:
+        r = results[model]
+        lines.append(
+            f"| {model} | {r['single']:,.0f} | {r['ddp']:,.0f} | "
+            f"{r['ddp'] / r['single']:.2f}x | {r['nocomm']:,.0f} | "
+            f"{r['nocomm'] / r['single']:.2f}x |"
+        )
+    if "two_stage" in results:
+        r = results["two_stage"]
+        lines += [
+            "",
+            "| TwoStageRegressor (XGBoost, 100 rounds) | in memory, n_jobs=1 | Dask, 1 "
+            "worker | Dask, 2 workers | 2 vs 1 worker |",
+            "|---|---:|---:|---:|---:|",
+            f"| fit | {r['in memory']:,.0f} | {r['1 worker']:,.0f} | {r['2 workers']:,.0f} | "
+            f"{r['2 workers'] / r['1 worker']:.2f}x |",
+        ]
+    table = "\n".join(lines)
+    print(table)
+    Path(args.out).write_text(json.dumps({"rows": args.rows, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

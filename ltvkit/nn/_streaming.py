@@ -1,0 +1,398 @@
+"""Training a deep model on an :class:`ltvkit.io.ParquetDataset` with bounded memory.
+
+:class:`BaseDeepRegressor` uses these when ``fit`` gets a dataset instead of a frame:
+
+- :func:`scan_dataset`: one streaming pass that checks the data, learns the column
+  schema, the encoder's statistics (:class:`~ltvkit.nn._encoder.EncoderStatistics`)
+  and reads the target (the one full-length array kept: 8 bytes a row);
+- :class:`StreamingSource` / :class:`StreamingBatchIterator`: the skorch "dataset" and
+  "iterator" of a streaming epoch. A background thread reads record batches, encodes
+  them to tensors and queues them (I/O and encoding overlap the training step); the
+  training loop shuffles within a buffer of ``shuffle_buffer_rows`` rows, after
+  visiting the row groups in a random order;
+- :func:`validation_mask`: the held-out rows for early stopping, a hash of each row's
+  position (deterministic, the same in every epoch, independent of batching).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ltvkit.base import (
+    _NO_LEVEL,
+    DataQualityWarning,
+    TabularSchema,
+    _check_magnitude,
+    _check_text_values,
+    _is_categorical,
+    _to_frame,
+    _warn_text_column,
+)
+from ltvkit.io._dataset import ParquetDataset, batch_to_frame
+from ltvkit.nn._encoder import EncoderStatistics, TabularEncoder
+
+__all__ = [
+    "StreamingBatchIterator",
+    "StreamingSource",
+    "scan_dataset",
+    "validation_mask",
+]
+
+# Rows per record batch read from Parquet in training.
+_READ_ROWS = 32_768
+# Encoded record batches queued ahead of the training loop by the reader thread.
+_QUEUE_BATCHES = 4
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def validation_mask(start: int, n: int, fraction: float, seed: int) -> np.ndarray:
+    """Whether each of the rows ``start .. start + n - 1`` is held out for validation.
+
+    A splitmix64 hash of (row position, seed) mapped to [0, 1) and compared with
+    ``fraction``: about ``fraction`` of the rows, the same rows in every epoch and for
+    any batching or file layout of the same row order.
+
+    Examples
+    --------
+    >>> validation_mask(0, 10, 0.5, seed=0).tolist() == validation_mask(0, 10, 0.5, 0).tolist()
+    True
+    >>> round(float(validation_mask(0, 100_000, 0.1, seed=1).mean()), 2)
+    0.1
+    """
+    with np.errstate(over="ignore"):
+        z = np.arange(start, start + n, dtype=np.uint64) + np.uint64(seed) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53 < fraction
+
+
+@dataclass
+class ScanResult:
+    """What :func:`scan_dataset` learns in its pass."""
+
+    schema: TabularSchema
+    stats: EncoderStatistics
+    y: np.ndarray
+
+
+def _sorted_levels(values: list) -> pd.Index:
+    try:
+        return pd.Index(sorted(values), dtype=object)
+    except TypeError:  # mixed types: order by their text
+        return pd.Index(sorted(values, key=str), dtype=object)
+
+
+def scan_dataset(dataset: ParquetDataset, statistics: bool = True) -> ScanResult:
+    """One pass over ``dataset``: checks, schema, encoder statistics and the target.
+
+    Every batch goes through the checks of an in-memory ``fit`` (dtypes, inf and huge
+    values, NUL characters); a column's kind (numeric or categorical) is fixed by the
+    first batch, and the categorical levels are every value seen in the pass (text
+    compared as text, as in memory). ``statistics=False``: no moments (a booster needs
+    none), only the category counts that give the levels.
+    """
+    y_cols = dataset.target_columns
+    n = dataset.num_rows
+    y = np.empty((n, len(y_cols)) if not isinstance(dataset.target, str) else n)
+    schema: TabularSchema | None = None
+    stats: EncoderStatistics | None = None
+    text_columns: set[str] = set()
+    for pos, batch in dataset.iter_batches(
+        [*dataset.features, *y_cols], batch_size=65_536, with_position=True
+    ):
+        m = batch.num_rows
+        for j in range(len(y_cols)):
+            values = batch.column(len(dataset.features) + j)
+            target = y[pos : pos + m] if y.ndim == 1 else y[pos : pos + m, j]
+            target[:] = values.to_numpy(zero_copy_only=False)
+        frame = batch_to_frame(batch.select(dataset.features))
+        if schema is None:
+            frame = _checked(_to_frame, frame, dataset, pos, m)  # every check, once
+            schema = TabularSchema()
+            schema.from_frame = True
+            schema.columns = list(frame.columns)
+            schema.categorical_columns = [c for c in frame.columns if _is_categorical(frame[c])]
+            schema.numeric_columns = [
+                c for c in schema.columns if c not in schema.categorical_columns
+            ]
+            text_columns = {
+                c
+                for c in schema.categorical_columns
+                if not isinstance(frame[c].dtype, pd.CategoricalDtype)
+            }
+            stats = EncoderStatistics(
+                schema.numeric_columns if statistics else [], schema.categorical_columns, n
+            )
+        else:
+            for col in schema.numeric_columns:
+                if _is_categorical(frame[col]):
+                    raise ValueError(
+                        f"ltvkit: column {col!r} is numeric in the first rows but not in "
+                        f"{_file_of(dataset, pos)}."
+                    )
+        num = None
+        if schema.numeric_columns and statistics:
+            # the checks of an in-memory fit (_to_frame), on the one float64 copy
+            num = TabularEncoder._numeric_block(frame, schema.numeric_columns)
+            for j, col in enumerate(schema.numeric_columns):
+                _checked(_check_magnitude, num[:, j], f"column {col!r} of X", dataset, pos, m)
+        for col in schema.categorical_columns:
+            _checked(_check_text_values, frame[col], col, dataset, pos, m)
+        for col in text_columns:
+            frame[col] = frame[col].astype("string")  # compare as text, as in memory
+        if not statistics:  # still every check of an in-memory fit
+            for col in schema.numeric_columns:
+                values = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+                _checked(_check_magnitude, values, f"column {col!r} of X", dataset, pos, m)
+        stats.update(frame, pos, num)  # type: ignore[union-attr]
+    assert schema is not None and stats is not None
+    schema._string_levels = set(text_columns)
+    for col in schema.categorical_columns:
+        counts = stats.counts[col]
+        levels = _sorted_levels(list(counts.index))
+        if col in text_columns:
+            _warn_text_column(col, levels, int(counts.sum()))
+        if not len(levels):
+            warnings.warn(
+                f"ltvkit: column {col!r} has no value at all (every row is missing), so "
+                "it carries no information; drop it.",
+                DataQualityWarning,
+                stacklevel=4,
+            )
+            levels = pd.Index([_NO_LEVEL], dtype=object)
+        schema.categories[col] = levels
+    return ScanResult(schema, stats, y)
+
+
+def _checked(check: Any, value: Any, *args: Any) -> Any:
+    """Run an input check; a ValueError names the rows and the file it is about."""
+    *check_args, dataset, pos, m = args
+    try:
+        return check(value, *check_args)
+    except ValueError as exc:
+        msg = str(exc).removeprefix("ltvkit: ")
+        raise ValueError(
+            f"ltvkit: {msg} (dataset rows {pos}..{pos + m - 1}, {_file_of(dataset, pos)})"
+        ) from exc
+
+
+def _file_of(dataset: ParquetDataset, pos: int) -> str:
+    for frag in dataset.fragments:
+        if frag.start <= pos < frag.start + frag.num_rows:
+            return f"file {frag.file!r}"
+    return "the dataset"
+
+
+class StreamingSource(torch.utils.data.Dataset):
+    """The rows of a ParquetDataset that one side (training or validation) uses.
+
+    A skorch "dataset" that is only iterated, never indexed, by
+    :class:`StreamingBatchIterator`: it knows how to turn a record batch into the
+    module's tensors and which rows it keeps.
+
+    Parameters
+    ----------
+    dataset : ParquetDataset
+    schema : TabularSchema
+    encoder : TabularEncoder
+    np_dtype : numpy float type
+        The network's float type.
+    targets : dict of tensors
+        What the loss needs for every row of the dataset (indexed by row position).
+    y : ndarray
+        The customers' value, every row (float64; validation batches carry it, for
+        skorch's scoring callbacks).
+    valid_fraction, valid_seed : float or None, int
+        The validation rule (:func:`validation_mask`); None: no rows held out.
+    side : {"train", "valid", "all"}
+    n_rows : int
+        How many rows this side has (for ``len``).
+    """
+
+    def __init__(
+        self,
+        dataset: ParquetDataset,
+        schema: TabularSchema,
+        encoder: TabularEncoder,
+        np_dtype: type[np.floating],
+        targets: dict[str, Any],
+        y: np.ndarray,
+        valid_fraction: float | None,
+        valid_seed: int,
+        side: str,
+        n_rows: int,
+    ) -> None:
+        self.dataset = dataset
+        self.schema = schema
+        self.encoder = encoder
+        self.np_dtype = np_dtype
+        self.targets = targets
+        self.y = y
+        self.valid_fraction = valid_fraction
+        self.valid_seed = valid_seed
+        self.side = side
+        self.n_rows = n_rows
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, idx: Any) -> Any:  # pragma: no cover - never indexed
+        raise TypeError("ltvkit: a streaming source is iterated, not indexed.")
+
+    def encode(self, pos: int, batch: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
+        """The kept rows of a record batch: ``(encoded inputs, row positions)``."""
+        m = batch.num_rows
+        keep = None
+        if self.valid_fraction is not None and self.side != "all":
+            mask = validation_mask(pos, m, self.valid_fraction, self.valid_seed)
+            keep = np.flatnonzero(mask if self.side == "valid" else ~mask)
+            if len(keep) == 0:
+                return None
+            if len(keep) < m:
+                batch = batch.take(keep)
+        frame = self.schema._transform_frame(batch_to_frame(batch), by_name=True)
+        X = self.encoder.transform_tensors(frame, self.np_dtype)
+        rows = np.arange(pos, pos + m) if keep is None else pos + keep
+        return X, torch.from_numpy(rows)
+
+    def batch(
+        self, X: dict[str, torch.Tensor], rows: torch.Tensor
+    ) -> tuple[dict[str, Any], torch.Tensor | None]:
+        """A training / validation batch as skorch sees it: ``(X with targets, y)``."""
+        from ltvkit.nn._base import TARGETS_KEY, _index_tree
+
+        out = dict(X)
+        out[TARGETS_KEY] = _index_tree(self.targets, rows)
+        y = torch.from_numpy(self.y[rows.numpy()]) if self.side != "train" else None
+        return out, y
+
+
+class StreamingBatchIterator:
+    """Batches of a :class:`StreamingSource`, read and encoded by a background thread.
+
+    Training (``shuffle=True``): each epoch visits the row groups in a new random order
+    and shuffles the rows within a buffer of ``shuffle_buffer_rows`` rows (a buffer at
+    least as large as the data is a full shuffle). Validation: the rows in order.
+
+    Parameters
+    ----------
+    dataset : StreamingSource
+    batch_size : int
+    shuffle : bool, default=False
+    seed : int or None, default=None
+    shuffle_buffer_rows : int, default=262144
+    """
+
+    def __init__(
+        self,
+        dataset: StreamingSource,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int | None = None,
+        shuffle_buffer_rows: int = 262_144,
+    ) -> None:
+        self.source = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.shuffle_buffer_rows = max(int(shuffle_buffer_rows), self.batch_size)
+        self._generator = torch.Generator()
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+        else:
+            self._generator.seed()
+
+    def __len__(self) -> int:
+        return max(1, -(-len(self.source) // self.batch_size))
+
+    def _read(self, fragments: list, out: queue.Queue, stop: threading.Event) -> None:
+        try:
+            for pos, batch in self.source.dataset.iter_batches(
+                batch_size=_READ_ROWS, fragments=fragments, with_position=True
+            ):
+                if stop.is_set():
+                    return
+                item = self.source.encode(pos, batch)
+                if item is not None:
+                    while not stop.is_set():
+                        try:
+                            out.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+        except BaseException as exc:  # handed to the training thread, which raises it
+            out.put(exc)
+            return
+        out.put(None)
+
+    def _encoded_chunks(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        fragments = list(self.source.dataset.fragments)
+        if self.shuffle:
+            order = torch.randperm(len(fragments), generator=self._generator).tolist()
+            fragments = [fragments[i] for i in order]
+        chunks: queue.Queue = queue.Queue(maxsize=_QUEUE_BATCHES)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=self._read, args=(fragments, chunks, stop), daemon=True, name="ltvkit-reader"
+        )
+        reader.start()
+        try:
+            while True:
+                item = chunks.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            reader.join()
+
+    def __iter__(self) -> Iterator[tuple[dict[str, Any], Any]]:
+        from ltvkit.nn._base import _index_tree
+
+        buffer: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+        held = 0
+        for X, rows in self._encoded_chunks():
+            buffer.append((X, rows))
+            held += len(rows)
+            if held >= (self.shuffle_buffer_rows if self.shuffle else self.batch_size):
+                X_all, rows_all = _join(buffer)
+                n_out = (held // self.batch_size) * self.batch_size
+                if self.shuffle:
+                    perm = torch.randperm(held, generator=self._generator)
+                    X_all, rows_all = _index_tree(X_all, perm), rows_all[perm]
+                for start in range(0, n_out, self.batch_size):
+                    sl = slice(start, start + self.batch_size)
+                    yield self.source.batch(_index_tree(X_all, sl), rows_all[sl])
+                # the rows short of a whole batch wait for the next buffer
+                buffer = [(_index_tree(X_all, slice(n_out, held)), rows_all[n_out:])]
+                held -= n_out
+                del X_all, rows_all
+        if held:
+            X_all, rows_all = _join(buffer)
+            if self.shuffle:
+                perm = torch.randperm(held, generator=self._generator)
+                X_all, rows_all = _index_tree(X_all, perm), rows_all[perm]
+            for start in range(0, held, self.batch_size):
+                sl = slice(start, start + self.batch_size)
+                yield self.source.batch(_index_tree(X_all, sl), rows_all[sl])
+
+
+def _join(
+    parts: list[tuple[dict[str, torch.Tensor], torch.Tensor]],
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    if len(parts) == 1:
+        return parts[0]
+    X = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
+    return X, torch.cat([p[1] for p in parts])
