@@ -585,16 +585,17 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
     ) -> TwoStageRegressor:
         """``fit`` on an :class:`ltvkit.io.ParquetDataset`.
 
-        The built-in XGBoost stages stream through XGBoost's external memory
-        (``ExtMemQuantileDMatrix``, see :mod:`ltvkit.boosting._streaming`); early
-        stopping then holds out the rows whose position hashes below
-        ``validation_fraction`` (not stratified). Other configurations (LightGBM,
-        plug-in stages, ``sample_weight``, ``validation_data``) read the dataset into
-        memory and fit as on a frame.
+        The built-in stages stream (see :mod:`ltvkit.boosting._streaming`): XGBoost
+        through its external memory (``ExtMemQuantileDMatrix``), LightGBM through
+        ``lightgbm.Sequence`` objects over the Parquet row groups (it bins the rows
+        batch by batch, the raw table is never in memory). Early stopping then holds
+        out the rows whose position hashes below ``validation_fraction`` (not
+        stratified), and the ``quantile_cv`` folds are position hashes too. Other
+        configurations (plug-in stages, ``sample_weight``, ``validation_data``) read
+        the dataset into memory and fit as on a frame.
         """
         streams = (
-            self.backend == "xgboost"
-            and self.classifier is None
+            self.classifier is None
             and self.regressor is None
             and sample_weight is None
             and validation_data is None
