@@ -429,12 +429,91 @@ def test_two_stage_streams_through_xgboost_external_memory(folder, table, monkey
     assert np.corrcoef(np.log1p(a), np.log1p(b))[0, 1] > 0.9
     q = streamed.predict_quantiles(X, [0.1, 0.5, 0.9])
     assert np.all(np.diff(q, axis=1) >= 0)
-    # LightGBM reads the dataset into memory: the same fit as on the frame
-    lgb = dict(params, backend="lightgbm")
-    np.testing.assert_array_equal(
-        ltvkit.TwoStageRegressor(**lgb).fit(data).predict(X),
-        ltvkit.TwoStageRegressor(**lgb).fit(X, y).predict(X),
-    )
+
+
+def _spy_lightgbm_datasets(monkeypatch) -> list:
+    """Record the ``data`` of every ``lightgbm.Dataset`` the streaming fit makes."""
+    import lightgbm
+
+    made = []
+    real = lightgbm.Dataset
+
+    def spy(data, *args, **kwargs):
+        made.append(data)
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(lightgbm, "Dataset", spy)
+    return made
+
+
+def _no_read_pandas(data: ParquetDataset, monkeypatch) -> None:
+    def boom(*args, **kwargs):
+        raise AssertionError("the streaming LightGBM fit read the dataset into memory")
+
+    monkeypatch.setattr(data, "read_pandas", boom)
+
+
+def test_two_stage_lightgbm_streams_through_sequences(folder, table, monkeypatch, tmp_path):
+    import lightgbm
+
+    X, y = table[0], table[1]
+    data = ParquetDataset(folder, target="ltv", features=list(X.columns))
+    _no_read_pandas(data, monkeypatch)
+    made = _spy_lightgbm_datasets(monkeypatch)
+    params = dict(backend="lightgbm", n_estimators=200, n_jobs=1, random_state=0, quantile_cv=2)
+    streamed = ltvkit.TwoStageRegressor(early_stopping=True, patience=5, **params).fit(data)
+    # 2 stages x (train, validation) + 2 cross-fitting folds, each a list of Sequences
+    # (one per row group: 150-row row groups)
+    assert len(made) == 6
+    for seqs in made:
+        assert isinstance(seqs, list) and len(seqs) > 1
+        assert all(isinstance(s, lightgbm.Sequence) for s in seqs)
+    assert sum(len(s) for s in made[0]) + sum(len(s) for s in made[1]) == N
+    assert sum(len(s) for s in made[2]) + sum(len(s) for s in made[3]) == int((y > 0).sum())
+    # early stopping on the held-out rows, as the in-memory fit reports it
+    assert streamed.n_estimators_[0] < 200 and streamed.n_estimators_[1] < 200
+    assert "valid_0" in streamed.classifier_.evals_result_
+    assert streamed.regressor_.best_iteration_ == streamed.n_estimators_[1]
+    # the fitted model is the usual LightGBM one: same predictions on the frame and on
+    # the dataset, categories re-coded by the booster, save / load
+    booster = streamed.regressor_.booster_
+    assert booster.pandas_categorical == [
+        list(X[c].cat.categories) for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)
+    ]
+    pred = streamed.predict(X)
+    np.testing.assert_allclose(streamed.predict(data), pred, rtol=1e-9)
+    q = streamed.predict_quantiles(X, [0.1, 0.5, 0.9])
+    assert np.all(np.diff(q, axis=1) >= 0) and np.isfinite(q).all()
+    np.testing.assert_allclose(streamed.predict_quantiles(data, [0.1, 0.5, 0.9]), q, rtol=1e-9)
+    ltvkit.save(streamed, tmp_path / "model")
+    np.testing.assert_array_equal(ltvkit.load(tmp_path / "model").predict(X), pred)
+    # quantile_cv=None: no cross-fitting, the in-sample residuals
+    made.clear()
+    ltvkit.TwoStageRegressor(**dict(params, quantile_cv=None, n_estimators=20)).fit(data)
+    assert len(made) == 2
+
+
+def test_two_stage_lightgbm_stream_matches_the_in_memory_fit(tmp_path, monkeypatch):
+    from ltvkit.metrics import normalized_gini
+
+    X, y = make_ltv(n_samples=4000, n_features=5, n_categorical=2, random_state=1)
+    y = np.asarray(y, float)
+    X.assign(ltv=y).to_parquet(tmp_path / "data.parquet", row_group_size=512)
+    data = ParquetDataset(tmp_path, target="ltv", features=list(X.columns))
+    _no_read_pandas(data, monkeypatch)
+    params = dict(backend="lightgbm", n_estimators=60, n_jobs=1, random_state=0)
+    for early_stopping in (False, True):
+        kw = dict(params, early_stopping=early_stopping)
+        streamed = ltvkit.TwoStageRegressor(**kw).fit(data)
+        in_memory = ltvkit.TwoStageRegressor(**kw).fit(X, y)
+        a, b = streamed.predict(X), in_memory.predict(X)
+        assert abs(normalized_gini(y, a) - normalized_gini(y, b)) < 0.02
+        if not early_stopping:
+            # every row is in LightGBM's bin sample (< bin_construct_sample_cnt): the
+            # same bins, the same trees, the same bias correction
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+        for stage in ("classifier_", "regressor_"):
+            assert set(vars(getattr(streamed, stage))) == set(vars(getattr(in_memory, stage)))
 
 
 @pytest.mark.parametrize("cls", [c for _, c in REGRESSORS], ids=[n for n, _ in REGRESSORS])
