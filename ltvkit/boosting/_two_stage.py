@@ -247,6 +247,12 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
     possible with a plug-in regressor) are set to 0, the smallest possible value of a
     conditional mean of non-negative spend; non-finite output raises ``RuntimeError``.
 
+    ``fit`` on an :class:`ltvkit.io.ParquetDataset` streams the built-in stages without
+    reading the table into memory: XGBoost through its external memory
+    (``ExtMemQuantileDMatrix``), LightGBM through ``lightgbm.Sequence`` objects, one per
+    Parquet row group. Early stopping and the ``quantile_cv`` folds then pick rows by a
+    hash of their position (``docs/streaming.md``).
+
     Examples
     --------
     >>> import numpy as np
