@@ -165,7 +165,9 @@ class _RowGroupSequence:
             def __getitem__(self, idx: int | slice | list) -> np.ndarray:
                 rows = reader.rows(frag, keep)
                 if isinstance(idx, (int, np.integer)):
-                    return rows[int(idx)]
+                    # a copy: LightGBM keeps the sampled rows, a view would keep the
+                    # whole row group alive
+                    return rows[int(idx)].copy()
                 if isinstance(idx, slice):
                     return rows[idx]
                 return rows[np.asarray(idx, dtype=np.int64)]
