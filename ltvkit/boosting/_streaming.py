@@ -261,7 +261,6 @@ class _LGBStage:
             free_raw_data=True,
         )
         data.pandas_categorical = self.pandas_categorical
-        data.ltvkit_positions = positions
         return data
 
     def train(
