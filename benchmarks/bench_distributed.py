@@ -24,6 +24,10 @@ process one thread, ``torch.set_num_threads(1)``):
 
    The best of ``--reps`` repetitions of each (other jobs on the machine only ever add
    time).
+
+   Then the median time of one gloo all-reduce between the 2 processes of a
+   ZILN-sized (4,100 floats) and a MEAN-sized (460,000 floats) gradient, both
+   processes doing nothing else: the communication a step costs at best.
 2. **TwoStageRegressor on Dask**: ``fit`` on a dask DataFrame (8 partitions, persisted
    on the workers first) on a ``LocalCluster`` of 1 and of 2 worker processes with one
    thread each, XGBoost backend, 100 rounds; and the in-memory fit with ``n_jobs=1``
@@ -72,6 +76,38 @@ def _deep_worker(args: argparse.Namespace) -> None:
         out.with_name(f"{out.stem}.rank{rank}.json").write_text(
             json.dumps({"dur": dur, "rows": len(y), "world": distributed.world_size()})
         )
+
+
+def _allreduce_worker(args: argparse.Namespace) -> None:
+    """Median seconds of one gloo all-reduce of a ZILN-sized and a MEAN-sized gradient."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo")
+    times = {}
+    for name, size in (("ziln", 4_100), ("mean", 460_000)):
+        flat = torch.ones(size)
+        for _ in range(50):  # warm-up: connections, allocations
+            torch.distributed.all_reduce(flat)
+        laps = []
+        for _ in range(500):
+            start = time.perf_counter()
+            torch.distributed.all_reduce(flat)
+            laps.append(time.perf_counter() - start)
+        times[name] = sorted(laps)[len(laps) // 2]
+    if torch.distributed.get_rank() == 0:
+        Path(args.out).write_text(json.dumps(times))
+    torch.distributed.destroy_process_group()
+
+
+def _run_allreduce(tmp: Path) -> dict[str, float]:
+    """Median all-reduce seconds between 2 torchrun processes (one thread each)."""
+    out = tmp / "allreduce.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += ["--nproc_per_node", "2", __file__, "--worker", "allreduce", "--out", str(out)]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.read_text())
 
 
 def _run_deep(model: str, rows: int, mode: str, tmp: Path) -> float:
@@ -131,12 +167,15 @@ def main() -> None:
     parser.add_argument("--skip-dask", action="store_true")
     parser.add_argument("--out", default="bench_distributed.json")
     # internal: one process of a torchrun job
-    parser.add_argument("--worker", choices=["deep"], default=None)
+    parser.add_argument("--worker", choices=["deep", "allreduce"], default=None)
     parser.add_argument("--model", default="ziln")
     parser.add_argument("--mode", default="single")
     args = parser.parse_args()
     if args.worker == "deep":
         _deep_worker(args)
+        return
+    if args.worker == "allreduce":
+        _allreduce_worker(args)
         return
 
     results: dict[str, dict[str, float]] = {}
@@ -150,6 +189,14 @@ def main() -> None:
                     best[mode] = max(best.get(mode, 0.0), rate)
                     print(f"{model} {mode}: {rate:,.0f} samples/s", flush=True)
             results[model] = best
+        if any(args.models.split(",")):  # what a step waits for, without the step
+            latency = _run_allreduce(tmp)
+            print(
+                "gloo all-reduce, median of 500: "
+                + ", ".join(f"{k}-sized {v * 1e3:.3f} ms" for k, v in latency.items()),
+                flush=True,
+            )
+            results["allreduce_seconds"] = latency
     if not args.skip_dask:
         best = {}
         for _ in range(args.reps):
@@ -160,7 +207,7 @@ def main() -> None:
         results["two_stage"] = best
 
     lines = [f"rows: {args.rows:,}; best of {args.reps}; samples per second"]
-    deep = [m for m in results if m != "two_stage"]
+    deep = [m for m in results if m not in ("two_stage", "allreduce_seconds")]
     if deep:
         lines += [
             "",
