@@ -85,6 +85,7 @@ def _allreduce_worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo")
     times = {}
+    # about the flat gradient of the default networks (4,032 and ~0.46 M parameters)
     for name, size in (("ziln", 4_100), ("mean", 460_000)):
         flat = torch.ones(size)
         for _ in range(50):  # warm-up: connections, allocations
