@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ltvkit.base import _ArrowRows
+
 __all__ = ["score_customers", "score_dataset"]
 
 
@@ -219,26 +221,39 @@ def score_dataset(
         columns.append(dataset.id_column)
     writer = None
     first = True
+    # a model that encodes Arrow columns itself (the deep models) gets the rows as
+    # read; anything else (a Pipeline too) the usual DataFrame
+    reads_arrow = getattr(estimator, "_reads_arrow", False)
     try:
         for batch in dataset.iter_batches(columns, batch_size=batch_size):
-            final, Xt = _final_and_input(estimator, dataset.feature_frame(batch))
+            if reads_arrow:
+                final, Xt = estimator, _ArrowRows(batch.select(dataset.features))
+            else:
+                final, Xt = _final_and_input(estimator, dataset.feature_frame(batch))
             share = getattr(final, "_sharing_outputs", None)
             # a deep model computes every column from one forward pass per batch
             with share(Xt) if share is not None else contextlib.nullcontext():
                 scores = score_customers(final, Xt, quantiles, horizon_names=horizon_names)
-            scores = scores.reset_index(drop=True)
+            ids = None
             if dataset.id_column is not None:
                 ids = batch.column(batch.schema.get_field_index(dataset.id_column))
-                scores.insert(0, dataset.id_column, ids.to_pandas())
             if is_csv:
+                scores = scores.reset_index(drop=True)
+                if ids is not None:
+                    scores.insert(0, dataset.id_column, ids.to_pandas())
                 scores.to_csv(out_path, mode="w" if first else "a", header=first, index=False)
             else:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                table = pa.Table.from_pandas(scores, preserve_index=False)
+                # the ids as read (arrow, no round trip through pandas), the scores as
+                # their numpy arrays
+                columns = {} if ids is None else {dataset.id_column: ids}
+                columns.update({c: scores[c].to_numpy() for c in scores.columns})
+                table = pa.table(columns)
                 if writer is None:
-                    writer = pq.ParquetWriter(out_path, table.schema)
+                    # every value is distinct: dictionary pages would be built and dropped
+                    writer = pq.ParquetWriter(out_path, table.schema, use_dictionary=False)
                 writer.write_table(table)
             first = False
     finally:

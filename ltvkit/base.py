@@ -474,20 +474,22 @@ class TabularSchema:
             else:  # ints, bools, nullable extension types: float64 with NaN for NA
                 out[col] = values.to_numpy(dtype=np.float64, na_value=np.nan)
         for col in self.categorical_columns:
-            values = frame[col]
-            levels = self.categories[col]
-            if isinstance(values.dtype, pd.CategoricalDtype):
-                if values.cat.categories.equals(levels):
-                    out[col] = values.array  # fast path: same levels as in fit
-                    continue
-                values = values.astype(object)
-            elif col in self._string_levels:
-                values = values.astype("string")  # compare as strings, keep missing
-            # get_indexer gives -1 (missing) for NaN and for levels never seen in fit
-            codes = levels.get_indexer(pd.Index(values, dtype=object))
-            out[col] = pd.Categorical.from_codes(codes, categories=levels)
+            out[col] = self._categorical_column(col, frame[col])
         # copy=False: one block per column instead of a consolidated copy of them all
         return pd.DataFrame(out, index=frame.index, copy=False)[self.columns]
+
+    def _categorical_column(self, col: str, values: pd.Series) -> pd.Categorical:
+        """``values`` of the categorical column ``col`` on the levels seen in fit."""
+        levels = self.categories[col]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            if values.cat.categories.equals(levels):
+                return values.array  # fast path: same levels as in fit
+            values = values.astype(object)
+        elif col in self._string_levels:
+            values = values.astype("string")  # compare as strings, keep missing
+        # get_indexer gives -1 (missing) for NaN and for levels never seen in fit
+        codes = levels.get_indexer(pd.Index(values, dtype=object))
+        return pd.Categorical.from_codes(codes, categories=levels)
 
 
 def _index_state(levels: pd.Index) -> dict[str, object]:
@@ -639,6 +641,27 @@ def _is_dataset(X: object) -> bool:
     return module is not None and isinstance(X, module.ParquetDataset)
 
 
+@dataclass(frozen=True)
+class _ArrowRows:
+    """Feature rows still in Arrow form (a ``pyarrow.RecordBatch`` of the features).
+
+    What a predict-type method of a model that encodes Arrow columns itself (class
+    attribute ``_reads_arrow = True``: the deep models) gets from a ParquetDataset or
+    ``score_dataset``; its input validation turns them into the usual DataFrame
+    wherever that fast path does not apply.
+    """
+
+    batch: object
+
+    def __len__(self) -> int:
+        return self.batch.num_rows  # type: ignore[attr-defined]
+
+    def frame(self) -> pd.DataFrame:
+        from ltvkit.io._dataset import batch_to_frame
+
+        return batch_to_frame(self.batch)  # type: ignore[arg-type]
+
+
 def _values_of_dataset(X: object) -> object:
     """A transformer of values (the bucketizers) given a ParquetDataset transforms its
     target column(s): returned as an ``(n, n_targets)`` array; anything else as is."""
@@ -669,6 +692,13 @@ def _streamed_predictions(method: Callable) -> Callable:
     def wrapper(self: object, X: object, *args: object, **kwargs: object) -> object:
         if not _is_dataset(X):
             return method(self, X, *args, **kwargs)
+        if getattr(self, "_reads_arrow", False):  # the rows as Arrow, not a DataFrame
+            features = X.features  # type: ignore[attr-defined]
+            parts = [
+                method(self, _ArrowRows(batch.select(features)), *args, **kwargs)
+                for batch in X.iter_batches(features)  # type: ignore[attr-defined]
+            ]
+            return _concat_outputs(parts)
         parts = [
             method(self, X.feature_frame(batch), *args, **kwargs)  # type: ignore[attr-defined]
             for batch in X.iter_batches()  # type: ignore[attr-defined]
@@ -848,6 +878,8 @@ class LTVRegressorMixin(RegressorMixin):
     def _validate_predict_input(self, X: object) -> pd.DataFrame:
         """Check fittedness and ``X`` at predict time; return the DataFrame view."""
         check_is_fitted(self, "schema_")
+        if isinstance(X, _ArrowRows):
+            X = X.frame()
         if not isinstance(X, pd.DataFrame) and not sparse.issparse(X):
             X = np.asarray(X)
             shape = X.shape

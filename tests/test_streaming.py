@@ -527,3 +527,114 @@ def test_score_dataset_matches_score_customers_for_every_model(cls, folder, tabl
     assert list(got.columns) == ["customer_id", *expected.columns]
     _assert_close_outputs(got[expected.columns].to_numpy(), expected.to_numpy())
     assert "_shared_outputs" not in vars(model)
+
+
+def _typed_table(n: int, seed: int) -> pa.Table:
+    """Every column type a Parquet file commonly holds, with nulls and odd levels."""
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(3.0, n).astype(float)
+    counts[::5] = np.nan
+    country = rng.choice(["UK", "FR", "DE", "NL"], n).astype(object)
+    country[::7] = None
+    channel = rng.choice(["web", "app", "shop"], n).astype(object)
+    channel[::11] = None
+    return pa.table(
+        {
+            "spend": np.exp(2.0 * rng.normal(size=n)),  # float, log1p'd
+            "visits": pa.array(counts, type=pa.int64(), from_pandas=True),  # int, nulls
+            "score": pa.array(rng.normal(size=n).astype(np.float32)),
+            "returning": pa.array(rng.random(n) < 0.3),  # bool without nulls
+            "country": pa.array(country, type=pa.string()),  # plain text
+            "channel": pa.array(channel, type=pa.string()).dictionary_encode(),
+        }
+    )
+
+
+def test_arrow_encoding_equals_the_pandas_path():
+    from ltvkit.io import batch_to_frame
+    from ltvkit.nn._streaming import encode_arrow
+
+    train = _typed_table(600, 0)
+    X = batch_to_frame(train)
+    y = np.random.default_rng(1).gamma(1.0, 10.0, 600) * (np.arange(600) % 3 == 0)
+    model = ltvkit.ZILNRegressor(max_epochs=1, min_category_frequency=30).fit(X, y)
+    assert model.encoder_.log_columns_ == ["spend"]
+
+    def pandas_path(batch):
+        frame = model.schema_._transform_frame(batch_to_frame(batch), by_name=True)
+        return model.encoder_.transform(frame, np.float32)
+
+    # new rows: a level never seen in fit, and the dictionary of each batch differs
+    new = _typed_table(500, 2).to_pandas()
+    new.loc[::9, "country"] = "JP"
+    cache: dict = {}
+    for batch in pa.Table.from_pandas(new, preserve_index=False).to_batches(max_chunksize=128):
+        for use_cache in (cache, None):
+            got = encode_arrow(batch, model.schema_, model.encoder_, np.float32, use_cache)
+            want = pandas_path(batch)
+            assert got.keys() == want.keys()
+            for key in want:
+                np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+                assert got[key].dtype == want[key].dtype
+    assert set(cache) == {"country", "channel"}
+
+
+@pytest.mark.parametrize(
+    "column, values",
+    [
+        ("returning", pa.array([True, None, False])),  # bool with nulls
+        ("visits", pa.array(pd.to_datetime(["2020-01-01"] * 3))),  # a timestamp
+    ],
+)
+def test_arrow_encoding_leaves_other_types_to_pandas(column, values):
+    from ltvkit.io import batch_to_frame
+    from ltvkit.nn._streaming import encode_arrow
+
+    train = _typed_table(300, 0)
+    model = ltvkit.ZILNRegressor(max_epochs=1).fit(batch_to_frame(train), np.ones(300))
+    batch = (
+        train.slice(0, 3)
+        .set_column(train.schema.get_field_index(column), column, values)
+        .to_batches()[0]
+    )
+    assert encode_arrow(batch, model.schema_, model.encoder_, np.float32) is None
+
+
+def test_deep_models_score_arrow_batches_without_a_dataframe(folder, table, tmp_path, monkeypatch):
+    from ltvkit.base import _ArrowRows
+
+    X, y = table[0], table[1]
+    model = ltvkit.ZILNRegressor(max_epochs=1, random_state=0).fit(X, y)
+    data = ParquetDataset(folder, id_column="customer_id", features=list(X.columns))
+    expected = model.predict(X)
+
+    def no_frame(self):
+        raise AssertionError("the Arrow rows were turned into a DataFrame")
+
+    monkeypatch.setattr(_ArrowRows, "frame", no_frame)
+    np.testing.assert_allclose(model.predict(data), expected, rtol=1e-12)
+    out = ltvkit.score_dataset(model, data, tmp_path / "s.parquet", quantiles=(0.5,))
+    np.testing.assert_allclose(pd.read_parquet(out)["predicted_value"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "value, pattern",
+    [(np.inf, "column 'num_0' of X contains infinite"), ("a\x00b", "column 'cat_0'.*NUL")],
+)
+def test_scoring_a_dataset_refuses_what_in_memory_scoring_refuses(table, tmp_path, value, pattern):
+    X, y = table[0], table[1]
+    model = ltvkit.ZILNRegressor(max_epochs=1, random_state=0).fit(X, y)
+    bad = X.copy()
+    column = "num_0" if value is np.inf else "cat_0"
+    if column == "cat_0":
+        bad[column] = bad[column].astype(object)
+    bad.iloc[N - 1, bad.columns.get_loc(column)] = value
+    bad.iloc[: N // 2].to_parquet(tmp_path / "a.parquet")
+    bad.iloc[N // 2 :].to_parquet(tmp_path / "b.parquet")
+    data = ParquetDataset(tmp_path)
+    with pytest.raises(ValueError, match=pattern):
+        model.predict(bad)
+    with pytest.raises(ValueError, match=pattern):
+        model.predict(data)
+    with pytest.raises(ValueError, match=pattern):
+        ltvkit.score_dataset(model, data, tmp_path / "s.parquet")

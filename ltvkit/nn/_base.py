@@ -45,6 +45,7 @@ from ltvkit._utils import Boolean, Instance, Int, Options, Real, Units
 from ltvkit.base import (
     LTVRegressorMixin,
     SpendResiduals,
+    _ArrowRows,
     _is_dataset,
     check_predictions,
     validate_ltv_target,
@@ -615,6 +616,8 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
 
     #: Target entries passed to the module's ``forward`` in training and validation.
     _target_inputs: ClassVar[tuple[str, ...]] = ()
+    # predict-type methods take a ParquetDataset's rows as Arrow (see _module_outputs)
+    _reads_arrow: ClassVar[bool] = True
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
         name: spec.constraints for name, spec in SHARED_PARAM_SPECS.items()
@@ -748,6 +751,14 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
     def _module_outputs(self, X: object, forward_kwargs: dict[str, Any]) -> Iterator[Any]:
         """The module's output, batch by batch, over the validated and encoded ``X``."""
         np_dtype = _PRECISIONS[self.precision][1]
+        if isinstance(X, _ArrowRows):  # a record batch of a ParquetDataset
+            encoded = self._encode_arrow(X.batch, np_dtype)
+            if encoded is not None:
+                dataset = TensorDictDataset({k: torch.from_numpy(v) for k, v in encoded.items()})
+                with torch.inference_mode():
+                    yield from self.net_.predict_batches(dataset, **forward_kwargs)
+                return
+            X = X.frame()  # another column type, or a value to refuse: the checks below
         if _is_dataset(X):  # a ParquetDataset: one record batch at a time
             parts = (self._validate_predict_input(X.feature_frame(b)) for b in X.iter_batches())
         else:
@@ -762,6 +773,19 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
             dataset = TensorDictDataset(self.encoder_.transform_tensors(part, np_dtype))
             with torch.inference_mode():
                 yield from self.net_.predict_batches(dataset, **forward_kwargs)
+
+    def _encode_arrow(self, batch: Any, np_dtype: type) -> dict[str, np.ndarray] | None:
+        """The encoder's arrays for the rows of a record batch, straight from its Arrow
+        columns (no DataFrame), when that gives the DataFrame path's answer: the
+        columns the model was fitted on, in order, of types read exactly, and no value
+        the input checks refuse. None otherwise (the caller takes the DataFrame path,
+        whose checks raise the usual errors)."""
+        from ltvkit.nn._streaming import encode_arrow
+
+        names = getattr(self, "feature_names_in_", None)
+        if names is None or list(batch.schema.names) != list(names):
+            return None
+        return encode_arrow(batch, self.schema_, self.encoder_, np_dtype)
 
     @contextlib.contextmanager
     def _sharing_outputs(self, X: object) -> Iterator[None]:

@@ -43,6 +43,13 @@ def _signed_log1p(x: np.ndarray) -> np.ndarray:
     return np.copysign(out, x, out=out)  # sign(x) * log1p(|x|); NaN stays NaN
 
 
+def _signed_log1p_inplace(x: np.ndarray) -> np.ndarray:
+    """:func:`_signed_log1p` written over ``x``."""
+    out = np.abs(x)
+    np.log1p(out, out=out)
+    return np.copysign(out, x, out=x)  # (np.negative with where= is several times slower)
+
+
 class _Moments:
     """Count, mean and sum of squared deviations per column, merged batch by batch.
 
@@ -56,20 +63,21 @@ class _Moments:
         self.m2 = np.zeros(n_cols)
 
     def update(self, block: np.ndarray) -> None:
+        """Add ``block``: one row per column (contiguous rows reduce fastest)."""
         if not np.isnan(block).any():  # the common case: fewer passes over the block
-            n_b = np.full(block.shape[1], float(block.shape[0]))
-            mean_b = block.mean(axis=0)
-            dev = block - mean_b
+            n_b = np.full(block.shape[0], float(block.shape[1]))
+            mean_b = block.mean(axis=1)
+            dev = block - mean_b[:, None]
         else:
             present = ~np.isnan(block)
-            n_b = present.sum(axis=0).astype(np.float64)
+            n_b = present.sum(axis=1).astype(np.float64)
             if not n_b.any():
                 return
             filled = np.where(present, block, 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                mean_b = np.where(n_b > 0, filled.sum(axis=0) / n_b, 0.0)
-            dev = np.where(present, block - mean_b, 0.0)
-        m2_b = np.einsum("ij,ij->j", dev, dev)
+                mean_b = np.where(n_b > 0, filled.sum(axis=1) / n_b, 0.0)
+            dev = np.where(present, block - mean_b[:, None], 0.0)
+        m2_b = np.einsum("ij,ij->i", dev, dev)
         n = self.count + n_b
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(n > 0, n_b / n, 0.0)
@@ -131,18 +139,22 @@ class EncoderStatistics:
     ) -> None:
         """Add a batch whose first row is row ``position`` of the dataset.
 
-        ``numeric``: the batch's numeric columns as a float64 array, if already made
-        (it is written to).
+        ``frame`` holds at least the categorical columns; ``numeric``: the batch's
+        numeric columns as float64 of shape ``(len(numeric_columns), rows)``, one row
+        per column, if already made (it is overwritten), else they are read from
+        ``frame``.
         """
         if self.numeric_columns:
             num = numeric
             if num is None:
-                num = TabularEncoder._numeric_block(frame, self.numeric_columns)
-            self.has_nan |= np.isnan(num).any(axis=0)
+                num = np.ascontiguousarray(
+                    TabularEncoder._numeric_block(frame, self.numeric_columns).T
+                )
+            self.has_nan |= np.isnan(num).any(axis=1)
             first = (-position) % self.step  # the rows at multiples of the stride
-            self._sample.append(num[first :: self.step].copy())
+            self._sample.append(num[:, first :: self.step].T.copy())
             self.raw.update(num)
-            self.log.update(_signed_log1p(num))
+            self.log.update(_signed_log1p_inplace(num))
         for col in self.categorical_columns:
             counts = frame[col].value_counts(dropna=True)
             counts = counts[counts > 0]
@@ -260,6 +272,7 @@ class TabularEncoder:
     # Index objects), so pickle and ltvkit.save (skops) store the same thing.
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
+        state.pop("_lookups_cache", None)
         if "_levels" in state:
             state["_levels"] = [_index_state(levels) for levels in state["_levels"]]
         return state
@@ -389,29 +402,75 @@ class TabularEncoder:
         so the float64 working copies never exceed one chunk.
         """
         n = len(frame)
+        if n <= _CHUNK_ROWS:
+            return self._encode_chunk(frame, dtype)
         x_num = np.empty((n, self.spec_.n_numeric), dtype=dtype)
-        x_cat = np.zeros((n, len(self.categorical_columns_)), dtype=np.int64)
-        n_cols = len(self.numeric_columns_)
-        lookups = self._code_lookups() if self.ordinal_ is not None else []
+        x_cat = np.empty((n, len(self.categorical_columns_)), dtype=np.int64)
         for start in range(0, n, _CHUNK_ROWS):
             stop = min(start + _CHUNK_ROWS, n)
-            part = frame.iloc[start:stop]
-            if n_cols:
-                num = self._apply_log(self._numeric_block(part, self.numeric_columns_))
-                missing = np.isnan(num)
-                num = self.scaler_.transform(num)  # in place (copy=False); NaN passes
-                # far outside the training range (or a column with a tiny training
-                # spread) a standardized value can overflow float32: no network needs
-                # more than 10,000 standard deviations to extrapolate
-                np.clip(num, -_MAX_ABS_STANDARDIZED, _MAX_ABS_STANDARDIZED, out=num)
-                num[missing] = 0.0  # the training mean after scaling
-                x_num[start:stop, :n_cols] = num
-                x_num[start:stop, n_cols:] = missing[:, self._indicator_mask]
-            if self.ordinal_ is not None:
-                positions = self._level_positions(part)
-                for j_enc, j in enumerate(self._encoded_cat_idx):
-                    x_cat[start:stop, j] = lookups[j_enc][positions[:, j_enc] + 1]
+            part = self._encode_chunk(frame.iloc[start:stop], dtype)
+            x_num[start:stop] = part["x_num"]
+            x_cat[start:stop] = part["x_cat"]
         return {"x_num": x_num, "x_cat": x_cat}
+
+    def _encode_chunk(
+        self, frame: pd.DataFrame, dtype: type[np.floating]
+    ) -> dict[str, np.ndarray]:
+        num = None
+        if self.numeric_columns_:
+            # one row per column (pandas' own layout: usually no copy)
+            num = np.ascontiguousarray(self._numeric_block(frame, self.numeric_columns_).T)
+        positions = self._level_positions(frame) if self.ordinal_ is not None else None
+        return self.encode_columns(num, positions, len(frame), dtype)
+
+    def encode_columns(
+        self,
+        numeric: np.ndarray | None,
+        positions: np.ndarray | None,
+        n_rows: int,
+        dtype: type[np.floating] = np.float32,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`transform` from the columns' raw values (a reader that skips pandas).
+
+        ``numeric``: float64 of shape ``(len(numeric_columns_), n_rows)``, one row per
+        column, NaN for missing (written to); ``positions``: each value's position
+        among the training levels of each encoded categorical column, ``-1`` for
+        missing or unseen (see :meth:`_level_positions`), or None without categories.
+        """
+        n_cols = len(self.numeric_columns_)
+        # column-major work: each step runs on contiguous memory, and one transposing
+        # copy at the end (torch's, several times as fast as numpy's) gives the rows
+        block = np.empty((self.spec_.n_numeric, n_rows), dtype=dtype)
+        if n_cols:
+            num = numeric
+            for j in np.flatnonzero(self._log_mask):
+                _signed_log1p_inplace(num[j])
+            missing = np.isnan(num)
+            # StandardScaler.transform's arithmetic, in place, without its input
+            # validation (which cost more than the arithmetic): NaN passes
+            num -= self.scaler_.mean_[:, None]
+            num /= self.scaler_.scale_[:, None]
+            # far outside the training range (or a column with a tiny training spread)
+            # a standardized value can overflow float32: no network needs more than
+            # 10,000 standard deviations to extrapolate
+            np.clip(num, -_MAX_ABS_STANDARDIZED, _MAX_ABS_STANDARDIZED, out=num)
+            np.copyto(num, 0.0, where=missing)  # the training mean after scaling
+            block[:n_cols] = num
+            block[n_cols:] = missing[self._indicator_mask]
+        x_num = torch.from_numpy(block).T.contiguous().numpy()
+        x_cat = np.zeros((n_rows, len(self.categorical_columns_)), dtype=np.int64)
+        if positions is not None:
+            lookups = self._lookups()
+            for j_enc, j in enumerate(self._encoded_cat_idx):
+                x_cat[:, j] = lookups[j_enc][positions[:, j_enc] + 1]
+        return {"x_num": x_num, "x_cat": x_cat}
+
+    def _lookups(self) -> list[np.ndarray]:
+        """:meth:`_code_lookups`, computed once per fitted encoder (not saved)."""
+        cached = self.__dict__.get("_lookups_cache")
+        if cached is None:
+            cached = self._lookups_cache = self._code_lookups()
+        return cached
 
     def _code_lookups(self) -> list[np.ndarray]:
         """Per encoded column: the final code of each training level position (index
@@ -434,13 +493,15 @@ class TabularEncoder:
         """Position of each value among the training levels, -1 for missing or unseen."""
         out = np.empty((len(frame), len(self._encoded_cat_cols)), dtype=np.int64)
         for j_enc, col in enumerate(self._encoded_cat_cols):
-            values = frame[col]
-            if not values.cat.categories.equals(self._levels[j_enc]):
-                values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
-            out[:, j_enc] = np.asarray(
-                values.cat.codes if hasattr(values, "cat") else values.codes
-            )
+            out[:, j_enc] = self.level_positions(j_enc, frame[col])
         return out
+
+    def level_positions(self, j_enc: int, values: pd.Series) -> np.ndarray:
+        """Positions among the training levels of encoded categorical column ``j_enc``
+        (``-1``: missing or unseen) of its values after ``TabularSchema``'s typing."""
+        if not values.cat.categories.equals(self._levels[j_enc]):
+            values = pd.Categorical(values.astype(object), categories=self._levels[j_enc])
+        return np.asarray(values.cat.codes if hasattr(values, "cat") else values.codes)
 
     def transform_tensors(
         self, frame: pd.DataFrame, dtype: type[np.floating] = np.float32
@@ -480,10 +541,7 @@ class TabularEncoder:
 
     def _apply_log(self, num: np.ndarray) -> np.ndarray:
         if self._log_mask.any():
-            # signed log1p: log1p for non-negative values, and a few refunds (negative
-            # spend) do not disqualify a heavy-tailed spend column
-            block = num[:, self._log_mask]
-            num[:, self._log_mask] = np.sign(block) * np.log1p(np.abs(block))
+            num[:, self._log_mask] = _signed_log1p(num[:, self._log_mask])
         return num
 
     # -- categorical ----------------------------------------------------------------------
@@ -503,6 +561,7 @@ class TabularEncoder:
         ``codes[col]``: the position among ``levels[col]`` of every non-missing training
         value (or any multiset with the same frequent / infrequent split).
         """
+        self.__dict__.pop("_lookups_cache", None)  # a refit: new codes
         self.cardinalities_ = [1] * len(cat_cols)
         self._code_maps: list[np.ndarray] = []
         self._encoded_cat_cols = []
