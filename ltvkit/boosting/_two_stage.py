@@ -172,7 +172,9 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         (log-loss; squared error on log1p(y) or gamma deviance) has not improved for
         ``patience`` rounds, and predictions use the best round. The held-out rows are
         not used for the trees. Applies to XGBoost / LightGBM estimators (built-in or
-        plugged in); other plug-ins are fitted without it, with a warning.
+        plugged in); other plug-ins are fitted without it, with a warning. From a
+        ParquetDataset or on dask DataFrames (XGBoost only there) the held-out rows
+        are chosen by a hash of their position instead (not stratified).
     validation_fraction : float, default=0.1
         Share of the rows held out for early stopping, in (0, 1).
     patience : int, default=20
