@@ -33,6 +33,9 @@ process one thread, ``torch.set_num_threads(1)``):
    thread each, XGBoost backend, 100 rounds; and the in-memory fit with ``n_jobs=1``
    for reference. Samples per second = rows / fit seconds.
 
+``--step-profile``: one more 2-process run per model in which every step's
+communication is timed: the wait for the other rank, then the gradient all-reduce.
+
 Prints a Markdown table and writes it with the raw numbers to ``--out`` (JSON).
 """
 
@@ -69,13 +72,44 @@ def _deep_worker(args: argparse.Namespace) -> None:
         batch //= 2
     cls = {"ziln": ZILNRegressor, "mean": MEANRegressor}[name]
     model = cls(batch_size=batch, max_epochs=1, early_stopping=False, random_state=0)
+    profile = _profile_steps() if args.mode == "ddp" and args.step_profile else None
     model.fit(X, y)
     dur = float(model.net_.history[-1]["dur"])
     if args.mode == "nocomm" or distributed.is_main_process():
         out = Path(args.out)
-        out.with_name(f"{out.stem}.rank{rank}.json").write_text(
-            json.dumps({"dur": dur, "rows": len(y), "world": distributed.world_size()})
-        )
+        record = {"dur": dur, "rows": len(y), "world": distributed.world_size()}
+        if profile is not None:
+            record.update(profile)
+        out.with_name(f"{out.stem}.rank{rank}.json").write_text(json.dumps(record))
+
+
+def _profile_steps() -> dict[str, float]:
+    """Time what each training step spends communicating (``--step-profile``).
+
+    Before the gradient all-reduce of ``DataParallel.on_grad_computed``, a one-float
+    all-reduce waits for the other rank to finish its step ("wait"); the gradient
+    all-reduce after it then finds both ranks ready ("allreduce": flattening, the
+    transfer and the copy back). The extra collective costs about one small all-reduce
+    per step, so the profiled run is a little slower than the plain one.
+    """
+    import torch
+
+    from ltvkit.nn import _data_parallel
+
+    totals = {"wait_s": 0.0, "allreduce_s": 0.0, "steps": 0}
+    plain = _data_parallel.DataParallel.on_grad_computed
+
+    def timed(self: object, *args: object, **kwargs: object) -> None:
+        start = time.perf_counter()
+        torch.distributed.all_reduce(torch.zeros(1))
+        ready = time.perf_counter()
+        plain(self, *args, **kwargs)
+        totals["wait_s"] += ready - start
+        totals["allreduce_s"] += time.perf_counter() - ready
+        totals["steps"] += 1
+
+    _data_parallel.DataParallel.on_grad_computed = timed
+    return totals
 
 
 def _allreduce_worker(args: argparse.Namespace) -> None:
@@ -111,8 +145,11 @@ def _run_allreduce(tmp: Path) -> dict[str, float]:
     return json.loads(out.read_text())
 
 
-def _run_deep(model: str, rows: int, mode: str, tmp: Path) -> float:
-    """Samples per second of one configuration (one repetition)."""
+def _run_deep(
+    model: str, rows: int, mode: str, tmp: Path, step_profile: bool = False
+) -> float | dict[str, float]:
+    """Samples per second of one configuration (one repetition); with ``step_profile``
+    (2 processes), rank 0's record with its per-step communication times."""
     out = tmp / f"{model}-{mode}.json"
     for old in tmp.glob(f"{model}-{mode}.rank*.json"):
         old.unlink()
@@ -124,8 +161,12 @@ def _run_deep(model: str, rows: int, mode: str, tmp: Path) -> float:
             env["LTVKIT_DISTRIBUTED"] = "0"
     cmd += [__file__, "--worker", "deep", "--model", model, "--rows", str(rows)]
     cmd += ["--mode", mode, "--out", str(out)]
+    if step_profile:
+        cmd.append("--step-profile")
     subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     parts = [json.loads(p.read_text()) for p in sorted(tmp.glob(f"{model}-{mode}.rank*.json"))]
+    if step_profile:
+        return parts[0]
     if mode == "nocomm":
         return sum(p["rows"] for p in parts) / max(p["dur"] for p in parts)
     return parts[0]["rows"] / parts[0]["dur"]
@@ -166,6 +207,11 @@ def main() -> None:
         "--models", default="ziln,mean", help="comma-separated; name@B: global batch size B"
     )
     parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument(
+        "--step-profile",
+        action="store_true",
+        help="also run the 2-process fit once with the communication of each step timed",
+    )
     parser.add_argument("--out", default="bench_distributed.json")
     # internal: one process of a torchrun job
     parser.add_argument("--worker", choices=["deep", "allreduce"], default=None)
@@ -189,6 +235,15 @@ def main() -> None:
                     rate = _run_deep(model, args.rows, mode, tmp)
                     best[mode] = max(best.get(mode, 0.0), rate)
                     print(f"{model} {mode}: {rate:,.0f} samples/s", flush=True)
+            if args.step_profile:
+                prof = _run_deep(model, args.rows, "ddp", tmp, step_profile=True)
+                steps = max(prof["steps"], 1)
+                best["profile_ms_per_step"] = {
+                    "step": 1e3 * prof["dur"] / steps,
+                    "wait": 1e3 * prof["wait_s"] / steps,
+                    "allreduce": 1e3 * prof["allreduce_s"] / steps,
+                }
+                print(f"{model} 2 processes, per step (ms): {best['profile_ms_per_step']}")
             results[model] = best
         if any(args.models.split(",")):  # what a step waits for, without the step
             latency = _run_allreduce(tmp)
@@ -223,6 +278,17 @@ def main() -> None:
             f"{r['ddp'] / r['single']:.2f}x | {r['nocomm']:,.0f} | "
             f"{r['nocomm'] / r['single']:.2f}x |"
         )
+    profiled = [m for m in deep if "profile_ms_per_step" in results[m]]
+    if profiled:
+        lines += [
+            "",
+            "| model, 2 processes (profiled run) | ms per step | waiting for the other "
+            "rank | gradient all-reduce |",
+            "|---|---:|---:|---:|",
+        ]
+        for model in profiled:
+            p = results[model]["profile_ms_per_step"]
+            lines.append(f"| {model} | {p['step']:.1f} | {p['wait']:.2f} | {p['allreduce']:.2f} |")
     if "two_stage" in results:
         r = results["two_stage"]
         lines += [
