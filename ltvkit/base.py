@@ -695,7 +695,7 @@ def _streamed_predictions(method: Callable) -> Callable:
         if getattr(self, "_reads_arrow", False):  # the rows as Arrow, not a DataFrame
             features = X.features  # type: ignore[attr-defined]
             parts = [
-                method(self, _ArrowRows(batch.select(features)), *args, **kwargs)
+                method(self, _ArrowRows(batch), *args, **kwargs)
                 for batch in X.iter_batches(features)  # type: ignore[attr-defined]
             ]
             return _concat_outputs(parts)

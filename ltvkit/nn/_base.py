@@ -751,6 +751,10 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
     def _module_outputs(self, X: object, forward_kwargs: dict[str, Any]) -> Iterator[Any]:
         """The module's output, batch by batch, over the validated and encoded ``X``."""
         np_dtype = _PRECISIONS[self.precision][1]
+        if _is_dataset(X):  # a ParquetDataset: one record batch at a time, as Arrow
+            for batch in X.iter_batches(X.features):
+                yield from self._module_outputs(_ArrowRows(batch), forward_kwargs)
+            return
         if isinstance(X, _ArrowRows):  # a record batch of a ParquetDataset
             encoded = self._encode_arrow(X.batch, np_dtype)
             if encoded is not None:
@@ -759,14 +763,11 @@ class BaseDeepRegressor(LTVRegressorMixin, BaseEstimator):
                     yield from self.net_.predict_batches(dataset, **forward_kwargs)
                 return
             X = X.frame()  # another column type, or a value to refuse: the checks below
-        if _is_dataset(X):  # a ParquetDataset: one record batch at a time
-            parts = (self._validate_predict_input(X.feature_frame(b)) for b in X.iter_batches())
-        else:
-            frame = self._validate_predict_input(X)
-            parts = (
-                frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
-                for start in range(0, len(frame), _PREDICT_CHUNK_ROWS)
-            )
+        frame = self._validate_predict_input(X)
+        parts = (
+            frame.iloc[start : start + _PREDICT_CHUNK_ROWS]
+            for start in range(0, len(frame), _PREDICT_CHUNK_ROWS)
+        )
         # encode a slice of rows at a time: besides the validated frame, memory is
         # bounded by the slice, never by n
         for part in parts:

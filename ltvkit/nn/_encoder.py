@@ -39,17 +39,12 @@ _AUTO_LOG_SKEW = 1.0
 _SKEW_SAMPLE_ROWS = 100_000
 
 
-def _signed_log1p(x: np.ndarray) -> np.ndarray:
-    out = np.abs(x)
-    np.log1p(out, out=out)
-    return np.copysign(out, x, out=out)  # sign(x) * log1p(|x|); NaN stays NaN
-
-
-def _signed_log1p_inplace(x: np.ndarray) -> np.ndarray:
-    """:func:`_signed_log1p` written over ``x``."""
-    out = np.abs(x)
-    np.log1p(out, out=out)
-    return np.copysign(out, x, out=x)  # (np.negative with where= is several times slower)
+def _signed_log1p(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``sign(x) * log1p(|x|)``, NaN staying NaN; ``out=x`` writes it over ``x``."""
+    mag = np.abs(x)
+    np.log1p(mag, out=mag)
+    # (copysign: np.negative with where= is several times slower)
+    return np.copysign(mag, x, out=mag if out is None else out)
 
 
 class _Moments:
@@ -156,7 +151,7 @@ class EncoderStatistics:
             first = (-position) % self.step  # the rows at multiples of the stride
             self._sample.append(num[:, first :: self.step].T.copy())
             self.raw.update(num)
-            self.log.update(_signed_log1p_inplace(num))
+            self.log.update(_signed_log1p(num, out=num))
         for col in self.categorical_columns:
             counts = frame[col].value_counts(dropna=True)
             counts = counts[counts > 0]
@@ -458,7 +453,7 @@ class TabularEncoder:
             if n_cols:
                 num = numeric[:, start:stop]
                 for j in log_columns:
-                    _signed_log1p_inplace(num[j])
+                    _signed_log1p(num[j], out=num[j])
                 missing = np.isnan(num)
                 # StandardScaler.transform's arithmetic, in place, without its input
                 # validation (which cost more than the arithmetic): NaN passes

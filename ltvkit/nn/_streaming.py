@@ -486,30 +486,34 @@ class StreamingBatchIterator:
             rows_held[held : held + m] = rows
             held += m
             if held >= wanted:
-                yield from self._drain(buffer, rows_held, held, held // bs * bs)
+                order = self._order(held)
+                yield from self._drain(buffer, rows_held, order, held // bs * bs)
                 rest = held % bs
                 if rest:  # the rows short of a whole batch wait for the next chunks
-                    left = self._order[held - rest : held]
+                    left = order[held - rest : held]
                     kept = _index_tree(buffer, left), rows_held[left]
                     for k in buffer:
                         buffer[k][:rest] = kept[0][k]
                     rows_held[:rest] = kept[1]
                 held = rest
         if held:
-            yield from self._drain(buffer, rows_held, held, held)  # type: ignore[arg-type]
+            order = self._order(held)
+            yield from self._drain(buffer, rows_held, order, held)  # type: ignore[arg-type]
+
+    def _order(self, held: int) -> torch.Tensor:
+        """The order in which the buffer's first ``held`` rows leave it: a random
+        permutation (shuffle) or as read."""
+        if self.shuffle:
+            return torch.randperm(held, generator=self._generator)
+        return torch.arange(held)
 
     def _drain(
-        self, buffer: dict[str, torch.Tensor], rows: torch.Tensor, held: int, n_out: int
+        self, buffer: dict[str, torch.Tensor], rows: torch.Tensor, order: torch.Tensor, n_out: int
     ) -> Iterator[tuple[dict[str, Any], Any]]:
-        """Batches of the first ``n_out`` of the buffer's first ``held`` rows, in a random
-        order of the ``held`` (shuffle) or in order; ``self._order``: that order."""
+        """Batches of the buffer's rows ``order[:n_out]``, in that order."""
         from ltvkit.nn._base import _index_tree
 
-        if self.shuffle:
-            self._order = torch.randperm(held, generator=self._generator)
-        else:
-            self._order = torch.arange(held)
         for start in range(0, n_out, self.batch_size):
-            idx = self._order[start : min(start + self.batch_size, n_out)]
+            idx = order[start : min(start + self.batch_size, n_out)]
             # gathered (copies): the buffer is refilled while skorch holds a batch
             yield self.source.batch(_index_tree(buffer, idx), rows[idx])
