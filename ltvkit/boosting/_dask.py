@@ -3,15 +3,13 @@
 ``TwoStageRegressor.fit`` hands dask DataFrames here (a ``distributed.Client`` must be
 active). The data stay on the workers: the input schema (column kinds, category levels)
 and the target checks are computed with a few reductions, each stage is trained by the
-library's own distributed trainer (XGBoost's collective, LightGBM's socket network; with
-``early_stopping``, XGBoost's ``eval_set`` holds the rows whose (partition, row)
-position hashes below ``validation_fraction``), the bias correction is one more
-reduction, and the spread behind ``predict_quantiles`` is cross-fitted, as in memory, on
-a random sample of at most ``_RESIDUAL_SAMPLE`` spenders. The fitted stages are then
-turned into the ordinary ``XGBClassifier`` / ``XGBRegressor`` / ``LGBM*`` models, so the
-fitted estimator is the same kind of object as after an in-memory fit (it predicts on
-pandas, ``ltvkit.save`` stores it) and predicts lazily on dask DataFrames
-(:func:`predict_lazy`). See ``docs/scaling.md``.
+library's own distributed trainer (XGBoost's collective, LightGBM's socket network), the
+bias correction is one more reduction, and the spread behind ``predict_quantiles`` is
+cross-fitted, as in memory, on a random sample of at most ``_RESIDUAL_SAMPLE`` spenders.
+The fitted stages are then turned into the ordinary ``XGBClassifier`` /
+``XGBRegressor`` / ``LGBM*`` models, so the fitted estimator is the same kind of object
+as after an in-memory fit (it predicts on pandas, ``ltvkit.save`` stores it) and
+predicts lazily on dask DataFrames (:func:`predict_lazy`). See ``docs/scaling.md``.
 """
 
 from __future__ import annotations
@@ -93,59 +91,16 @@ def _check_supported(est: TwoStageRegressor, validation_data: object) -> None:
     unsupported = {
         "classifier": est.classifier is not None,
         "regressor": est.regressor is not None,
+        "early_stopping": bool(est.early_stopping),
         "validation_data": validation_data is not None,
     }
     bad = [name for name, used in unsupported.items() if used]
     if bad:
         raise ValueError(
             f"ltvkit: TwoStageRegressor on dask DataFrames supports the built-in boosters "
-            f"only; {bad} not supported there. Fit on pandas for those."
+            f"without early stopping; {bad} not supported there. Fit on pandas for those, "
+            "or set n_estimators from an in-memory run on a sample."
         )
-    if est.early_stopping and est.backend != "xgboost":
-        raise ValueError(
-            "ltvkit: TwoStageRegressor on dask DataFrames stops early with "
-            "backend='xgboost' only (lightgbm.dask has no early stopping); use it, or set "
-            "early_stopping=False and n_estimators from an in-memory run on a sample."
-        )
-
-
-def _held_out(
-    est: TwoStageRegressor, frame: Any, positive: Any, split_seed: int, has_classifier: bool
-) -> Any:
-    """The early-stopping rows: a dask Series, True where (partition, row in partition)
-    hashes below ``validation_fraction`` (``validation_mask``: the same rows for the
-    same partitioning, not stratified); None, with a warning, if a stage would lack a
-    class on either side."""
-    import dask
-
-    from ltvkit.nn._streaming import validation_mask
-
-    fraction = float(est.validation_fraction)
-
-    def mark(part: pd.DataFrame, partition_info: dict | None = None) -> pd.Series:
-        number = 0 if partition_info is None else int(partition_info["number"])
-        held = validation_mask(number << 40, len(part), fraction, split_seed)
-        return pd.Series(held, index=part.index)
-
-    held = frame.map_partitions(mark, meta=pd.Series(dtype=bool))
-    n, n_held, n_held_pos, n_pos = (
-        int(v)
-        for v in dask.compute(held.size, held.sum(), (held & positive).sum(), positive.sum())
-    )
-    # spenders on both sides; with a classifier, non-spenders on both sides too
-    sides = [n_held_pos, n_pos - n_held_pos]
-    if has_classifier:
-        sides += [n_held - n_held_pos, (n - n_pos) - (n_held - n_held_pos)]
-    if min(sides) < 1:
-        warnings.warn(
-            f"TwoStageRegressor: too few rows ({n}, of which {n_pos} with y > 0) for a "
-            f"validation_fraction={est.validation_fraction} early-stopping split with "
-            "both classes on each side; fitting without early stopping.",
-            UserWarning,
-            stacklevel=4,
-        )
-        return None
-    return held
 
 
 def _schema(est: TwoStageRegressor, X: Any) -> tuple[Any, TabularSchema]:
@@ -369,53 +324,25 @@ def fit_dask(
         seed = int(rng.randint(np.iinfo(np.int32).max))
 
     positive = y > 0
-    held = None
-    if est.early_stopping:
-        split_seed = int(rng.randint(np.iinfo(np.int32).max))
-        held = _held_out(est, frame, positive, split_seed, has_classifier=n_pos < n_kept)
-
-    def fit_stage(local: Any, stage: str, X_s: Any, y_s: Any, w_s: Any, held_s: Any) -> Any:
-        """One stage on the cluster (early-stopped on the ``held_s`` rows), as a local model."""
-        model = _dask_booster(local)
-        model.client = client
-        kw: dict[str, Any] = {}
-        if held_s is not None:
-            patience = int(est.patience)
-            model.set_params(early_stopping_rounds=patience)
-            local.set_params(early_stopping_rounds=patience)  # as in memory (n_estimators_)
-            kw["eval_set"] = [(X_s[held_s], y_s[held_s])]
-            if w_s is not None:
-                kw["sample_weight_eval_set"] = [w_s[held_s]]
-            X_s, y_s = X_s[~held_s], y_s[~held_s]
-            w_s = None if w_s is None else w_s[~held_s]
-        if w_s is not None:
-            kw["sample_weight"] = w_s
-        _fit_on_cluster(model, stage, X_s, y_s, **kw)
-        return _to_local(model, local)
-
     classifier = None
     if n_pos < n_kept:
-        classifier = fit_stage(
-            est._make_classifier(seed),
-            "classifier (stage 1)",
-            frame,
-            positive.astype("int8"),
-            sw,
-            held,
-        )
+        local_clf = est._make_classifier(seed)
+        dask_clf = _dask_booster(local_clf)
+        dask_clf.client = client
+        kw = {} if sw is None else {"sample_weight": sw}
+        _fit_on_cluster(dask_clf, "classifier (stage 1)", frame, positive.astype("int8"), **kw)
+        classifier = _to_local(dask_clf, local_clf)
     est.classifier_ = classifier
 
     X_pos, y_pos = frame[positive], y[positive]
     w_pos = None if sw is None else sw[positive]
     target = np.log1p(y_pos) if est.target_transform == "log1p" else y_pos
-    regressor = fit_stage(
-        est._make_regressor(seed),
-        "regressor (stage 2)",
-        X_pos,
-        target,
-        w_pos,
-        None if held is None else held[positive],
-    )
+    local_reg = est._make_regressor(seed)
+    dask_reg = _dask_booster(local_reg)
+    dask_reg.client = client
+    kw = {} if w_pos is None else {"sample_weight": w_pos}
+    _fit_on_cluster(dask_reg, "regressor (stage 2)", X_pos, target, **kw)
+    regressor = _to_local(dask_reg, local_reg)
     est.regressor_ = regressor
     est.correction_factor_ = _correction_factor(est, regressor, X_pos, y_pos, w_pos)
     est.n_estimators_ = (_n_rounds(classifier), _n_rounds(regressor))

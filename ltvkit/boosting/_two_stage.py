@@ -173,8 +173,8 @@ class TwoStageRegressor(LTVRegressorMixin, BaseEstimator):
         ``patience`` rounds, and predictions use the best round. The held-out rows are
         not used for the trees. Applies to XGBoost / LightGBM estimators (built-in or
         plugged in); other plug-ins are fitted without it, with a warning. From a
-        ParquetDataset or on dask DataFrames (XGBoost only there) the held-out rows
-        are chosen by a hash of their position instead (not stratified).
+        ParquetDataset the held-out rows are chosen by a hash of their position
+        instead (not stratified). Not available on dask DataFrames.
     validation_fraction : float, default=0.1
         Share of the rows held out for early stopping, in (0, 1).
     patience : int, default=20
